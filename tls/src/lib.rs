@@ -1,1 +1,22 @@
-//! stub
+//! baton's transport: a non-blocking byte stream over a socket it owns.
+//!
+//! A [`Transport`] reads into a [`RecvBuf`] and writes from a byte slice. Each
+//! step returns what it moved and whether the socket is drained (`WouldBlock`)
+//! or closed, as a value; what the transport wants next
+//! ([`Transport::wants_write`]) is recomputed from its state, never stored in
+//! a flag that can drift. The caller (baton's runtime) turns that into
+//! readiness it waits for.
+//!
+//! No threads, no poller, no `unsafe`: this crate cannot reach an event loop,
+//! so code running it on an IO thread cannot either.
+//!
+//! Contract shared by every step: it must be called repeatedly until it
+//! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
+//! `Interrupted` is retried inside; any other error is fatal for the stream.
+#![forbid(unsafe_code)]
+
+mod recv_buf;
+mod transport;
+
+pub use recv_buf::RecvBuf;
+pub use transport::{IoState, Progress, Transport};
