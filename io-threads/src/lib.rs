@@ -28,5 +28,5 @@ mod sync;
 mod wake_state;
 
 pub use handoff::{NotAway, Slot};
-pub use pool::{IoPool, PoolConfig, WorkerStats};
+pub use pool::{IoPool, PoolConfig, PoolStatsReader, WorkerStats};
 pub use signal::{LoopSignal, SignalStats, Wake};

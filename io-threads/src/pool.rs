@@ -50,6 +50,33 @@ pub struct WorkerStats {
     pub panics: u64,
 }
 
+/// A worker's counters; kept apart from its queue so a [`PoolStatsReader`]
+/// can read them without knowing the job type.
+#[derive(Debug, Default)]
+struct Counters {
+    done: AtomicU64,
+    parks: AtomicU64,
+    panics: AtomicU64,
+}
+
+/// Reads every worker's counters from any thread; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PoolStatsReader(Arc<Vec<Counters>>);
+
+impl PoolStatsReader {
+    /// Counters of each worker, in index order (empty with zero workers).
+    pub fn worker_stats(&self) -> Vec<WorkerStats> {
+        self.0
+            .iter()
+            .map(|c| WorkerStats {
+                jobs: c.done.load(Ordering::Relaxed),
+                parks: c.parks.load(Ordering::Relaxed),
+                panics: c.panics.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
+}
+
 struct Worker<J> {
     jobs: Bounded<J>,
     /// Whether the worker is running, parked, or notified since it last
@@ -57,13 +84,11 @@ struct Worker<J> {
     /// the worker one `unpark`.
     state: WakeState,
     parker: Parker,
-    done: AtomicU64,
-    parks: AtomicU64,
-    panics: AtomicU64,
 }
 
 struct Shared<J, D> {
     workers: Vec<Worker<J>>,
+    counters: Arc<Vec<Counters>>,
     completions: Unbounded<D>,
     signal: Arc<LoopSignal>,
     /// Set once by `shutdown`; a worker exits when it sees it with an empty queue.
@@ -106,13 +131,12 @@ impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
                 jobs: Bounded::new(config.queue_capacity),
                 state: WakeState::new(),
                 parker: Parker::default(),
-                done: AtomicU64::new(0),
-                parks: AtomicU64::new(0),
-                panics: AtomicU64::new(0),
             })
             .collect();
+        let counters = Arc::new((0..config.threads).map(|_| Counters::default()).collect());
         let shared = Arc::new(Shared {
             workers,
+            counters,
             completions: Unbounded::new(),
             signal,
             stop: AtomicBool::new(false),
@@ -160,17 +184,9 @@ impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
         !self.shared.completions.is_empty()
     }
 
-    /// Counters of each worker, in index order.
-    pub fn worker_stats(&self) -> Vec<WorkerStats> {
-        self.shared
-            .workers
-            .iter()
-            .map(|w| WorkerStats {
-                jobs: w.done.load(Ordering::Relaxed),
-                parks: w.parks.load(Ordering::Relaxed),
-                panics: w.panics.load(Ordering::Relaxed),
-            })
-            .collect()
+    /// A reader of the workers' counters that other threads may hold.
+    pub fn stats_reader(&self) -> PoolStatsReader {
+        PoolStatsReader(Arc::clone(&self.shared.counters))
     }
 
     /// Stops the workers and joins them. Jobs already queued are run first and
@@ -213,6 +229,7 @@ where
     H: Fn(usize, J) -> D,
 {
     let me = &shared.workers[index];
+    let counters = &shared.counters[index];
     loop {
         me.state.begin_drain();
         // Read `stop` *before* draining: its acquire makes every job pushed
@@ -226,10 +243,10 @@ where
                 Ok(done) => {
                     shared.completions.push(done);
                     shared.signal.notify();
-                    me.done.fetch_add(1, Ordering::Relaxed);
+                    counters.done.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => {
-                    me.panics.fetch_add(1, Ordering::Relaxed);
+                    counters.panics.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
@@ -239,7 +256,7 @@ where
         if spin_until_work(me, shared.spin) || !me.state.try_sleep() {
             continue;
         }
-        me.parks.fetch_add(1, Ordering::Relaxed);
+        counters.parks.fetch_add(1, Ordering::Relaxed);
         // Spurious returns are fine: the loop drains and re-checks. An unpark
         // that came before this call is remembered by the thread's token.
         me.parker.park();

@@ -1,1 +1,38 @@
-//! stub
+//! baton's main event loop.
+//!
+//! One thread, the loop's, owns the poller, the connection table, timers,
+//! listeners and the application's [`Service`]. IO threads (optional) do
+//! socket reads and writes and run the [`Codec`]; a connection is *moved* to
+//! one and moved back, never shared. IO threads cannot reach the poller: they
+//! post completions to a lock-free queue and wake the loop through a handle
+//! that can only notify.
+//!
+//! Start with [`Server::builder`], implement [`Service`] and [`Codec`], and
+//! use [`LoopHandle`] from other threads. `ARCHITECTURE.md` in the
+//! repository explains the design.
+
+mod config;
+mod conn;
+mod conn_id;
+mod context;
+mod core;
+mod handle;
+mod listener;
+mod plan;
+mod reactor;
+mod server;
+mod service;
+mod stats;
+mod timers;
+
+pub use baton_tls::RecvBuf;
+pub use config::Config;
+pub use conn_id::ConnId;
+pub use context::Ctx;
+pub use handle::{LoopHandle, Stopped};
+pub use server::{Builder, NoCodec, RunReport, Server};
+pub use service::{
+    CloseReason, Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service,
+};
+pub use stats::StatsSnapshot;
+pub use timers::TimerId;

@@ -1,0 +1,249 @@
+//! One connection, and the IO step that runs on an IO thread (or inline).
+//!
+//! A `Conn` is owned by exactly one place at a time: the loop's table or a
+//! job. Everything an IO step touches is inside it, so the step needs no
+//! lock and cannot reach the loop.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use baton_tls::{IoState, RecvBuf, Transport};
+
+use crate::plan::{ConnFacts, Step};
+use crate::{CloseReason, Codec, ConnId, ConnInfo, ProtocolError, ProtocolErrorKind};
+
+/// Encode queued frames into the write buffer in batches of about this many
+/// bytes, so a deep queue is not copied all at once.
+const ENCODE_BATCH: usize = 64 * 1024;
+/// A write buffer larger than this is released once empty, so an idle
+/// connection does not keep the memory of its largest reply.
+const KEEP_WRITE_BUF: usize = 64 * 1024;
+/// Same for the receive buffer.
+const KEEP_RECV_BUF: usize = 64 * 1024;
+
+/// IO limits an IO step needs; copied into each IO thread.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IoLimits {
+    pub(crate) read_budget: usize,
+    pub(crate) max_frame_size: usize,
+}
+
+pub(crate) struct Conn<C: Codec> {
+    pub(crate) id: ConnId,
+    pub(crate) info: ConnInfo,
+    pub(crate) transport: Transport,
+    pub(crate) codec: C,
+    recv: RecvBuf,
+    /// Decoded frames waiting for the loop to deliver them, in order.
+    pub(crate) frames: Vec<C::In>,
+    /// A decode error to act on after `frames` are delivered.
+    pub(crate) decode_error: Option<ProtocolError>,
+    /// Frames queued for sending, not yet encoded.
+    out: VecDeque<C::Out>,
+    /// Sum of `encoded_len` over `out`.
+    out_queued: usize,
+    /// Encoded bytes; `wbuf[wpos..]` is not yet written.
+    wbuf: Vec<u8>,
+    wpos: usize,
+    /// Readiness edges seen and not consumed (see `plan::ConnFacts`).
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    pub(crate) peer_eof: bool,
+    /// A graceful close was requested, with this reason.
+    pub(crate) closing: Option<CloseReason>,
+    /// A fatal error: close with this reason, now.
+    pub(crate) failed: Option<CloseReason>,
+    /// When bytes last arrived (for the idle timeout).
+    pub(crate) last_active: Instant,
+    /// Already in the loop's list of connections to look at.
+    pub(crate) scheduled: bool,
+    pub(crate) span: tracing::Span,
+}
+
+impl<C: Codec> std::fmt::Debug for Conn<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("peer", &self.info.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one IO step did, for the loop's counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StepReport {
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+}
+
+impl<C: Codec> Conn<C> {
+    pub(crate) fn new(
+        id: ConnId,
+        info: ConnInfo,
+        transport: Transport,
+        codec: C,
+        now: Instant,
+    ) -> Self {
+        let span = tracing::debug_span!("conn", id = id.serial(), peer = %info.peer);
+        Self {
+            id,
+            info,
+            transport,
+            codec,
+            recv: RecvBuf::new(),
+            frames: Vec::new(),
+            decode_error: None,
+            out: VecDeque::new(),
+            out_queued: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+            // A new socket may already hold data, and can take output.
+            readable: true,
+            writable: true,
+            peer_eof: false,
+            closing: None,
+            failed: None,
+            last_active: now,
+            scheduled: false,
+            span,
+        }
+    }
+
+    /// Output bytes held for this connection (queued frames and encoded
+    /// bytes not yet written).
+    pub(crate) fn output_bytes(&self) -> usize {
+        self.out_queued + (self.wbuf.len() - self.wpos)
+    }
+
+    /// Queues a frame; `len` is its `encoded_len`.
+    pub(crate) fn queue(&mut self, frame: C::Out, len: usize) {
+        self.out.push_back(frame);
+        self.out_queued += len;
+    }
+
+    /// Drops all queued output (on an abortive close).
+    pub(crate) fn discard_output(&mut self) {
+        self.out.clear();
+        self.out_queued = 0;
+        self.wbuf = Vec::new();
+        self.wpos = 0;
+    }
+
+    pub(crate) fn facts(&self, soft_limit: usize) -> ConnFacts {
+        let output = self.output_bytes();
+        ConnFacts {
+            readable: self.readable,
+            writable: self.writable,
+            has_output: output > 0 || self.transport.wants_write(),
+            output_over_soft_limit: output >= soft_limit,
+            peer_eof: self.peer_eof,
+            closing: self.closing.is_some(),
+            failed: self.failed.is_some(),
+        }
+    }
+
+    /// The IO step: write what is queued, read and decode what arrived, and
+    /// write again if the transport produced bytes of its own while reading.
+    /// Runs on an IO thread or inline; never touches the loop. A codec panic
+    /// is caught and turned into a close.
+    pub(crate) fn run_step(&mut self, step: Step, limits: IoLimits) -> StepReport {
+        let _enter = self.span.clone().entered();
+        let mut report = StepReport::default();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if step.write {
+                self.flush(&mut report);
+            }
+            if step.read && self.failed.is_none() {
+                self.read_and_decode(limits, &mut report);
+            }
+            if self.failed.is_none() && self.writable && self.transport.wants_write() {
+                self.flush(&mut report);
+            }
+        }));
+        if result.is_err() {
+            tracing::warn!("codec panicked; closing the connection");
+            self.failed = Some(CloseReason::CodecPanic);
+        }
+        report
+    }
+
+    fn flush(&mut self, report: &mut StepReport) {
+        loop {
+            if self.wpos == self.wbuf.len() {
+                self.wbuf.clear();
+                self.wpos = 0;
+                self.encode_batch();
+                if self.wbuf.is_empty() {
+                    break;
+                }
+            }
+            match self.transport.write(&self.wbuf[self.wpos..]) {
+                Ok(progress) => {
+                    self.wpos += progress.bytes;
+                    report.bytes_out += progress.bytes as u64;
+                    if progress.state == IoState::Drained {
+                        self.writable = false;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.failed = Some(CloseReason::Io(e.kind()));
+                    return;
+                }
+            }
+        }
+        match self.transport.flush() {
+            Ok(IoState::Drained) => self.writable = false,
+            Ok(_) => {}
+            Err(e) => self.failed = Some(CloseReason::Io(e.kind())),
+        }
+        if self.wbuf.capacity() > KEEP_WRITE_BUF {
+            self.wbuf = Vec::new();
+        }
+    }
+
+    fn encode_batch(&mut self) {
+        while self.wbuf.len() < ENCODE_BATCH {
+            let Some(frame) = self.out.pop_front() else {
+                break;
+            };
+            self.out_queued -= C::encoded_len(&frame);
+            self.codec.encode(frame, &mut self.wbuf);
+        }
+    }
+
+    fn read_and_decode(&mut self, limits: IoLimits, report: &mut StepReport) {
+        match self.transport.read(&mut self.recv, limits.read_budget) {
+            Ok(progress) => {
+                report.bytes_in += progress.bytes as u64;
+                match progress.state {
+                    IoState::Ready => {}
+                    IoState::Drained => self.readable = false,
+                    IoState::Eof => {
+                        self.readable = false;
+                        self.peer_eof = true;
+                    }
+                }
+            }
+            Err(e) => {
+                self.failed = Some(CloseReason::Io(e.kind()));
+                return;
+            }
+        }
+        while self.decode_error.is_none() {
+            match self.codec.decode(&mut self.recv) {
+                Ok(Some(frame)) => self.frames.push(frame),
+                Ok(None) => break,
+                Err(error) => self.decode_error = Some(error),
+            }
+        }
+        if self.decode_error.is_none() && self.recv.len() > limits.max_frame_size {
+            self.decode_error = Some(ProtocolError {
+                kind: ProtocolErrorKind::FrameTooLarge,
+                message: format!("frame larger than {} bytes", limits.max_frame_size),
+            });
+        }
+        self.recv.shrink_if_idle(KEEP_RECV_BUF);
+    }
+}

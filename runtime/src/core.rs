@@ -1,0 +1,208 @@
+//! The loop's state apart from the service: the connection table, timers,
+//! the IO pool and the reactor. `Ctx` and the loop both work through it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_io_threads::{IoPool, LoopSignal, Slot};
+use slab::Slab;
+
+use crate::conn::{Conn, IoLimits, StepReport};
+use crate::handle::Mailbox;
+use crate::plan::Step;
+use crate::reactor::Reactor;
+use crate::stats::{Stats, StatsSource};
+use crate::timers::Timers;
+use crate::{CloseReason, Codec, Config, ConnId, SendError, Service};
+
+pub(crate) type Out<S> = <<S as Service>::Codec as Codec>::Out;
+
+/// What the loop remembers about a connection while it is on an IO thread.
+/// It joins the connection, in order, when the connection comes home.
+pub(crate) struct Away<C: Codec> {
+    pub(crate) generation: u64,
+    /// Output bytes the connection held when it left.
+    pub(crate) base_output: usize,
+    pub(crate) pending: Vec<C::Out>,
+    pub(crate) pending_bytes: usize,
+    /// Readiness edges that arrived while away.
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// A graceful close requested while away.
+    pub(crate) close: Option<CloseReason>,
+    /// An abortive close decided while away (output limit, timeout).
+    pub(crate) abort: Option<CloseReason>,
+}
+
+impl<C: Codec> Default for Away<C> {
+    fn default() -> Self {
+        Self {
+            generation: 0,
+            base_output: 0,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            readable: false,
+            writable: false,
+            close: None,
+            abort: None,
+        }
+    }
+}
+
+pub(crate) type Entry<C> = Slot<Box<Conn<C>>, Away<C>>;
+
+/// A connection handed to an IO thread, with the step to run.
+pub(crate) struct Job<C: Codec> {
+    pub(crate) conn: Box<Conn<C>>,
+    pub(crate) step: Step,
+}
+
+/// A connection handed back, with what its step did.
+pub(crate) struct Done<C: Codec> {
+    pub(crate) conn: Box<Conn<C>>,
+    pub(crate) report: StepReport,
+}
+
+/// Runs a job on an IO thread.
+pub(crate) fn run_job<C: Codec>(job: Job<C>, limits: IoLimits) -> Done<C> {
+    let mut conn = job.conn;
+    let report = conn.run_step(job.step, limits);
+    Done { conn, report }
+}
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimerKind {
+    /// A service timer, with its token.
+    User(u64),
+    /// Check whether this connection has been idle too long.
+    Idle(ConnId),
+    /// A closing connection must be gone by now.
+    CloseFlush(ConnId),
+    /// Accept again after `accept` failed (for example out of descriptors).
+    AcceptRetry(usize),
+}
+
+pub(crate) struct Core<S: Service> {
+    pub(crate) config: Config,
+    pub(crate) limits: IoLimits,
+    pub(crate) reactor: Reactor,
+    pub(crate) table: Slab<Entry<S::Codec>>,
+    pub(crate) next_generation: u64,
+    pub(crate) pool: Option<IoPool<Job<S::Codec>, Done<S::Codec>>>,
+    pub(crate) signal: Arc<LoopSignal>,
+    pub(crate) mailbox: Arc<Mailbox<S::Command>>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) stats_source: StatsSource,
+    pub(crate) timers: Timers<TimerKind>,
+    /// Connections to look at before the next wait.
+    pub(crate) scheduled: Vec<ConnId>,
+    /// Set once a shutdown has begun: the time by which it must finish.
+    pub(crate) shutdown_deadline: Option<Instant>,
+    pub(crate) now: Instant,
+}
+
+impl<S: Service> Core<S> {
+    /// The connection, if `id` names a live one that is home.
+    pub(crate) fn home_mut(&mut self, id: ConnId) -> Option<&mut Conn<S::Codec>> {
+        match self.table.get_mut(id.slot())? {
+            Slot::Home(conn) if conn.id == id => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// Marks a connection to be looked at before the next wait.
+    pub(crate) fn schedule(&mut self, id: ConnId) {
+        if let Some(conn) = self.home_mut(id) {
+            if !conn.scheduled {
+                conn.scheduled = true;
+                self.scheduled.push(id);
+            }
+        }
+    }
+
+    pub(crate) fn is_live(&self, id: ConnId) -> bool {
+        match self.table.get(id.slot()) {
+            Some(Slot::Home(conn)) => conn.id == id,
+            Some(Slot::Away(away)) => away.generation == id.generation,
+            None => false,
+        }
+    }
+
+    /// Queues `frame` for `id`, home or away. See [`Ctx::send`](crate::Ctx::send).
+    pub(crate) fn send(&mut self, id: ConnId, frame: Out<S>) -> Result<(), SendError> {
+        let len = S::Codec::encoded_len(&frame);
+        let hard = self.config.output_hard_limit;
+        match self.table.get_mut(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {
+                if conn.failed.is_some() || conn.closing.is_some() {
+                    return Err(SendError::Closing);
+                }
+                if conn.output_bytes().saturating_add(len) > hard {
+                    conn.discard_output();
+                    conn.failed = Some(CloseReason::OutputLimit);
+                    self.schedule(id);
+                    return Err(SendError::LimitExceeded);
+                }
+                conn.queue(frame, len);
+                self.schedule(id);
+                Ok(())
+            }
+            Some(Slot::Away(away)) if away.generation == id.generation => {
+                if away.abort.is_some() || away.close.is_some() {
+                    return Err(SendError::Closing);
+                }
+                if (away.base_output + away.pending_bytes).saturating_add(len) > hard {
+                    away.pending.clear();
+                    away.pending_bytes = 0;
+                    away.abort = Some(CloseReason::OutputLimit);
+                    return Err(SendError::LimitExceeded);
+                }
+                away.pending.push(frame);
+                away.pending_bytes += len;
+                Ok(())
+            }
+            _ => Err(SendError::Gone),
+        }
+    }
+
+    /// Requests a graceful close (flush, then close) of `id`, home or away.
+    /// The first reason given wins.
+    pub(crate) fn request_close(
+        &mut self,
+        id: ConnId,
+        reason: CloseReason,
+    ) -> Result<(), SendError> {
+        match self.table.get_mut(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {
+                conn.closing.get_or_insert(reason);
+                self.schedule(id);
+            }
+            Some(Slot::Away(away)) if away.generation == id.generation => {
+                away.close.get_or_insert(reason);
+            }
+            _ => return Err(SendError::Gone),
+        }
+        let at = self.now + self.config.close_flush_timeout;
+        self.timers.set(at, TimerKind::CloseFlush(id));
+        Ok(())
+    }
+
+    /// Closes `id` at once with `reason` (its output is dropped), home or away.
+    pub(crate) fn abort(&mut self, id: ConnId, reason: CloseReason) {
+        match self.table.get_mut(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {
+                conn.failed.get_or_insert(reason);
+                self.schedule(id);
+            }
+            Some(Slot::Away(away)) if away.generation == id.generation => {
+                away.abort.get_or_insert(reason);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn set_timer(&mut self, after: Duration, kind: TimerKind) -> crate::TimerId {
+        self.timers.set(self.now + after, kind)
+    }
+}

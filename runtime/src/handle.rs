@@ -1,0 +1,127 @@
+//! Reaching the loop from other threads: commands through a lock-free
+//! queue, followed by a coalesced wake-up.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_io_threads::LoopSignal;
+use crossbeam_queue::SegQueue;
+
+use crate::stats::StatsSource;
+use crate::StatsSnapshot;
+
+/// What other threads can ask of the loop.
+pub(crate) enum Control<C> {
+    /// Delivered to [`Service::on_command`](crate::Service::on_command).
+    User(C),
+    /// Begin a graceful shutdown that must finish by `deadline`.
+    Shutdown { deadline: Instant },
+}
+
+/// The loop's inbox (any thread -> main loop, MPSC, unbounded).
+pub(crate) struct Mailbox<C> {
+    pub(crate) queue: SegQueue<Control<C>>,
+    pub(crate) signal: Arc<LoopSignal>,
+    /// Cleared when the loop has returned; later posts are refused.
+    pub(crate) running: AtomicBool,
+}
+
+impl<C> Mailbox<C> {
+    pub(crate) fn new(signal: Arc<LoopSignal>) -> Self {
+        Self {
+            queue: SegQueue::new(),
+            signal,
+            running: AtomicBool::new(true),
+        }
+    }
+
+    fn push(&self, control: Control<C>) -> Result<(), Control<C>> {
+        if !self.running.load(Ordering::Acquire) {
+            return Err(control);
+        }
+        self.queue.push(control);
+        self.signal.notify();
+        Ok(())
+    }
+}
+
+/// A handle other threads use to talk to a running server's loop.
+///
+/// `Send + Sync + Clone`: hand it to signal handlers, admin threads,
+/// background jobs. It can post commands, start a graceful shutdown and read
+/// counters; it cannot touch connections or the poller directly (all of that
+/// happens on the loop, in the order commands arrive).
+pub struct LoopHandle<C> {
+    pub(crate) mailbox: Arc<Mailbox<C>>,
+    pub(crate) stats: StatsSource,
+}
+
+impl<C> Clone for LoopHandle<C> {
+    fn clone(&self) -> Self {
+        Self {
+            mailbox: Arc::clone(&self.mailbox),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+impl<C> fmt::Debug for LoopHandle<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+/// The loop has stopped; the command is given back.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Stopped<C>(pub C);
+
+impl<C> fmt::Display for Stopped<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the event loop has stopped")
+    }
+}
+
+impl<C: fmt::Debug> std::error::Error for Stopped<C> {}
+
+impl<C: Send + 'static> LoopHandle<C> {
+    /// Queues `command` for [`Service::on_command`](crate::Service::on_command)
+    /// and wakes the loop if it sleeps. Never blocks. Commands from one
+    /// thread arrive in the order posted.
+    ///
+    /// `Err` gives the command back if the loop had already stopped. A
+    /// command posted while the loop is returning may be dropped unseen.
+    pub fn post(&self, command: C) -> Result<(), Stopped<C>> {
+        self.mailbox
+            .push(Control::User(command))
+            .map_err(|control| match control {
+                Control::User(command) => Stopped(command),
+                Control::Shutdown { .. } => unreachable!("pushed a user command"),
+            })
+    }
+
+    /// Starts a graceful shutdown: stop accepting, let queued output flush
+    /// for up to `grace`, close every connection, join the IO threads; then
+    /// [`Server::run`](crate::Server::run) returns. Returns at once; calling
+    /// it again (or after the loop stopped) does nothing.
+    pub fn shutdown(&self, grace: Duration) {
+        let _ = self.mailbox.push(Control::Shutdown {
+            deadline: Instant::now() + grace,
+        });
+    }
+}
+
+impl<C> LoopHandle<C> {
+    /// Whether the loop is still running.
+    pub fn is_running(&self) -> bool {
+        self.mailbox.running.load(Ordering::Acquire)
+    }
+
+    /// The server's counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+}

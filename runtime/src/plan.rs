@@ -1,0 +1,169 @@
+//! What a connection should do next, derived from its state every time
+//! (never stored in a flag that can drift).
+
+/// The facts about one connection that decide its next step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ConnFacts {
+    /// A readable edge was seen and the socket has not been drained since.
+    pub(crate) readable: bool,
+    /// A writable edge was seen (or never blocked) since the last `WouldBlock`.
+    pub(crate) writable: bool,
+    /// Output is queued, or the transport holds bytes to send.
+    pub(crate) has_output: bool,
+    /// Queued output is above the soft limit: stop reading (backpressure).
+    pub(crate) output_over_soft_limit: bool,
+    /// The peer closed its side.
+    pub(crate) peer_eof: bool,
+    /// A graceful close was requested: flush, then close.
+    pub(crate) closing: bool,
+    /// A fatal error happened: close now.
+    pub(crate) failed: bool,
+}
+
+/// The IO a step should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+/// The loop's decision for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Run an IO step (on an IO thread, or inline).
+    Io(Step),
+    /// Nothing to do until an edge arrives or the service writes.
+    Wait,
+    /// Close it now (output flushed, or it failed).
+    Close,
+}
+
+pub(crate) fn next(f: ConnFacts) -> Next {
+    if f.failed {
+        return Next::Close;
+    }
+    let write = f.has_output && f.writable;
+    let read = f.readable && !f.peer_eof && !f.closing && !f.output_over_soft_limit;
+    if read || write {
+        Next::Io(Step { read, write })
+    } else if (f.peer_eof || f.closing) && !f.has_output {
+        Next::Close
+    } else {
+        Next::Wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> ConnFacts {
+        ConnFacts {
+            writable: true,
+            ..ConnFacts::default()
+        }
+    }
+
+    #[test]
+    fn reads_when_readable_and_waits_when_not() {
+        assert_eq!(
+            next(ConnFacts {
+                readable: true,
+                ..facts()
+            }),
+            Next::Io(Step {
+                read: true,
+                write: false
+            })
+        );
+        assert_eq!(next(facts()), Next::Wait);
+    }
+
+    #[test]
+    fn writes_only_with_output_and_writability() {
+        let pending = ConnFacts {
+            has_output: true,
+            ..facts()
+        };
+        assert_eq!(
+            next(pending),
+            Next::Io(Step {
+                read: false,
+                write: true
+            })
+        );
+        assert_eq!(
+            next(ConnFacts {
+                writable: false,
+                ..pending
+            }),
+            Next::Wait,
+            "wait for the writable edge"
+        );
+    }
+
+    #[test]
+    fn backpressure_stops_reading_but_keeps_writing() {
+        let f = ConnFacts {
+            readable: true,
+            has_output: true,
+            output_over_soft_limit: true,
+            ..facts()
+        };
+        assert_eq!(
+            next(f),
+            Next::Io(Step {
+                read: false,
+                write: true
+            })
+        );
+        assert_eq!(
+            next(ConnFacts {
+                writable: false,
+                ..f
+            }),
+            Next::Wait
+        );
+    }
+
+    #[test]
+    fn closing_flushes_first_then_closes() {
+        let closing = ConnFacts {
+            closing: true,
+            readable: true,
+            has_output: true,
+            ..facts()
+        };
+        assert_eq!(
+            next(closing),
+            Next::Io(Step {
+                read: false,
+                write: true
+            }),
+            "no more reading while closing"
+        );
+        assert_eq!(
+            next(ConnFacts {
+                has_output: false,
+                ..closing
+            }),
+            Next::Close
+        );
+        let eof = ConnFacts {
+            peer_eof: true,
+            ..facts()
+        };
+        assert_eq!(next(eof), Next::Close);
+    }
+
+    #[test]
+    fn failure_closes_regardless_of_anything_else() {
+        let f = ConnFacts {
+            failed: true,
+            readable: true,
+            has_output: true,
+            ..facts()
+        };
+        assert_eq!(next(f), Next::Close);
+    }
+}

@@ -1,0 +1,134 @@
+//! The only module that calls `polling`. Nothing else in baton registers,
+//! modifies or deletes a source, or waits.
+//!
+//! Mode: every socket is registered once, **edge-triggered**, for both read
+//! and write. An edge means "something changed"; the loop records it as
+//! readiness on the connection and the IO step reads or writes until
+//! `WouldBlock`. So steady state needs no `epoll_ctl` at all (oneshot would
+//! need one per event to re-arm; level would keep reporting a connection
+//! while it is away on an IO thread). See ARCHITECTURE.md.
+//!
+//! `Reactor` is `!Send` and `!Sync`: it stays on the thread that created it,
+//! the loop's. IO threads get only a [`PollerWaker`].
+
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_io_threads::Wake;
+use polling::{Event, Events, PollMode, Poller};
+
+use crate::stats::Counter;
+
+/// What the loop needs from one poller event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Readiness {
+    pub(crate) key: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+pub(crate) struct Reactor {
+    poller: Arc<Poller>,
+    events: Events,
+    /// `epoll_ctl` calls made (add and delete), for syscall accounting.
+    pub(crate) ctl_calls: Counter,
+    #[cfg(debug_assertions)]
+    owner: std::thread::ThreadId,
+    /// `*const ()` is neither `Send` nor `Sync`: the poller stays on the loop.
+    _single_thread: PhantomData<*const ()>,
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor").finish_non_exhaustive()
+    }
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Self {
+            poller: Arc::new(Poller::new()?),
+            events: Events::new(),
+            ctl_calls: Counter::default(),
+            #[cfg(debug_assertions)]
+            owner: std::thread::current().id(),
+            _single_thread: PhantomData,
+        })
+    }
+
+    /// The narrow handle other threads use: it can only wake the wait.
+    pub(crate) fn waker(&self) -> PollerWaker {
+        PollerWaker(Arc::clone(&self.poller))
+    }
+
+    /// Registers `source` under `key`, edge-triggered, for read and write.
+    ///
+    /// The caller must call [`deregister`](Self::deregister) before the
+    /// source is dropped; baton's single close path does.
+    pub(crate) fn register(&self, source: &impl AsRawFd, key: usize) -> io::Result<()> {
+        self.assert_owner();
+        self.ctl_calls.add(1);
+        // SAFETY: `polling` requires the source to be deleted from the poller
+        // before it is closed. Every socket registered here is owned by a
+        // listener or connection whose only close path calls `deregister`
+        // first (`EventLoop::close_now`, `EventLoop::stop_listening`).
+        unsafe {
+            self.poller
+                .add_with_mode(source.as_raw_fd(), Event::all(key), PollMode::Edge)
+        }
+    }
+
+    /// Removes `source` from the poller. Call before dropping it.
+    pub(crate) fn deregister(&self, source: &impl std::os::fd::AsFd) -> io::Result<()> {
+        self.assert_owner();
+        self.ctl_calls.add(1);
+        self.poller.delete(source)
+    }
+
+    /// Waits for events (or a wake-up) up to `timeout`; `None` waits forever.
+    /// The events replace the previous batch in `out`.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        out: &mut Vec<Readiness>,
+    ) -> io::Result<()> {
+        self.assert_owner();
+        self.events.clear();
+        self.poller.wait(&mut self.events, timeout)?;
+        out.clear();
+        out.extend(self.events.iter().map(|e| Readiness {
+            key: e.key,
+            readable: e.readable,
+            writable: e.writable,
+        }));
+        Ok(())
+    }
+
+    /// Debug builds check that every poller call comes from the loop's own
+    /// thread: the type system already rules it out, this catches a future
+    /// `unsafe impl Send` that would let it in.
+    fn assert_owner(&self) {
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            std::thread::current().id(),
+            self.owner,
+            "poller used off the loop thread"
+        );
+    }
+}
+
+/// Wakes the loop's wait, and nothing else: the only piece of the poller an
+/// IO thread or a [`LoopHandle`](crate::LoopHandle) can reach.
+#[derive(Debug, Clone)]
+pub(crate) struct PollerWaker(Arc<Poller>);
+
+impl Wake for PollerWaker {
+    fn wake(&self) {
+        // `notify` fails only if its eventfd write fails, which needs a
+        // counter near overflow; notifications coalesce long before that.
+        let _ = self.0.notify();
+    }
+}

@@ -1,0 +1,699 @@
+//! The server: built on the thread that will run it, then `run` until a
+//! shutdown completes.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_io_threads::{IoPool, LoopSignal, PoolConfig, Slot};
+use baton_tls::Transport;
+use slab::Slab;
+
+use crate::conn::{Conn, IoLimits, StepReport};
+use crate::core::{run_job, Core, Done, Job, TimerKind};
+use crate::handle::{Control, Mailbox};
+use crate::plan::{self, Next, Step};
+use crate::reactor::{Reactor, Readiness};
+use crate::stats::{Stats, StatsSource};
+use crate::timers::Timers;
+use crate::{
+    listener, CloseReason, Codec, Config, ConnId, ConnInfo, Ctx, LoopHandle, Service, StatsSnapshot,
+};
+
+/// Poller keys at and above this name listeners (`LISTENER_KEY + index`);
+/// below it, connection slots. `usize::MAX` is the poller's own.
+const LISTENER_KEY: usize = usize::MAX / 2;
+/// How soon to retry `accept` after it failed (out of descriptors).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Collects configuration and listen addresses; [`build`](Builder::build)
+/// makes the server on the calling thread.
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+    addrs: Vec<SocketAddr>,
+}
+
+impl Builder {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Number of IO threads (0: all IO inline on the loop).
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.config.io_threads = n;
+        self
+    }
+
+    /// Adds a TCP listen address (IPv4 or IPv6; port 0 picks a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.addrs.push(addr);
+        self
+    }
+
+    /// Binds the listeners, creates the poller and starts the IO threads.
+    ///
+    /// The returned server is `!Send`: it must run on the thread that built
+    /// it, which becomes the loop's thread.
+    pub fn build<S: Service>(self, service: S) -> io::Result<Server<S>> {
+        Server::new(self.config, &self.addrs, service)
+    }
+}
+
+/// A server: the main event loop, its listeners, connections, timers, IO
+/// threads and the application's [`Service`].
+///
+/// `!Send` and `!Sync`: it owns the poller, which only the loop's thread may
+/// touch. Other threads use a [`LoopHandle`]. This does not compile:
+///
+/// ```compile_fail
+/// use baton_runtime::{Codec, ConnId, Ctx, ProtocolError, RecvBuf, Server, Service};
+/// struct Nothing;
+/// impl Codec for Nothing {
+///     type In = ();
+///     type Out = ();
+///     fn decode(&mut self, _: &mut RecvBuf) -> Result<Option<()>, ProtocolError> { Ok(None) }
+///     fn encode(&mut self, _: (), _: &mut Vec<u8>) {}
+///     fn encoded_len(_: &()) -> usize { 0 }
+/// }
+/// struct Idle;
+/// impl Service for Idle {
+///     type Codec = Nothing;
+///     type Command = ();
+///     fn codec(&mut self, _: &baton_runtime::ConnInfo) -> Nothing { Nothing }
+///     fn on_frame(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: ()) {}
+/// }
+/// let server = Server::builder().listen("127.0.0.1:0".parse().unwrap()).build(Idle).unwrap();
+/// // The poller cannot leave its thread:
+/// std::thread::spawn(move || server.run());
+/// ```
+///
+/// The same program, run on the thread that built it, compiles:
+///
+/// ```no_run
+/// # use baton_runtime::{Codec, ConnId, Ctx, ProtocolError, RecvBuf, Server, Service};
+/// # struct Nothing;
+/// # impl Codec for Nothing {
+/// #     type In = ();
+/// #     type Out = ();
+/// #     fn decode(&mut self, _: &mut RecvBuf) -> Result<Option<()>, ProtocolError> { Ok(None) }
+/// #     fn encode(&mut self, _: (), _: &mut Vec<u8>) {}
+/// #     fn encoded_len(_: &()) -> usize { 0 }
+/// # }
+/// # struct Idle;
+/// # impl Service for Idle {
+/// #     type Codec = Nothing;
+/// #     type Command = ();
+/// #     fn codec(&mut self, _: &baton_runtime::ConnInfo) -> Nothing { Nothing }
+/// #     fn on_frame(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: ()) {}
+/// # }
+/// let server = Server::builder().listen("127.0.0.1:0".parse().unwrap()).build(Idle).unwrap();
+/// server.run().unwrap();
+/// ```
+pub struct Server<S: Service> {
+    core: Core<S>,
+    service: S,
+    listeners: Vec<Option<TcpListener>>,
+    /// Events of the current iteration (kept to reuse its allocation).
+    events: Vec<Readiness>,
+}
+
+impl<S: Service> std::fmt::Debug for Server<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listeners", &self.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Server::run`] returns once shutdown completes.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The counters at the end.
+    pub stats: StatsSnapshot,
+    /// Connections that were still open at the shutdown deadline and were
+    /// closed without flushing.
+    pub closed_at_deadline: usize,
+}
+
+impl Server<()> {
+    /// Starts configuring a server.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl Service for () {
+    type Codec = NoCodec;
+    type Command = ();
+    fn codec(&mut self, _: &ConnInfo) -> NoCodec {
+        NoCodec
+    }
+    fn on_frame(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: ()) {}
+}
+
+/// The codec of the unit service `()`, which exists only so that
+/// `Server::builder()` needs no type annotation. Decodes nothing.
+#[derive(Debug)]
+pub struct NoCodec;
+
+impl Codec for NoCodec {
+    type In = ();
+    type Out = ();
+    fn decode(&mut self, _: &mut baton_tls::RecvBuf) -> Result<Option<()>, crate::ProtocolError> {
+        Ok(None)
+    }
+    fn encode(&mut self, _: (), _: &mut Vec<u8>) {}
+    fn encoded_len(_: &()) -> usize {
+        0
+    }
+}
+
+impl<S: Service> Server<S> {
+    fn new(config: Config, addrs: &[SocketAddr], service: S) -> io::Result<Self> {
+        let reactor = Reactor::new()?;
+        let signal = Arc::new(LoopSignal::new(reactor.waker()));
+        let limits = IoLimits {
+            read_budget: config.read_budget.max(1),
+            max_frame_size: config.max_frame_size,
+        };
+        let pool = if config.io_threads > 0 {
+            let pool_config = PoolConfig {
+                threads: config.io_threads,
+                queue_capacity: config.io_queue_capacity,
+                spin: config.io_spin,
+                name: "baton-io".into(),
+            };
+            Some(IoPool::new(
+                &pool_config,
+                Arc::clone(&signal),
+                move |_, job| run_job(job, limits),
+            )?)
+        } else {
+            None
+        };
+        let stats = Arc::new(Stats::default());
+        let stats_source = StatsSource {
+            stats: Arc::clone(&stats),
+            signal: Arc::clone(&signal),
+            pool: pool.as_ref().map(IoPool::stats_reader),
+        };
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for (index, addr) in addrs.iter().enumerate() {
+            let listener = listener::bind(*addr, config.backlog)?;
+            reactor.register(&listener, LISTENER_KEY + index)?;
+            listeners.push(Some(listener));
+        }
+        let core = Core {
+            mailbox: Arc::new(Mailbox::new(Arc::clone(&signal))),
+            config,
+            limits,
+            reactor,
+            table: Slab::new(),
+            next_generation: 0,
+            pool,
+            signal,
+            stats,
+            stats_source,
+            timers: Timers::new(),
+            scheduled: Vec::new(),
+            shutdown_deadline: None,
+            now: Instant::now(),
+        };
+        Ok(Self {
+            core,
+            service,
+            listeners,
+            events: Vec::with_capacity(1024),
+        })
+    }
+
+    /// The addresses the listeners are bound to, in the order added.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .flatten()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// A handle for other threads: post commands, shut down, read counters.
+    pub fn handle(&self) -> LoopHandle<S::Command> {
+        LoopHandle {
+            mailbox: Arc::clone(&self.core.mailbox),
+            stats: self.core.stats_source.clone(),
+        }
+    }
+
+    /// Runs the loop until a graceful shutdown completes, then joins the IO
+    /// threads and returns. Errors only if the poller itself fails.
+    pub fn run(mut self) -> io::Result<RunReport> {
+        let result = self.run_loop();
+        let closed_at_deadline = self.finish_shutdown();
+        result?;
+        Ok(RunReport {
+            stats: self.core.stats_source.snapshot(),
+            closed_at_deadline,
+        })
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
+        loop {
+            let timeout = self.next_timeout();
+            let block = timeout != Some(Duration::ZERO) && self.core.signal.try_sleep();
+            self.core.reactor.wait(
+                if block { timeout } else { Some(Duration::ZERO) },
+                &mut self.events,
+            )?;
+            self.core.signal.begin_drain();
+            self.core.now = Instant::now();
+            self.core.stats.loop_iterations.add(1);
+
+            for i in 0..self.events.len() {
+                let event = self.events[i];
+                if event.key >= LISTENER_KEY {
+                    self.accept_all(event.key - LISTENER_KEY);
+                } else {
+                    self.mark_ready(event);
+                }
+            }
+            self.drain_completions();
+            self.drain_mailbox();
+            self.fire_timers();
+            self.advance_scheduled();
+            if self.shutdown_finished() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// How long the next wait may block: zero while work is pending, else
+    /// until the next timer (or forever).
+    fn next_timeout(&mut self) -> Option<Duration> {
+        if !self.core.scheduled.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let mut deadline = self.core.timers.next_deadline();
+        if let Some(shutdown) = self.core.shutdown_deadline {
+            deadline = Some(deadline.map_or(shutdown, |d| d.min(shutdown)));
+        }
+        deadline.map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    fn ctx(&mut self) -> (&mut S, Ctx<'_, S>) {
+        (
+            &mut self.service,
+            Ctx {
+                core: &mut self.core,
+            },
+        )
+    }
+
+    /// Runs a service callback about `conn`; a panic closes that connection.
+    fn call_service(&mut self, conn: Option<ConnId>, f: impl FnOnce(&mut S, &mut Ctx<'_, S>)) {
+        let (service, mut ctx) = self.ctx();
+        if catch_unwind(AssertUnwindSafe(|| f(service, &mut ctx))).is_err() {
+            self.core.stats.service_panics.add(1);
+            tracing::error!(?conn, "service callback panicked");
+            if let Some(conn) = conn {
+                self.core.abort(conn, CloseReason::ServicePanic);
+            }
+        }
+    }
+
+    fn accept_all(&mut self, index: usize) {
+        loop {
+            let Some(Some(listener)) = self.listeners.get(index) else {
+                return;
+            };
+            match listener::accept(listener) {
+                Ok((stream, peer)) => self.admit(index, stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: the pending connections
+                    // stay in the backlog; an edge will not come again for
+                    // them, so retry on a timer.
+                    self.core.stats.accept_errors.add(1);
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    self.core
+                        .set_timer(ACCEPT_RETRY, TimerKind::AcceptRetry(index));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, index: usize, stream: std::net::TcpStream, peer: SocketAddr) {
+        let core = &mut self.core;
+        if core.table.len() >= core.config.max_connections || core.shutdown_deadline.is_some() {
+            core.stats.rejected.add(1);
+            tracing::debug!(%peer, "connection rejected: max connections reached");
+            return;
+        }
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(_) => return,
+        };
+        let entry = core.table.vacant_entry();
+        if let Err(e) = core.reactor.register(&stream, entry.key()) {
+            core.stats.accept_errors.add(1);
+            tracing::warn!(error = %e, "could not register a connection");
+            return;
+        }
+        core.next_generation += 1;
+        let id = ConnId::new(entry.key(), core.next_generation);
+        let info = ConnInfo {
+            peer,
+            local,
+            listener: index,
+        };
+        let codec = self.service.codec(&info);
+        let conn = Conn::new(id, info, Transport::plain(stream), codec, core.now);
+        tracing::debug!(parent: &conn.span, "connection opened");
+        entry.insert(Slot::Home(Box::new(conn)));
+        core.stats.accepted.add(1);
+        core.stats.open.add(1);
+        if let Some(timeout) = core.config.idle_timeout {
+            core.set_timer(timeout, TimerKind::Idle(id));
+        }
+        core.schedule(id);
+        self.call_service(Some(id), |s, ctx| s.on_open(ctx, id));
+    }
+
+    fn mark_ready(&mut self, event: Readiness) {
+        let core = &mut self.core;
+        match core.table.get_mut(event.key) {
+            Some(Slot::Home(conn)) => {
+                conn.readable |= event.readable;
+                conn.writable |= event.writable;
+                let id = conn.id;
+                core.schedule(id);
+            }
+            Some(Slot::Away(away)) => {
+                away.readable |= event.readable;
+                away.writable |= event.writable;
+            }
+            None => {}
+        }
+    }
+
+    fn drain_completions(&mut self) {
+        while let Some(done) = self.core.pool.as_ref().and_then(IoPool::pop_completion) {
+            self.complete(done);
+        }
+    }
+
+    /// A connection came home: join what happened while it was away, then
+    /// act on what its step did.
+    fn complete(&mut self, done: Done<S::Codec>) {
+        let Done { mut conn, report } = done;
+        let id = conn.id;
+        let Some(slot) = self.core.table.get_mut(id.slot()) else {
+            unreachable!("an away slot is never removed");
+        };
+        match slot.away_mut() {
+            Some(away) if away.generation == id.generation => {
+                for frame in away.pending.drain(..) {
+                    let len = S::Codec::encoded_len(&frame);
+                    conn.queue(frame, len);
+                }
+                conn.readable |= away.readable;
+                conn.writable |= away.writable;
+                if let Some(reason) = away.close.take() {
+                    conn.closing.get_or_insert(reason);
+                }
+                if let Some(reason) = away.abort.take() {
+                    conn.discard_output();
+                    conn.failed.get_or_insert(reason);
+                }
+            }
+            _ => unreachable!("a completion always returns to its own away slot"),
+        }
+        if let Err((_, conn)) = slot.restore(conn) {
+            unreachable!("slot {} was away", conn.id.slot());
+        }
+        self.after_step(id, report);
+    }
+
+    /// Counts, delivers decoded frames to the service, and schedules the
+    /// connection for its next step.
+    fn after_step(&mut self, id: ConnId, report: StepReport) {
+        let core = &mut self.core;
+        let now = core.now;
+        core.stats.bytes_in.add(report.bytes_in);
+        core.stats.bytes_out.add(report.bytes_out);
+        let Some(conn) = core.home_mut(id) else {
+            return;
+        };
+        if report.bytes_in > 0 {
+            conn.last_active = now;
+        }
+        let frames = std::mem::take(&mut conn.frames);
+        let decode_error = conn.decode_error.take();
+        self.core.stats.frames_in.add(frames.len() as u64);
+        for frame in frames {
+            match self.core.home_mut(id) {
+                Some(conn) if conn.closing.is_none() && conn.failed.is_none() => {}
+                // Closed by the service (QUIT) or failed: later frames are dropped, as Redis does.
+                _ => break,
+            }
+            self.call_service(Some(id), |s, ctx| s.on_frame(ctx, id, frame));
+        }
+        if let Some(error) = decode_error {
+            self.protocol_error(id, error);
+        }
+        self.core.schedule(id);
+    }
+
+    fn protocol_error(&mut self, id: ConnId, error: crate::ProtocolError) {
+        let Some(conn) = self.core.home_mut(id) else {
+            return;
+        };
+        tracing::info!(parent: &conn.span, %error, "protocol error; closing");
+        if conn.closing.is_none() && conn.failed.is_none() {
+            if let Some(frame) = conn.codec.error_frame(&error) {
+                let _ = self.core.send(id, frame);
+            }
+        }
+        let _ = self
+            .core
+            .request_close(id, CloseReason::Protocol(error.kind));
+    }
+
+    fn drain_mailbox(&mut self) {
+        while let Some(control) = self.core.mailbox.queue.pop() {
+            match control {
+                Control::User(command) => {
+                    self.call_service(None, |s, ctx| s.on_command(ctx, command))
+                }
+                Control::Shutdown { deadline } => self.begin_shutdown(deadline),
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.core.now;
+        while let Some((timer, kind)) = self.core.timers.pop_due(now) {
+            match kind {
+                TimerKind::User(token) => {
+                    self.call_service(None, |s, ctx| s.on_timer(ctx, timer, token))
+                }
+                TimerKind::Idle(id) => self.check_idle(id),
+                TimerKind::CloseFlush(id) => {
+                    if self.core.is_live(id) {
+                        self.core.abort(id, CloseReason::FlushTimeout);
+                    }
+                }
+                TimerKind::AcceptRetry(index) => self.accept_all(index),
+            }
+        }
+    }
+
+    fn check_idle(&mut self, id: ConnId) {
+        let Some(timeout) = self.core.config.idle_timeout else {
+            return;
+        };
+        let now = self.core.now;
+        let next = match self.core.table.get(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {
+                let idle_until = conn.last_active + timeout;
+                if idle_until <= now {
+                    self.core.abort(id, CloseReason::IdleTimeout);
+                    return;
+                }
+                idle_until - now
+            }
+            // On an IO thread right now, so not idle; look again soon.
+            Some(Slot::Away(away)) if away.generation == id.generation => timeout / 4,
+            _ => return,
+        };
+        self.core.set_timer(next, TimerKind::Idle(id));
+    }
+
+    /// Looks at every connection scheduled so far. Connections scheduled
+    /// while doing so wait for the next iteration, so one busy connection
+    /// cannot starve the poller.
+    fn advance_scheduled(&mut self) {
+        let batch = std::mem::take(&mut self.core.scheduled);
+        for &id in &batch {
+            self.advance(id);
+        }
+        let mut batch = batch;
+        batch.clear();
+        if self.core.scheduled.is_empty() {
+            self.core.scheduled = batch;
+        }
+    }
+
+    fn advance(&mut self, id: ConnId) {
+        let soft = self.core.config.output_soft_limit;
+        let Some(conn) = self.core.home_mut(id) else {
+            return;
+        };
+        conn.scheduled = false;
+        match plan::next(conn.facts(soft)) {
+            Next::Wait => {}
+            Next::Close => {
+                let reason = conn
+                    .failed
+                    .clone()
+                    .or_else(|| conn.closing.clone())
+                    .unwrap_or(CloseReason::PeerClosed);
+                self.close_now(id, reason);
+            }
+            Next::Io(step) => self.run_step(id, step),
+        }
+    }
+
+    /// Hands the step to an IO thread, or runs it inline when there are none
+    /// or that thread's queue is full.
+    fn run_step(&mut self, id: ConnId, step: Step) {
+        let core = &mut self.core;
+        if let Some(pool) = &core.pool {
+            let slot = core
+                .table
+                .get_mut(id.slot())
+                .expect("scheduled connections are live");
+            let conn = slot.take().expect("only home connections are scheduled");
+            let base_output = conn.output_bytes();
+            let away = slot.away_mut().expect("just taken");
+            away.generation = id.generation;
+            away.base_output = base_output;
+            match pool.dispatch(id.slot(), Job { conn, step }) {
+                Ok(()) => {
+                    core.stats.jobs_dispatched.add(1);
+                    return;
+                }
+                Err(job) => {
+                    core.stats.inline_fallbacks.add(1);
+                    let done = run_job(job, core.limits);
+                    self.complete(done);
+                    return;
+                }
+            }
+        }
+        let limits = core.limits;
+        core.stats.inline_steps.add(1);
+        let conn = core.home_mut(id).expect("scheduled connections are live");
+        let report = conn.run_step(step, limits);
+        self.after_step(id, report);
+    }
+
+    /// The one close path: remove from the table, delete from the poller,
+    /// then drop (closing the socket), count, and tell the service.
+    fn close_now(&mut self, id: ConnId, reason: CloseReason) {
+        let core = &mut self.core;
+        match core.table.get(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {}
+            _ => return,
+        }
+        let Slot::Home(conn) = core.table.remove(id.slot()) else {
+            unreachable!("checked above")
+        };
+        if let Err(e) = core.reactor.deregister(conn.transport.socket()) {
+            tracing::warn!(parent: &conn.span, error = %e, "poller delete failed");
+        }
+        tracing::debug!(parent: &conn.span, ?reason, "connection closed");
+        drop(conn);
+        core.stats.open.sub(1);
+        core.stats.closed[reason.index()].add(1);
+        self.call_service(None, |s, ctx| s.on_close(ctx, id, reason));
+    }
+
+    fn begin_shutdown(&mut self, deadline: Instant) {
+        if self.core.shutdown_deadline.is_some() {
+            return;
+        }
+        tracing::info!("shutting down: no longer accepting");
+        self.core.shutdown_deadline = Some(deadline);
+        for slot in &mut self.listeners {
+            if let Some(listener) = slot.take() {
+                if let Err(e) = self.core.reactor.deregister(&listener) {
+                    tracing::warn!(error = %e, "poller delete of a listener failed");
+                }
+            }
+        }
+        let ids: Vec<ConnId> = self.live_ids();
+        for id in ids {
+            let _ = self.core.request_close(id, CloseReason::Shutdown);
+        }
+    }
+
+    fn live_ids(&self) -> Vec<ConnId> {
+        self.core
+            .table
+            .iter()
+            .map(|(slot, entry)| match entry {
+                Slot::Home(conn) => conn.id,
+                Slot::Away(away) => ConnId::new(slot, away.generation),
+            })
+            .collect()
+    }
+
+    /// During a shutdown: `true` once every connection is closed. Past the
+    /// deadline, connections still home are closed without flushing.
+    fn shutdown_finished(&mut self) -> bool {
+        let Some(deadline) = self.core.shutdown_deadline else {
+            return false;
+        };
+        if self.core.now >= deadline {
+            for id in self.live_ids() {
+                if matches!(self.core.table.get(id.slot()), Some(Slot::Home(_))) {
+                    self.close_now(id, CloseReason::Shutdown);
+                }
+            }
+        }
+        self.core.table.is_empty()
+    }
+
+    /// After the loop: join the IO threads (no lock is held), close what
+    /// came back from them, refuse further posts. Returns how many
+    /// connections were closed here rather than flushed.
+    fn finish_shutdown(&mut self) -> usize {
+        let mut forced = 0;
+        if let Some(pool) = self.core.pool.take() {
+            for done in pool.shutdown() {
+                let id = done.conn.id;
+                self.complete(done);
+                self.close_now(id, CloseReason::Shutdown);
+                forced += 1;
+            }
+        }
+        for id in self.live_ids() {
+            self.close_now(id, CloseReason::Shutdown);
+            forced += 1;
+        }
+        self.core
+            .mailbox
+            .running
+            .store(false, std::sync::atomic::Ordering::Release);
+        while self.core.mailbox.queue.pop().is_some() {}
+        forced
+    }
+}

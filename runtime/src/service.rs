@@ -1,0 +1,232 @@
+//! What a server built on baton supplies: a codec (runs on IO threads) and a
+//! service (runs on the main loop).
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use baton_tls::RecvBuf;
+
+use crate::{ConnId, Ctx, TimerId};
+
+/// Turns bytes into frames and frames into bytes for one connection.
+///
+/// Runs on an IO thread when the server has IO threads, otherwise on the
+/// loop; either way on one thread at a time (it moves with its connection).
+/// It has no access to application state: that is the point. Parsing cost is
+/// spread across cores.
+///
+/// A panic in any method closes this connection (`CodecPanic`), is logged
+/// and counted; other connections are unaffected.
+pub trait Codec: Send + 'static {
+    /// A decoded request.
+    type In: Send + 'static;
+    /// A reply or pushed message.
+    type Out: Send + 'static;
+
+    /// Decodes one frame from the front of `src`, consuming its bytes.
+    /// `Ok(None)`: more bytes are needed. `Err`: the stream is unusable; the
+    /// frames decoded before it are still delivered, then
+    /// [`error_frame`](Self::error_frame) is sent and the connection closes.
+    fn decode(&mut self, src: &mut RecvBuf) -> Result<Option<Self::In>, ProtocolError>;
+
+    /// Appends the encoding of `frame` to `dst`.
+    fn encode(&mut self, frame: Self::Out, dst: &mut Vec<u8>);
+
+    /// Bytes `frame` will take once encoded (an upper bound is fine). Used for
+    /// output-buffer limits on the loop, where the codec itself may be away.
+    fn encoded_len(frame: &Self::Out) -> usize;
+
+    /// The frame to send before closing for a protocol error (Redis:
+    /// `-ERR Protocol error: ...`). Default: none, just close.
+    fn error_frame(&mut self, error: &ProtocolError) -> Option<Self::Out> {
+        let _ = error;
+        None
+    }
+}
+
+/// Why a byte stream could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// Which kind of failure.
+    pub kind: ProtocolErrorKind,
+    /// A message for logs and for the client.
+    pub message: String,
+}
+
+/// See [`ProtocolError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolErrorKind {
+    /// A frame is larger than the configured limit.
+    FrameTooLarge,
+    /// The bytes do not follow the protocol.
+    Malformed,
+}
+
+impl ProtocolError {
+    /// A malformed-input error.
+    pub fn malformed(message: impl Into<String>) -> Self {
+        Self {
+            kind: ProtocolErrorKind::Malformed,
+            message: message.into(),
+        }
+    }
+
+    /// A too-large-frame error.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            kind: ProtocolErrorKind::FrameTooLarge,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// What the service learns about a connection when it opens.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address it connected to.
+    pub local: SocketAddr,
+    /// Index of the listener (in the order they were added) that accepted it.
+    pub listener: usize,
+}
+
+/// The application, run on the main loop with `&mut self`.
+///
+/// Every callback runs on the loop's thread, one at a time, so state here
+/// needs no lock, and check-then-act is one uninterrupted step. Other
+/// threads reach it only through [`LoopHandle::post`](crate::LoopHandle::post).
+///
+/// A panic in a callback about a connection closes that connection
+/// (`ServicePanic`), is logged and counted; the loop goes on.
+pub trait Service: Sized + 'static {
+    /// The codec of each connection.
+    type Codec: Codec;
+    /// Messages other threads post to the loop (use `()` for none).
+    type Command: Send + 'static;
+
+    /// Makes the codec for a new connection.
+    fn codec(&mut self, info: &ConnInfo) -> Self::Codec;
+
+    /// A connection opened.
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+        let _ = (ctx, conn);
+    }
+
+    /// A frame arrived. Frames of one connection arrive in order.
+    fn on_frame(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        frame: <Self::Codec as Codec>::In,
+    );
+
+    /// A connection closed; its `ConnId` is already stale.
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, reason: CloseReason) {
+        let _ = (ctx, conn, reason);
+    }
+
+    /// A timer set with [`Ctx::set_timer`] fired.
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, token: u64) {
+        let _ = (ctx, timer, token);
+    }
+
+    /// A command posted through a [`LoopHandle`](crate::LoopHandle).
+    fn on_command(&mut self, ctx: &mut Ctx<'_, Self>, command: Self::Command) {
+        let _ = (ctx, command);
+    }
+}
+
+/// Why a connection closed. Each reason is counted separately.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed its side and all output was flushed.
+    PeerClosed,
+    /// A socket error (reset, broken pipe, ...).
+    Io(std::io::ErrorKind),
+    /// The service asked for it ([`Ctx::close`]).
+    ByService,
+    /// Nothing received within the idle timeout.
+    IdleTimeout,
+    /// Queued output passed the hard limit.
+    OutputLimit,
+    /// The peer did not take its last output within the close flush timeout.
+    FlushTimeout,
+    /// The codec rejected the input.
+    Protocol(ProtocolErrorKind),
+    /// The codec panicked.
+    CodecPanic,
+    /// A service callback panicked.
+    ServicePanic,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// Every reason's counter name, in [`index`](Self::index) order.
+    pub const NAMES: [&'static str; 11] = [
+        "peer_closed",
+        "io_error",
+        "by_service",
+        "idle_timeout",
+        "output_limit",
+        "flush_timeout",
+        "frame_too_large",
+        "protocol_error",
+        "codec_panic",
+        "service_panic",
+        "shutdown",
+    ];
+
+    /// Position of this reason in [`NAMES`](Self::NAMES) and in
+    /// [`StatsSnapshot::closed`](crate::StatsSnapshot::closed).
+    pub fn index(&self) -> usize {
+        match self {
+            CloseReason::PeerClosed => 0,
+            CloseReason::Io(_) => 1,
+            CloseReason::ByService => 2,
+            CloseReason::IdleTimeout => 3,
+            CloseReason::OutputLimit => 4,
+            CloseReason::FlushTimeout => 5,
+            CloseReason::Protocol(ProtocolErrorKind::FrameTooLarge) => 6,
+            CloseReason::Protocol(ProtocolErrorKind::Malformed) => 7,
+            CloseReason::CodecPanic => 8,
+            CloseReason::ServicePanic => 9,
+            CloseReason::Shutdown => 10,
+        }
+    }
+}
+
+/// Why a write to a connection was refused. Nothing is silently dropped: the
+/// caller learns the frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The connection is closed (or the id is stale): it never reaches
+    /// another connection.
+    Gone,
+    /// The connection is closing; it takes no new output.
+    Closing,
+    /// The frame would take the connection past its hard output limit; the
+    /// connection is being closed (`OutputLimit`).
+    LimitExceeded,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Gone => "connection gone",
+            SendError::Closing => "connection closing",
+            SendError::LimitExceeded => "output limit exceeded",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}

@@ -1,0 +1,138 @@
+//! Counters a user can read while the server runs, from any thread.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use baton_io_threads::{LoopSignal, PoolStatsReader, WorkerStats};
+
+use crate::CloseReason;
+
+/// A counter with one writer (the loop) and any number of readers.
+///
+/// The single writer lets an increment be a plain load and store instead of
+/// a locked read-modify-write; readers see a recent value.
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn add(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_sub(n),
+            Ordering::Relaxed,
+        );
+    }
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The loop's counters. Written only by the loop's thread.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub(crate) open: Counter,
+    pub(crate) accepted: Counter,
+    pub(crate) rejected: Counter,
+    pub(crate) accept_errors: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) frames_in: Counter,
+    pub(crate) jobs_dispatched: Counter,
+    pub(crate) inline_fallbacks: Counter,
+    pub(crate) inline_steps: Counter,
+    pub(crate) loop_iterations: Counter,
+    pub(crate) service_panics: Counter,
+    pub(crate) closed: [Counter; CloseReason::NAMES.len()],
+}
+
+/// Everything needed to take a snapshot from another thread.
+#[derive(Debug, Clone)]
+pub(crate) struct StatsSource {
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) signal: Arc<LoopSignal>,
+    pub(crate) pool: Option<PoolStatsReader>,
+}
+
+impl StatsSource {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        let signal = self.signal.stats();
+        StatsSnapshot {
+            connections_open: s.open.get(),
+            connections_accepted: s.accepted.get(),
+            connections_rejected: s.rejected.get(),
+            accept_errors: s.accept_errors.get(),
+            bytes_in: s.bytes_in.get(),
+            bytes_out: s.bytes_out.get(),
+            frames_in: s.frames_in.get(),
+            jobs_dispatched: s.jobs_dispatched.get(),
+            inline_fallbacks: s.inline_fallbacks.get(),
+            inline_steps: s.inline_steps.get(),
+            loop_iterations: s.loop_iterations.get(),
+            service_panics: s.service_panics.get(),
+            wakeups_sent: signal.wakeups_sent,
+            wakeups_coalesced: signal.wakeups_coalesced,
+            io_threads: self
+                .pool
+                .as_ref()
+                .map(PoolStatsReader::worker_stats)
+                .unwrap_or_default(),
+            closed: std::array::from_fn(|i| s.closed[i].get()),
+        }
+    }
+}
+
+/// A point-in-time copy of the server's counters. Each field is read
+/// separately, so two fields may be a few events apart.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Connections accepted (including rejected ones).
+    pub connections_accepted: u64,
+    /// Connections closed at once because `max_connections` was reached.
+    pub connections_rejected: u64,
+    /// `accept` calls that failed (for example out of descriptors).
+    pub accept_errors: u64,
+    /// Application bytes received.
+    pub bytes_in: u64,
+    /// Application bytes sent.
+    pub bytes_out: u64,
+    /// Frames decoded and delivered to the service.
+    pub frames_in: u64,
+    /// Jobs handed to IO threads.
+    pub jobs_dispatched: u64,
+    /// Jobs run inline because an IO thread's queue was full.
+    pub inline_fallbacks: u64,
+    /// IO steps run inline on the loop (all of them with zero IO threads).
+    pub inline_steps: u64,
+    /// Iterations of the main loop.
+    pub loop_iterations: u64,
+    /// Service callbacks that panicked.
+    pub service_panics: u64,
+    /// Wake-ups of the loop sent by IO threads and posters.
+    pub wakeups_sent: u64,
+    /// Notifications that found the loop awake (no wake-up needed).
+    pub wakeups_coalesced: u64,
+    /// Per IO thread: jobs run, parks, panics.
+    pub io_threads: Vec<WorkerStats>,
+    /// Closes by reason, indexed as [`CloseReason::NAMES`].
+    pub closed: [u64; CloseReason::NAMES.len()],
+}
+
+impl StatsSnapshot {
+    /// Closes counted for `reason`.
+    pub fn closed_for(&self, reason: &CloseReason) -> u64 {
+        self.closed[reason.index()]
+    }
+
+    /// All closes.
+    pub fn closed_total(&self) -> u64 {
+        self.closed.iter().sum()
+    }
+}

@@ -1,0 +1,122 @@
+//! Timers on the loop: a min-heap of deadlines with lazy cancellation.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use slab::Slab;
+
+/// Names a timer set with [`Ctx::set_timer`](crate::Ctx::set_timer).
+/// A fired or cancelled id is stale: cancelling it again does nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimerId {
+    key: usize,
+    generation: u64,
+}
+
+/// Deadlines and what fires at each.
+///
+/// Cancelling removes the entry from the slab and leaves the heap node,
+/// which is skipped when it surfaces: O(log n) set, O(1) cancel.
+#[derive(Debug)]
+pub(crate) struct Timers<K> {
+    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    entries: Slab<(u64, K)>,
+    next_generation: u64,
+}
+
+impl<K> Timers<K> {
+    pub(crate) fn new() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            entries: Slab::new(),
+            next_generation: 0,
+        }
+    }
+
+    pub(crate) fn set(&mut self, at: Instant, what: K) -> TimerId {
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        let key = self.entries.insert((generation, what));
+        self.heap.push(Reverse((at, key, generation)));
+        TimerId { key, generation }
+    }
+
+    pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
+        match self.entries.get(id.key) {
+            Some((generation, _)) if *generation == id.generation => {
+                self.entries.remove(id.key);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The earliest live deadline.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, key, generation))) = self.heap.peek().copied() {
+            if self.is_live(key, generation) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Removes and returns one timer due at `now`, if any.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, K)> {
+        while let Some(Reverse((at, key, generation))) = self.heap.peek().copied() {
+            if !self.is_live(key, generation) {
+                self.heap.pop();
+                continue;
+            }
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            let (_, what) = self.entries.remove(key);
+            return Some((TimerId { key, generation }, what));
+        }
+        None
+    }
+
+    fn is_live(&self, key: usize, generation: u64) -> bool {
+        matches!(self.entries.get(key), Some((g, _)) if *g == generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn fires_in_deadline_order_and_skips_cancelled() {
+        let now = Instant::now();
+        let mut timers = Timers::new();
+        let late = timers.set(now + Duration::from_millis(30), "late");
+        let _early = timers.set(now + Duration::from_millis(10), "early");
+        let cancelled = timers.set(now + Duration::from_millis(20), "cancelled");
+        assert!(timers.cancel(cancelled));
+        assert!(!timers.cancel(cancelled), "a second cancel finds nothing");
+        assert_eq!(
+            timers.next_deadline(),
+            Some(now + Duration::from_millis(10))
+        );
+        let later = now + Duration::from_millis(40);
+        let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(later))
+            .map(|(_, w)| w)
+            .collect();
+        assert_eq!(fired, vec!["early", "late"]);
+        assert!(!timers.cancel(late), "a fired timer is stale");
+        assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[test]
+    fn nothing_fires_before_its_deadline() {
+        let now = Instant::now();
+        let mut timers = Timers::new();
+        timers.set(now + Duration::from_secs(1), ());
+        assert!(timers.pop_due(now).is_none());
+    }
+}
