@@ -29,6 +29,12 @@ impl ConnId {
         self.generation
     }
 
+    /// The connection's slot in the loop's table. Slots are reused after a
+    /// close (with a new generation); useful in logs and tests.
+    pub fn slot_index(&self) -> usize {
+        self.slot as usize
+    }
+
     pub(crate) fn slot(&self) -> usize {
         self.slot as usize
     }

@@ -160,6 +160,7 @@ impl<S: Service> Core<S> {
                 }
                 away.pending.push(frame);
                 away.pending_bytes += len;
+                self.stats.sends_while_away.add(1);
                 Ok(())
             }
             _ => Err(SendError::Gone),

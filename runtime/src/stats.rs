@@ -42,6 +42,7 @@ pub(crate) struct Stats {
     pub(crate) bytes_in: Counter,
     pub(crate) bytes_out: Counter,
     pub(crate) frames_in: Counter,
+    pub(crate) sends_while_away: Counter,
     pub(crate) jobs_dispatched: Counter,
     pub(crate) inline_fallbacks: Counter,
     pub(crate) inline_steps: Counter,
@@ -70,6 +71,7 @@ impl StatsSource {
             bytes_in: s.bytes_in.get(),
             bytes_out: s.bytes_out.get(),
             frames_in: s.frames_in.get(),
+            sends_while_away: s.sends_while_away.get(),
             jobs_dispatched: s.jobs_dispatched.get(),
             inline_fallbacks: s.inline_fallbacks.get(),
             inline_steps: s.inline_steps.get(),
@@ -105,6 +107,9 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Frames decoded and delivered to the service.
     pub frames_in: u64,
+    /// Frames queued for a connection while it was on an IO thread (they
+    /// joined it when it came back).
+    pub sends_while_away: u64,
     /// Jobs handed to IO threads.
     pub jobs_dispatched: u64,
     /// Jobs run inline because an IO thread's queue was full.
