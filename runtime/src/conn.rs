@@ -58,6 +58,8 @@ pub(crate) struct Conn<C: Codec> {
     pub(crate) last_active: Instant,
     /// Already in the loop's list of connections to look at.
     pub(crate) scheduled: bool,
+    /// Reading is paused because output is over the soft limit.
+    pub(crate) paused: bool,
     pub(crate) span: tracing::Span,
 }
 
@@ -106,6 +108,7 @@ impl<C: Codec> Conn<C> {
             failed: None,
             last_active: now,
             scheduled: false,
+            paused: false,
             span,
         }
     }

@@ -51,6 +51,9 @@ impl<C: Codec> Default for Away<C> {
 
 pub(crate) type Entry<C> = Slot<Box<Conn<C>>, Away<C>>;
 
+/// The IO threads, moving connections out as jobs and back as completions.
+pub(crate) type Pool<C> = IoPool<Job<C>, Done<C>>;
+
 /// A connection handed to an IO thread, with the step to run.
 pub(crate) struct Job<C: Codec> {
     pub(crate) conn: Box<Conn<C>>,
@@ -89,7 +92,7 @@ pub(crate) struct Core<S: Service> {
     pub(crate) reactor: Reactor,
     pub(crate) table: Slab<Entry<S::Codec>>,
     pub(crate) next_generation: u64,
-    pub(crate) pool: Option<IoPool<Job<S::Codec>, Done<S::Codec>>>,
+    pub(crate) pool: Option<Pool<S::Codec>>,
     pub(crate) signal: Arc<LoopSignal>,
     pub(crate) mailbox: Arc<Mailbox<S::Command>>,
     pub(crate) stats: Arc<Stats>,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use baton_io_threads::Wake;
 use polling::{Event, Events, PollMode, Poller};
 
-use crate::stats::Counter;
+use crate::stats::Stats;
 
 /// What the loop needs from one poller event.
 #[derive(Debug, Clone, Copy)]
@@ -33,8 +33,8 @@ pub(crate) struct Readiness {
 pub(crate) struct Reactor {
     poller: Arc<Poller>,
     events: Events,
-    /// `epoll_ctl` calls made (add and delete), for syscall accounting.
-    pub(crate) ctl_calls: Counter,
+    /// Where `epoll_ctl` calls are counted.
+    stats: Arc<Stats>,
     #[cfg(debug_assertions)]
     owner: std::thread::ThreadId,
     /// `*const ()` is neither `Send` nor `Sync`: the poller stays on the loop.
@@ -48,11 +48,11 @@ impl std::fmt::Debug for Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new() -> io::Result<Self> {
+    pub(crate) fn new(stats: Arc<Stats>) -> io::Result<Self> {
         Ok(Self {
             poller: Arc::new(Poller::new()?),
             events: Events::new(),
-            ctl_calls: Counter::default(),
+            stats,
             #[cfg(debug_assertions)]
             owner: std::thread::current().id(),
             _single_thread: PhantomData,
@@ -70,7 +70,7 @@ impl Reactor {
     /// source is dropped; baton's single close path does.
     pub(crate) fn register(&self, source: &impl AsRawFd, key: usize) -> io::Result<()> {
         self.assert_owner();
-        self.ctl_calls.add(1);
+        self.stats.poller_ctl_calls.add(1);
         // SAFETY: `polling` requires the source to be deleted from the poller
         // before it is closed. Every socket registered here is owned by a
         // listener or connection whose only close path calls `deregister`
@@ -84,7 +84,7 @@ impl Reactor {
     /// Removes `source` from the poller. Call before dropping it.
     pub(crate) fn deregister(&self, source: &impl std::os::fd::AsFd) -> io::Result<()> {
         self.assert_owner();
-        self.ctl_calls.add(1);
+        self.stats.poller_ctl_calls.add(1);
         self.poller.delete(source)
     }
 

@@ -120,6 +120,8 @@ pub struct Server<S: Service> {
     listeners: Vec<Option<TcpListener>>,
     /// Events of the current iteration (kept to reuse its allocation).
     events: Vec<Readiness>,
+    /// Connections closed by the shutdown deadline without being flushed.
+    closed_at_deadline: usize,
 }
 
 impl<S: Service> std::fmt::Debug for Server<S> {
@@ -175,7 +177,8 @@ impl Codec for NoCodec {
 
 impl<S: Service> Server<S> {
     fn new(config: Config, addrs: &[SocketAddr], service: S) -> io::Result<Self> {
-        let reactor = Reactor::new()?;
+        let stats = Arc::new(Stats::default());
+        let reactor = Reactor::new(Arc::clone(&stats))?;
         let signal = Arc::new(LoopSignal::new(reactor.waker()));
         let limits = IoLimits {
             read_budget: config.read_budget.max(1),
@@ -196,7 +199,6 @@ impl<S: Service> Server<S> {
         } else {
             None
         };
-        let stats = Arc::new(Stats::default());
         let stats_source = StatsSource {
             stats: Arc::clone(&stats),
             signal: Arc::clone(&signal),
@@ -229,6 +231,7 @@ impl<S: Service> Server<S> {
             service,
             listeners,
             events: Vec::with_capacity(1024),
+            closed_at_deadline: 0,
         })
     }
 
@@ -253,11 +256,11 @@ impl<S: Service> Server<S> {
     /// threads and returns. Errors only if the poller itself fails.
     pub fn run(mut self) -> io::Result<RunReport> {
         let result = self.run_loop();
-        let closed_at_deadline = self.finish_shutdown();
+        self.finish_shutdown();
         result?;
         Ok(RunReport {
             stats: self.core.stats_source.snapshot(),
-            closed_at_deadline,
+            closed_at_deadline: self.closed_at_deadline,
         })
     }
 
@@ -557,13 +560,24 @@ impl<S: Service> Server<S> {
             return;
         };
         conn.scheduled = false;
-        match plan::next(conn.facts(soft)) {
+        let facts = conn.facts(soft);
+        let pause_changed = facts.output_over_soft_limit != conn.paused;
+        conn.paused = facts.output_over_soft_limit;
+        let (reason_failed, reason_closing) = (conn.failed.clone(), conn.closing.clone());
+        if pause_changed {
+            let stats = &self.core.stats;
+            if facts.output_over_soft_limit {
+                stats.backpressure_pauses.add(1);
+                stats.paused.add(1);
+            } else {
+                stats.paused.sub(1);
+            }
+        }
+        match plan::next(facts) {
             Next::Wait => {}
             Next::Close => {
-                let reason = conn
-                    .failed
-                    .clone()
-                    .or_else(|| conn.closing.clone())
+                let reason = reason_failed
+                    .or(reason_closing)
                     .unwrap_or(CloseReason::PeerClosed);
                 self.close_now(id, reason);
             }
@@ -620,6 +634,9 @@ impl<S: Service> Server<S> {
             tracing::warn!(parent: &conn.span, error = %e, "poller delete failed");
         }
         tracing::debug!(parent: &conn.span, ?reason, "connection closed");
+        if conn.paused {
+            core.stats.paused.sub(1);
+        }
         drop(conn);
         core.stats.open.sub(1);
         core.stats.closed[reason.index()].add(1);
@@ -666,6 +683,7 @@ impl<S: Service> Server<S> {
             for id in self.live_ids() {
                 if matches!(self.core.table.get(id.slot()), Some(Slot::Home(_))) {
                     self.close_now(id, CloseReason::Shutdown);
+                    self.closed_at_deadline += 1;
                 }
             }
         }
@@ -673,27 +691,24 @@ impl<S: Service> Server<S> {
     }
 
     /// After the loop: join the IO threads (no lock is held), close what
-    /// came back from them, refuse further posts. Returns how many
-    /// connections were closed here rather than flushed.
-    fn finish_shutdown(&mut self) -> usize {
-        let mut forced = 0;
+    /// came back from them and anything still open, refuse further posts.
+    fn finish_shutdown(&mut self) {
         if let Some(pool) = self.core.pool.take() {
             for done in pool.shutdown() {
                 let id = done.conn.id;
                 self.complete(done);
                 self.close_now(id, CloseReason::Shutdown);
-                forced += 1;
+                self.closed_at_deadline += 1;
             }
         }
         for id in self.live_ids() {
             self.close_now(id, CloseReason::Shutdown);
-            forced += 1;
+            self.closed_at_deadline += 1;
         }
         self.core
             .mailbox
             .running
             .store(false, std::sync::atomic::Ordering::Release);
         while self.core.mailbox.queue.pop().is_some() {}
-        forced
     }
 }

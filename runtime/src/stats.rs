@@ -43,6 +43,9 @@ pub(crate) struct Stats {
     pub(crate) bytes_out: Counter,
     pub(crate) frames_in: Counter,
     pub(crate) sends_while_away: Counter,
+    pub(crate) backpressure_pauses: Counter,
+    pub(crate) paused: Counter,
+    pub(crate) poller_ctl_calls: Counter,
     pub(crate) jobs_dispatched: Counter,
     pub(crate) inline_fallbacks: Counter,
     pub(crate) inline_steps: Counter,
@@ -72,6 +75,9 @@ impl StatsSource {
             bytes_out: s.bytes_out.get(),
             frames_in: s.frames_in.get(),
             sends_while_away: s.sends_while_away.get(),
+            backpressure_pauses: s.backpressure_pauses.get(),
+            connections_paused: s.paused.get(),
+            poller_ctl_calls: s.poller_ctl_calls.get(),
             jobs_dispatched: s.jobs_dispatched.get(),
             inline_fallbacks: s.inline_fallbacks.get(),
             inline_steps: s.inline_steps.get(),
@@ -110,6 +116,14 @@ pub struct StatsSnapshot {
     /// Frames queued for a connection while it was on an IO thread (they
     /// joined it when it came back).
     pub sends_while_away: u64,
+    /// Times a connection's queued output reached the soft limit and the
+    /// loop stopped reading from it (a client not reading its replies).
+    pub backpressure_pauses: u64,
+    /// Connections whose reading is paused by backpressure right now.
+    pub connections_paused: u64,
+    /// `epoll_ctl` calls made by the loop (registering and deleting
+    /// sockets). Steady-state traffic makes none: see `ARCHITECTURE.md`.
+    pub poller_ctl_calls: u64,
     /// Jobs handed to IO threads.
     pub jobs_dispatched: u64,
     /// Jobs run inline because an IO thread's queue was full.

@@ -13,6 +13,9 @@
 //! Contract shared by every step: it must be called repeatedly until it
 //! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
 //! `Interrupted` is retried inside; any other error is fatal for the stream.
+//! `Drained` may be reported after a short read or write without a final
+//! `WouldBlock` call: that is only sound with **edge-triggered** readiness,
+//! which baton's runtime uses.
 #![forbid(unsafe_code)]
 
 mod recv_buf;

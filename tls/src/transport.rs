@@ -99,57 +99,56 @@ impl Transport {
     }
 }
 
+// A short read or write ends the step as `Drained` without a further call
+// that would only return `WouldBlock`: for a stream socket it proves the
+// kernel buffer was empty (or full) at that moment, and with edge-triggered
+// readiness any later change raises a new edge. This saves one system call
+// per request (measured with `strace -c`; see ARCHITECTURE.md).
+
 fn read_socket(stream: &mut TcpStream, dst: &mut RecvBuf, budget: usize) -> io::Result<Progress> {
     let mut total = 0;
     while total < budget {
         let spare = dst.spare(READ_CHUNK);
+        let offered = spare.len();
         match stream.read(spare) {
-            Ok(0) => {
-                return Ok(Progress {
-                    bytes: total,
-                    state: IoState::Eof,
-                })
-            }
+            Ok(0) => return Ok(progress(total, IoState::Eof)),
             Ok(n) => {
                 dst.filled(n);
                 total += n;
+                if n < offered {
+                    return Ok(progress(total, IoState::Drained));
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(Progress {
-                    bytes: total,
-                    state: IoState::Drained,
-                });
+                return Ok(progress(total, IoState::Drained));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(Progress {
-        bytes: total,
-        state: IoState::Ready,
-    })
+    Ok(progress(total, IoState::Ready))
 }
 
 fn write_socket(stream: &mut TcpStream, src: &[u8]) -> io::Result<Progress> {
     let mut total = 0;
     while total < src.len() {
+        let offered = src.len() - total;
         match stream.write(&src[total..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < offered => return Ok(progress(total + n, IoState::Drained)),
             Ok(n) => total += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Ok(Progress {
-                    bytes: total,
-                    state: IoState::Drained,
-                });
+                return Ok(progress(total, IoState::Drained));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(Progress {
-        bytes: total,
-        state: IoState::Ready,
-    })
+    Ok(progress(total, IoState::Ready))
+}
+
+fn progress(bytes: usize, state: IoState) -> Progress {
+    Progress { bytes, state }
 }
 
 #[cfg(test)]
