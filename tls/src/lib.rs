@@ -1,4 +1,5 @@
-//! baton's transport: a non-blocking byte stream over a socket it owns.
+//! baton's transport: a non-blocking byte stream over a socket it owns,
+//! plain TCP or TLS (rustls 0.23), and the TLS configuration that builds it.
 //!
 //! A [`Transport`] reads into a [`RecvBuf`] and writes from a byte slice. Each
 //! step returns what it moved and whether the socket is drained (`WouldBlock`)
@@ -18,8 +19,16 @@
 //! which baton's runtime uses.
 #![forbid(unsafe_code)]
 
+mod config;
 mod recv_buf;
+mod tls_stream;
 mod transport;
 
+pub use config::{
+    crypto_provider, generate_self_signed, CertSource, ClientAuth, SniCert, TlsConfigError,
+    TlsSettings,
+};
 pub use recv_buf::RecvBuf;
-pub use transport::{IoState, Progress, Transport};
+pub use rustls;
+pub use tls_stream::TlsStream;
+pub use transport::{IoState, Progress, TlsInfo, Transport, TransportError};

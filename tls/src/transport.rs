@@ -1,12 +1,23 @@
-//! The transport over one socket.
+//! The transport over one socket: plain TCP or rustls.
 
+use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::sync::Arc;
 
+use rustls::pki_types::ServerName;
+use rustls::{
+    ClientConfig, ClientConnection, Connection, HandshakeKind, ServerConfig, ServerConnection,
+};
+
+use crate::tls_stream::TlsStream;
 use crate::RecvBuf;
 
 /// Smallest free space offered to one `read` call.
 const READ_CHUNK: usize = 16 * 1024;
+/// Plaintext rustls may hold for sending before `write` takes no more: the
+/// peer cannot make a session buffer without bound.
+const TLS_SEND_BUFFER: usize = 256 * 1024;
 
 /// Where a stream stands after a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,9 +25,10 @@ pub enum IoState {
     /// The step stopped at its budget (or its input ran out); the socket may
     /// have more to give or take. Call again before waiting for readiness.
     Ready,
-    /// The socket said `WouldBlock`: wait for the matching readiness.
+    /// The socket said `WouldBlock` (or a short read/write proved it empty or
+    /// full): wait for the matching readiness edge.
     Drained,
-    /// The peer closed its sending side (read returned 0).
+    /// The peer closed its sending side (TCP EOF, or TLS close_notify).
     Eof,
 }
 
@@ -30,15 +42,58 @@ pub struct Progress {
     pub state: IoState,
 }
 
-/// A non-blocking byte stream over a socket it owns.
+pub(crate) fn progress(bytes: usize, state: IoState) -> Progress {
+    Progress { bytes, state }
+}
+
+/// Why a step failed. Either way the stream is finished.
+#[derive(Debug)]
+pub enum TransportError {
+    /// The socket failed (reset, broken pipe, ...).
+    Io(io::Error),
+    /// TLS failed; the alert (if any) was already sent.
+    Tls(rustls::Error),
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransportError::Io(e) => write!(f, "socket error: {e}"),
+            TransportError::Tls(e) => write!(f, "TLS error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TransportError {}
+
+/// What a completed TLS handshake negotiated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// `TLSv1_2` or `TLSv1_3`.
+    pub version: rustls::ProtocolVersion,
+    /// The cipher suite.
+    pub suite: rustls::CipherSuite,
+    /// Whether the session was resumed (ticket or session id).
+    pub resumed: bool,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// The server name the client asked for (server side), if any.
+    pub server_name: Option<String>,
+    /// Whether the client presented a verified certificate (server side).
+    pub client_certificate: bool,
+}
+
+/// A non-blocking byte stream over a socket it owns: plain TCP or TLS.
 ///
-/// Owned by one thread at a time (it is `Send`, not `Sync` in use: every
-/// method takes `&mut self`). Dropping it closes the socket; the runtime
-/// removes the socket from its poller before that.
+/// Owned by one thread at a time (it is `Send`; every method takes
+/// `&mut self`). Dropping it closes the socket; the runtime removes the
+/// socket from its poller before that.
 #[derive(Debug)]
 pub enum Transport {
     /// Plain TCP.
     Plain(TcpStream),
+    /// TLS (server or client side) over TCP.
+    Tls(Box<TlsStream>),
 }
 
 impl Transport {
@@ -47,26 +102,73 @@ impl Transport {
         Transport::Plain(stream)
     }
 
+    /// The server side of TLS over a non-blocking socket; the handshake
+    /// happens in the first reads and writes.
+    pub fn tls_server(
+        stream: TcpStream,
+        config: Arc<ServerConfig>,
+    ) -> Result<Self, TransportError> {
+        let mut conn = ServerConnection::new(config).map_err(TransportError::Tls)?;
+        conn.set_buffer_limit(Some(TLS_SEND_BUFFER));
+        Ok(Transport::Tls(Box::new(TlsStream::new(
+            stream,
+            Connection::Server(conn),
+        ))))
+    }
+
+    /// The client side of TLS over a non-blocking socket (for clients and
+    /// tests built on this crate).
+    pub fn tls_client(
+        stream: TcpStream,
+        config: Arc<ClientConfig>,
+        server_name: ServerName<'static>,
+    ) -> Result<Self, TransportError> {
+        let mut conn = ClientConnection::new(config, server_name).map_err(TransportError::Tls)?;
+        conn.set_buffer_limit(Some(TLS_SEND_BUFFER));
+        Ok(Transport::Tls(Box::new(TlsStream::new(
+            stream,
+            Connection::Client(conn),
+        ))))
+    }
+
     /// The socket, for registration with a poller and for socket options.
     pub fn socket(&self) -> &TcpStream {
         match self {
             Transport::Plain(stream) => stream,
+            Transport::Tls(tls) => &tls.sock,
         }
     }
 
     /// Reads application bytes into `dst` until the socket is drained, the
-    /// peer closed, or about `budget` bytes were read.
-    pub fn read(&mut self, dst: &mut RecvBuf, budget: usize) -> io::Result<Progress> {
+    /// peer closed, or about `budget` bytes were read. For TLS this also
+    /// runs the handshake: afterwards [`wants_write`](Self::wants_write) may
+    /// be true (a handshake flight, a key update, an alert).
+    pub fn read(&mut self, dst: &mut RecvBuf, budget: usize) -> Result<Progress, TransportError> {
         match self {
-            Transport::Plain(stream) => read_socket(stream, dst, budget),
+            Transport::Plain(stream) => {
+                read_socket(stream, dst, budget).map_err(TransportError::Io)
+            }
+            Transport::Tls(tls) => tls.read(dst, budget),
         }
     }
 
-    /// Writes as much of `src` as the socket takes. `bytes` is how much of
-    /// `src` was consumed; `Drained` means the socket is full.
-    pub fn write(&mut self, src: &[u8]) -> io::Result<Progress> {
+    /// Writes as much of `src` as the transport takes. `bytes` is how much of
+    /// `src` was consumed; `Drained` means the socket is full. Call only when
+    /// [`accepts_app_data`](Self::accepts_app_data) is true.
+    pub fn write(&mut self, src: &[u8]) -> Result<Progress, TransportError> {
         match self {
-            Transport::Plain(stream) => write_socket(stream, src),
+            Transport::Plain(stream) => write_socket(stream, src).map_err(TransportError::Io),
+            Transport::Tls(tls) => tls.write(src),
+        }
+    }
+
+    /// Whether application data can be written now: always for plain TCP;
+    /// for TLS once the handshake is complete (until then only handshake
+    /// records move, and application output waits outside the transport).
+    pub fn accepts_app_data(&self) -> bool {
+        match self {
+            Transport::Plain(_) => true,
+            Transport::Tls(tls) => !tls.conn.is_handshaking(),
         }
     }
 
@@ -75,26 +177,81 @@ impl Transport {
     pub fn wants_write(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
+            Transport::Tls(tls) => tls.conn.wants_write(),
         }
     }
 
     /// Writes bytes the transport itself holds (see
     /// [`wants_write`](Self::wants_write)).
-    pub fn flush(&mut self) -> io::Result<IoState> {
+    pub fn flush(&mut self) -> Result<IoState, TransportError> {
         match self {
             Transport::Plain(_) => Ok(IoState::Ready),
+            Transport::Tls(tls) => tls.flush(),
         }
     }
 
-    /// Begins a graceful close: no more application data will be written
-    /// (TLS: queue `close_notify`). Flush, then drop.
-    pub fn close_write(&mut self) -> io::Result<()> {
+    /// Whether a TLS handshake is still in progress (`false` for plain TCP).
+    pub fn is_handshaking(&self) -> bool {
         match self {
-            Transport::Plain(stream) => match stream.shutdown(Shutdown::Write) {
-                // The peer may already be gone; the close goes on regardless.
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
-                other => other,
-            },
+            Transport::Plain(_) => false,
+            Transport::Tls(tls) => tls.conn.is_handshaking(),
+        }
+    }
+
+    /// What the TLS handshake negotiated, once it is complete.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        let Transport::Tls(tls) = self else {
+            return None;
+        };
+        let conn = &tls.conn;
+        if conn.is_handshaking() {
+            return None;
+        }
+        let (server_name, client_certificate) = match conn {
+            Connection::Server(s) => (
+                s.server_name().map(str::to_owned),
+                s.peer_certificates().is_some(),
+            ),
+            Connection::Client(_) => (None, false),
+        };
+        Some(TlsInfo {
+            version: conn.protocol_version()?,
+            suite: conn.negotiated_cipher_suite()?.suite(),
+            resumed: matches!(conn.handshake_kind(), Some(HandshakeKind::Resumed)),
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            server_name,
+            client_certificate,
+        })
+    }
+
+    /// Starts a TLS key update (TLS 1.3): the next write carries it. Used by
+    /// clients and tests; a server answers a peer's key update by itself.
+    pub fn refresh_traffic_keys(&mut self) -> Result<(), TransportError> {
+        match self {
+            Transport::Plain(_) => Ok(()),
+            Transport::Tls(tls) => tls.conn.refresh_traffic_keys().map_err(TransportError::Tls),
+        }
+    }
+
+    /// Begins a graceful close: TLS queues `close_notify` (then
+    /// [`flush`](Self::flush) before dropping); plain TCP needs nothing, the
+    /// close itself sends FIN. Returns whether there is now something to flush.
+    pub fn begin_close(&mut self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(tls) => {
+                tls.conn.send_close_notify();
+                tls.conn.wants_write()
+            }
+        }
+    }
+
+    /// Half-closes a plain TCP socket (sends FIN, keeps reading). For tests
+    /// and clients; TLS uses [`begin_close`](Self::begin_close).
+    pub fn shutdown_write(&mut self) -> io::Result<()> {
+        match self.socket().shutdown(Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
         }
     }
 }
@@ -146,11 +303,6 @@ fn write_socket(stream: &mut TcpStream, src: &[u8]) -> io::Result<Progress> {
     }
     Ok(progress(total, IoState::Ready))
 }
-
-fn progress(bytes: usize, state: IoState) -> Progress {
-    Progress { bytes, state }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
