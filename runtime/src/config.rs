@@ -40,6 +40,10 @@ pub struct Config {
     /// A closing connection whose peer does not take its last output within
     /// this time is closed anyway. Default 5 s.
     pub close_flush_timeout: Duration,
+    /// A TLS handshake not finished within this time closes the connection
+    /// (`HandshakeTimeout`): slowloris handshakes cannot hold slots. Default
+    /// 10 s (Redis's `tls-handshake-timeout`).
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Config {
@@ -56,6 +60,7 @@ impl Default for Config {
             backlog: 511,
             read_budget: 256 << 10,
             close_flush_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

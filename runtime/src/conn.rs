@@ -8,10 +8,10 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use baton_tls::{IoState, RecvBuf, Transport};
+use baton_tls::{IoState, RecvBuf, TlsInfo, Transport, TransportError};
 
 use crate::plan::{ConnFacts, Step};
-use crate::{CloseReason, Codec, ConnId, ConnInfo, ProtocolError, ProtocolErrorKind};
+use crate::{CloseReason, Codec, ConnId, ConnInfo, ProtocolError, ProtocolErrorKind, TlsFailure};
 
 /// Encode queued frames into the write buffer in batches of about this many
 /// bytes, so a deep queue is not copied all at once.
@@ -60,6 +60,10 @@ pub(crate) struct Conn<C: Codec> {
     pub(crate) scheduled: bool,
     /// Reading is paused because output is over the soft limit.
     pub(crate) paused: bool,
+    /// What the TLS handshake negotiated, once it completed.
+    pub(crate) tls: Option<TlsInfo>,
+    /// close_notify has been queued (graceful TLS close).
+    pub(crate) close_notify_sent: bool,
     pub(crate) span: tracing::Span,
 }
 
@@ -109,6 +113,8 @@ impl<C: Codec> Conn<C> {
             last_active: now,
             scheduled: false,
             paused: false,
+            tls: None,
+            close_notify_sent: false,
             span,
         }
     }
@@ -133,12 +139,18 @@ impl<C: Codec> Conn<C> {
         self.wpos = 0;
     }
 
+    /// Whether application output is queued and the transport can take it
+    /// now (a TLS transport takes none until its handshake is done).
+    pub(crate) fn app_output_ready(&self) -> bool {
+        self.output_bytes() > 0 && self.transport.accepts_app_data()
+    }
+
     pub(crate) fn facts(&self, soft_limit: usize) -> ConnFacts {
         let output = self.output_bytes();
         ConnFacts {
             readable: self.readable,
             writable: self.writable,
-            has_output: output > 0 || self.transport.wants_write(),
+            has_output: self.app_output_ready() || self.transport.wants_write(),
             output_over_soft_limit: output >= soft_limit,
             peer_eof: self.peer_eof,
             closing: self.closing.is_some(),
@@ -160,7 +172,13 @@ impl<C: Codec> Conn<C> {
             if step.read && self.failed.is_none() {
                 self.read_and_decode(limits, &mut report);
             }
-            if self.failed.is_none() && self.writable && self.transport.wants_write() {
+            // Reading may have made the transport want to write (a TLS
+            // handshake flight) or finished the handshake that held back
+            // application output.
+            if self.failed.is_none()
+                && self.writable
+                && (self.transport.wants_write() || self.app_output_ready())
+            {
                 self.flush(&mut report);
             }
         }));
@@ -172,7 +190,7 @@ impl<C: Codec> Conn<C> {
     }
 
     fn flush(&mut self, report: &mut StepReport) {
-        loop {
+        while self.transport.accepts_app_data() {
             if self.wpos == self.wbuf.len() {
                 self.wbuf.clear();
                 self.wpos = 0;
@@ -191,7 +209,7 @@ impl<C: Codec> Conn<C> {
                     }
                 }
                 Err(e) => {
-                    self.failed = Some(CloseReason::Io(e.kind()));
+                    self.failed = Some(failure(e));
                     return;
                 }
             }
@@ -199,7 +217,7 @@ impl<C: Codec> Conn<C> {
         match self.transport.flush() {
             Ok(IoState::Drained) => self.writable = false,
             Ok(_) => {}
-            Err(e) => self.failed = Some(CloseReason::Io(e.kind())),
+            Err(e) => self.failed = Some(failure(e)),
         }
         if self.wbuf.capacity() > KEEP_WRITE_BUF {
             self.wbuf = Vec::new();
@@ -230,7 +248,7 @@ impl<C: Codec> Conn<C> {
                 }
             }
             Err(e) => {
-                self.failed = Some(CloseReason::Io(e.kind()));
+                self.failed = Some(failure(e));
                 return;
             }
         }
@@ -248,5 +266,16 @@ impl<C: Codec> Conn<C> {
             });
         }
         self.recv.shrink_if_idle(KEEP_RECV_BUF);
+    }
+}
+
+/// The close reason for a failed transport step.
+fn failure(error: TransportError) -> CloseReason {
+    match error {
+        TransportError::Io(e) => CloseReason::Io(e.kind()),
+        TransportError::Tls(e) => {
+            tracing::debug!(error = %e, "TLS error");
+            CloseReason::Tls(TlsFailure::classify(&e))
+        }
     }
 }

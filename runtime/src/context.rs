@@ -55,6 +55,12 @@ impl<S: Service> Ctx<'_, S> {
         self.core.home_mut(conn).map(|c| &c.info)
     }
 
+    /// What the TLS handshake of `conn` negotiated, once it is complete (and
+    /// the connection is not on an IO thread at this moment).
+    pub fn tls_info(&mut self, conn: ConnId) -> Option<&baton_tls::TlsInfo> {
+        self.core.home_mut(conn).and_then(|c| c.tls.as_ref())
+    }
+
     /// Calls [`Service::on_timer`] with `token` after `after`.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.core.set_timer(after, TimerKind::User(token))

@@ -84,6 +84,8 @@ pub(crate) enum TimerKind {
     CloseFlush(ConnId),
     /// Accept again after `accept` failed (for example out of descriptors).
     AcceptRetry(usize),
+    /// A TLS handshake must be complete by now.
+    Handshake(ConnId),
 }
 
 pub(crate) struct Core<S: Service> {
@@ -110,6 +112,15 @@ impl<S: Service> Core<S> {
     pub(crate) fn home_mut(&mut self, id: ConnId) -> Option<&mut Conn<S::Codec>> {
         match self.table.get_mut(id.slot())? {
             Slot::Home(conn) if conn.id == id => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The connection (if live and home) together with the counters: a split
+    /// borrow, so a caller can count while it holds the connection.
+    pub(crate) fn home_and_stats(&mut self, id: ConnId) -> Option<(&mut Conn<S::Codec>, &Stats)> {
+        match self.table.get_mut(id.slot())? {
+            Slot::Home(conn) if conn.id == id => Some((conn, &self.stats)),
             _ => None,
         }
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_io_threads::LoopSignal;
+use baton_tls::rustls::ServerConfig;
+use baton_tls::{TlsConfigError, TlsSettings};
 use crossbeam_queue::SegQueue;
 
 use crate::stats::StatsSource;
@@ -18,6 +20,8 @@ pub(crate) enum Control<C> {
     User(C),
     /// Begin a graceful shutdown that must finish by `deadline`.
     Shutdown { deadline: Instant },
+    /// New TLS handshakes use this configuration from now on.
+    ReloadTls(Arc<ServerConfig>),
 }
 
 /// The loop's inbox (any thread -> main loop, MPSC, unbounded).
@@ -99,7 +103,7 @@ impl<C: Send + 'static> LoopHandle<C> {
             .push(Control::User(command))
             .map_err(|control| match control {
                 Control::User(command) => Stopped(command),
-                Control::Shutdown { .. } => unreachable!("pushed a user command"),
+                _ => unreachable!("pushed a user command"),
             })
     }
 
@@ -115,6 +119,18 @@ impl<C: Send + 'static> LoopHandle<C> {
 }
 
 impl<C> LoopHandle<C> {
+    /// Replaces the certificate (and every other TLS setting) of the TLS
+    /// listeners. The files are read and checked here, on the caller's
+    /// thread: a bad file is an `Err` and the server keeps its current
+    /// configuration. New handshakes use the new configuration; established
+    /// connections keep theirs.
+    pub fn reload_tls(&self, settings: &TlsSettings) -> Result<(), TlsConfigError> {
+        let config = settings.build()?;
+        // A stopped loop has no listeners left to reload.
+        let _ = self.mailbox.push(Control::ReloadTls(config));
+        Ok(())
+    }
+
     /// Whether the loop is still running.
     pub fn is_running(&self) -> bool {
         self.mailbox.running.load(Ordering::Acquire)

@@ -24,6 +24,7 @@ mod server;
 mod service;
 mod stats;
 mod timers;
+mod tls_failure;
 
 pub use baton_tls::RecvBuf;
 pub use config::Config;
@@ -36,3 +37,4 @@ pub use service::{
 };
 pub use stats::StatsSnapshot;
 pub use timers::TimerId;
+pub use tls_failure::TlsFailure;

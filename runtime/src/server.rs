@@ -21,6 +21,14 @@ use crate::timers::Timers;
 use crate::{
     listener, CloseReason, Codec, Config, ConnId, ConnInfo, Ctx, LoopHandle, Service, StatsSnapshot,
 };
+use baton_tls::rustls::ServerConfig;
+
+/// A listening socket, and the TLS configuration for what it accepts.
+#[derive(Debug)]
+struct Listener {
+    socket: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+}
 
 /// Poller keys at and above this name listeners (`LISTENER_KEY + index`);
 /// below it, connection slots. `usize::MAX` is the poller's own.
@@ -33,7 +41,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     config: Config,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<(SocketAddr, Option<Arc<ServerConfig>>)>,
 }
 
 impl Builder {
@@ -49,9 +57,18 @@ impl Builder {
         self
     }
 
-    /// Adds a TCP listen address (IPv4 or IPv6; port 0 picks a free port).
+    /// Adds a plain TCP listen address (IPv4 or IPv6; port 0 picks a free
+    /// port).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
-        self.addrs.push(addr);
+        self.addrs.push((addr, None));
+        self
+    }
+
+    /// Adds a TLS listen address. Build `tls` with
+    /// [`TlsSettings::build`](baton_tls::TlsSettings::build); replace it at run
+    /// time with [`LoopHandle::reload_tls`].
+    pub fn listen_tls(mut self, addr: SocketAddr, tls: Arc<ServerConfig>) -> Self {
+        self.addrs.push((addr, Some(tls)));
         self
     }
 
@@ -117,7 +134,7 @@ impl Builder {
 pub struct Server<S: Service> {
     core: Core<S>,
     service: S,
-    listeners: Vec<Option<TcpListener>>,
+    listeners: Vec<Option<Listener>>,
     /// Events of the current iteration (kept to reuse its allocation).
     events: Vec<Readiness>,
     /// Connections closed by the shutdown deadline without being flushed.
@@ -176,8 +193,12 @@ impl Codec for NoCodec {
 }
 
 impl<S: Service> Server<S> {
-    fn new(config: Config, addrs: &[SocketAddr], service: S) -> io::Result<Self> {
-        let stats = Arc::new(Stats::default());
+    fn new(
+        config: Config,
+        addrs: &[(SocketAddr, Option<Arc<ServerConfig>>)],
+        service: S,
+    ) -> io::Result<Self> {
+        let stats = Arc::new(Stats::new());
         let reactor = Reactor::new(Arc::clone(&stats))?;
         let signal = Arc::new(LoopSignal::new(reactor.waker()));
         let limits = IoLimits {
@@ -205,10 +226,13 @@ impl<S: Service> Server<S> {
             pool: pool.as_ref().map(IoPool::stats_reader),
         };
         let mut listeners = Vec::with_capacity(addrs.len());
-        for (index, addr) in addrs.iter().enumerate() {
-            let listener = listener::bind(*addr, config.backlog)?;
-            reactor.register(&listener, LISTENER_KEY + index)?;
-            listeners.push(Some(listener));
+        for (index, (addr, tls)) in addrs.iter().enumerate() {
+            let socket = listener::bind(*addr, config.backlog)?;
+            reactor.register(&socket, LISTENER_KEY + index)?;
+            listeners.push(Some(Listener {
+                socket,
+                tls: tls.clone(),
+            }));
         }
         let core = Core {
             mailbox: Arc::new(Mailbox::new(Arc::clone(&signal))),
@@ -240,7 +264,7 @@ impl<S: Service> Server<S> {
         self.listeners
             .iter()
             .flatten()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|l| l.socket.local_addr().ok())
             .collect()
     }
 
@@ -333,7 +357,7 @@ impl<S: Service> Server<S> {
             let Some(Some(listener)) = self.listeners.get(index) else {
                 return;
             };
-            match listener::accept(listener) {
+            match listener::accept(&listener.socket) {
                 Ok((stream, peer)) => self.admit(index, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -371,19 +395,37 @@ impl<S: Service> Server<S> {
         }
         core.next_generation += 1;
         let id = ConnId::new(entry.key(), core.next_generation);
+        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
         let info = ConnInfo {
             peer,
             local,
             listener: index,
+            tls: tls.is_some(),
         };
+        let transport = match tls {
+            None => Transport::plain(stream),
+            Some(config) => match Transport::tls_server(stream, config) {
+                Ok(transport) => transport,
+                Err(e) => {
+                    core.stats.accept_errors.add(1);
+                    tracing::warn!(error = %e, "could not start a TLS session");
+                    return;
+                }
+            },
+        };
+        let is_tls = info.tls;
         let codec = self.service.codec(&info);
-        let conn = Conn::new(id, info, Transport::plain(stream), codec, core.now);
+        let conn = Conn::new(id, info, transport, codec, core.now);
         tracing::debug!(parent: &conn.span, "connection opened");
         entry.insert(Slot::Home(Box::new(conn)));
         core.stats.accepted.add(1);
         core.stats.open.add(1);
         if let Some(timeout) = core.config.idle_timeout {
             core.set_timer(timeout, TimerKind::Idle(id));
+        }
+        if is_tls {
+            let timeout = core.config.handshake_timeout;
+            core.set_timer(timeout, TimerKind::Handshake(id));
         }
         core.schedule(id);
         self.call_service(Some(id), |s, ctx| s.on_open(ctx, id));
@@ -447,15 +489,27 @@ impl<S: Service> Server<S> {
     /// Counts, delivers decoded frames to the service, and schedules the
     /// connection for its next step.
     fn after_step(&mut self, id: ConnId, report: StepReport) {
-        let core = &mut self.core;
-        let now = core.now;
-        core.stats.bytes_in.add(report.bytes_in);
-        core.stats.bytes_out.add(report.bytes_out);
-        let Some(conn) = core.home_mut(id) else {
+        let now = self.core.now;
+        let Some((conn, stats)) = self.core.home_and_stats(id) else {
             return;
         };
+        stats.bytes_in.add(report.bytes_in);
+        stats.bytes_out.add(report.bytes_out);
         if report.bytes_in > 0 {
             conn.last_active = now;
+        }
+        if conn.tls.is_none() && !conn.transport.is_handshaking() {
+            if let Some(info) = conn.transport.tls_info() {
+                tracing::debug!(
+                    parent: &conn.span,
+                    version = ?info.version,
+                    suite = ?info.suite,
+                    resumed = info.resumed,
+                    "TLS handshake complete"
+                );
+                stats.handshake_completed(&info);
+                conn.tls = Some(info);
+            }
         }
         let frames = std::mem::take(&mut conn.frames);
         let decode_error = conn.decode_error.take();
@@ -496,6 +550,16 @@ impl<S: Service> Server<S> {
                     self.call_service(None, |s, ctx| s.on_command(ctx, command))
                 }
                 Control::Shutdown { deadline } => self.begin_shutdown(deadline),
+                Control::ReloadTls(config) => {
+                    let mut reloaded = 0;
+                    for listener in self.listeners.iter_mut().flatten() {
+                        if let Some(tls) = &mut listener.tls {
+                            *tls = Arc::clone(&config);
+                            reloaded += 1;
+                        }
+                    }
+                    tracing::info!(listeners = reloaded, "TLS configuration reloaded");
+                }
             }
         }
     }
@@ -514,8 +578,25 @@ impl<S: Service> Server<S> {
                     }
                 }
                 TimerKind::AcceptRetry(index) => self.accept_all(index),
+                TimerKind::Handshake(id) => self.check_handshake(id),
             }
         }
+    }
+
+    fn check_handshake(&mut self, id: ConnId) {
+        let next = match self.core.table.get(id.slot()) {
+            Some(Slot::Home(conn)) if conn.id == id => {
+                if conn.transport.is_handshaking() {
+                    tracing::info!(parent: &conn.span, "TLS handshake timed out");
+                    self.core.abort(id, CloseReason::HandshakeTimeout);
+                }
+                return;
+            }
+            // On an IO thread right now: look again as soon as it is back.
+            Some(Slot::Away(away)) if away.generation == id.generation => Duration::from_millis(10),
+            _ => return,
+        };
+        self.core.set_timer(next, TimerKind::Handshake(id));
     }
 
     fn check_idle(&mut self, id: ConnId) {
@@ -556,31 +637,48 @@ impl<S: Service> Server<S> {
 
     fn advance(&mut self, id: ConnId) {
         let soft = self.core.config.output_soft_limit;
-        let Some(conn) = self.core.home_mut(id) else {
+        let flush_timeout = self.core.config.close_flush_timeout;
+        let Some((conn, stats)) = self.core.home_and_stats(id) else {
             return;
         };
         conn.scheduled = false;
         let facts = conn.facts(soft);
-        let pause_changed = facts.output_over_soft_limit != conn.paused;
-        conn.paused = facts.output_over_soft_limit;
-        let (reason_failed, reason_closing) = (conn.failed.clone(), conn.closing.clone());
-        if pause_changed {
-            let stats = &self.core.stats;
-            if facts.output_over_soft_limit {
+        if facts.output_over_soft_limit != conn.paused {
+            conn.paused = facts.output_over_soft_limit;
+            if conn.paused {
                 stats.backpressure_pauses.add(1);
                 stats.paused.add(1);
             } else {
                 stats.paused.sub(1);
             }
         }
-        match plan::next(facts) {
-            Next::Wait => {}
-            Next::Close => {
-                let reason = reason_failed
-                    .or(reason_closing)
-                    .unwrap_or(CloseReason::PeerClosed);
-                self.close_now(id, reason);
+        let next = plan::next(facts);
+        if matches!(next, Next::Io(step) if step.write) && conn.output_bytes() == 0 {
+            stats.tls_write_steps.add(1);
+        }
+        if next == Next::Close
+            && conn.failed.is_none()
+            && conn.tls.is_some()
+            && !conn.close_notify_sent
+        {
+            // A graceful TLS close says goodbye first: queue close_notify,
+            // let it flush (bounded by the close flush timeout), then close.
+            conn.close_notify_sent = true;
+            if conn.transport.begin_close() {
+                self.core
+                    .set_timer(flush_timeout, TimerKind::CloseFlush(id));
+                self.core.schedule(id);
+                return;
             }
+        }
+        let reason = conn
+            .failed
+            .clone()
+            .or_else(|| conn.closing.clone())
+            .unwrap_or(CloseReason::PeerClosed);
+        match next {
+            Next::Wait => {}
+            Next::Close => self.close_now(id, reason),
             Next::Io(step) => self.run_step(id, step),
         }
     }
@@ -637,6 +735,9 @@ impl<S: Service> Server<S> {
         if conn.paused {
             core.stats.paused.sub(1);
         }
+        if conn.transport.is_handshaking() {
+            core.stats.handshakes_failed.add(1);
+        }
         drop(conn);
         core.stats.open.sub(1);
         core.stats.closed[reason.index()].add(1);
@@ -651,7 +752,7 @@ impl<S: Service> Server<S> {
         self.core.shutdown_deadline = Some(deadline);
         for slot in &mut self.listeners {
             if let Some(listener) = slot.take() {
-                if let Err(e) = self.core.reactor.deregister(&listener) {
+                if let Err(e) = self.core.reactor.deregister(&listener.socket) {
                     tracing::warn!(error = %e, "poller delete of a listener failed");
                 }
             }

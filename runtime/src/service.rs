@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use baton_tls::RecvBuf;
 
-use crate::{ConnId, Ctx, TimerId};
+use crate::{ConnId, Ctx, TimerId, TlsFailure};
 
 /// Turns bytes into frames and frames into bytes for one connection.
 ///
@@ -97,6 +97,9 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Index of the listener (in the order they were added) that accepted it.
     pub listener: usize,
+    /// Whether the connection is TLS (the handshake may still be running
+    /// when `on_open` is called).
+    pub tls: bool,
 }
 
 /// The application, run on the main loop with `&mut self`.
@@ -168,11 +171,15 @@ pub enum CloseReason {
     ServicePanic,
     /// The server is shutting down.
     Shutdown,
+    /// TLS failed (during or after the handshake).
+    Tls(TlsFailure),
+    /// The TLS handshake did not finish within the handshake timeout.
+    HandshakeTimeout,
 }
 
 impl CloseReason {
     /// Every reason's counter name, in [`index`](Self::index) order.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 19] = [
         "peer_closed",
         "io_error",
         "by_service",
@@ -184,6 +191,14 @@ impl CloseReason {
         "codec_panic",
         "service_panic",
         "shutdown",
+        "tls_not_tls",
+        "tls_unknown_server_name",
+        "tls_no_client_certificate",
+        "tls_bad_client_certificate",
+        "tls_incompatible",
+        "tls_alert_received",
+        "tls_other",
+        "handshake_timeout",
     ];
 
     /// Position of this reason in [`NAMES`](Self::NAMES) and in
@@ -201,6 +216,14 @@ impl CloseReason {
             CloseReason::CodecPanic => 8,
             CloseReason::ServicePanic => 9,
             CloseReason::Shutdown => 10,
+            CloseReason::Tls(TlsFailure::NotTls) => 11,
+            CloseReason::Tls(TlsFailure::UnknownServerName) => 12,
+            CloseReason::Tls(TlsFailure::NoClientCertificate) => 13,
+            CloseReason::Tls(TlsFailure::BadClientCertificate) => 14,
+            CloseReason::Tls(TlsFailure::Incompatible) => 15,
+            CloseReason::Tls(TlsFailure::AlertReceived) => 16,
+            CloseReason::Tls(TlsFailure::Other) => 17,
+            CloseReason::HandshakeTimeout => 18,
         }
     }
 }
@@ -230,3 +253,40 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_reason_has_its_own_counter() {
+        let mut reasons = vec![
+            CloseReason::PeerClosed,
+            CloseReason::Io(std::io::ErrorKind::Other),
+            CloseReason::ByService,
+            CloseReason::IdleTimeout,
+            CloseReason::OutputLimit,
+            CloseReason::FlushTimeout,
+            CloseReason::Protocol(ProtocolErrorKind::FrameTooLarge),
+            CloseReason::Protocol(ProtocolErrorKind::Malformed),
+            CloseReason::CodecPanic,
+            CloseReason::ServicePanic,
+            CloseReason::Shutdown,
+            CloseReason::HandshakeTimeout,
+        ];
+        for failure in [
+            TlsFailure::NotTls,
+            TlsFailure::UnknownServerName,
+            TlsFailure::NoClientCertificate,
+            TlsFailure::BadClientCertificate,
+            TlsFailure::Incompatible,
+            TlsFailure::AlertReceived,
+            TlsFailure::Other,
+        ] {
+            reasons.push(CloseReason::Tls(failure));
+        }
+        let mut indices: Vec<usize> = reasons.iter().map(CloseReason::index).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, (0..CloseReason::NAMES.len()).collect::<Vec<_>>());
+    }
+}

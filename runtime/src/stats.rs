@@ -46,12 +46,54 @@ pub(crate) struct Stats {
     pub(crate) backpressure_pauses: Counter,
     pub(crate) paused: Counter,
     pub(crate) poller_ctl_calls: Counter,
+    pub(crate) tls_write_steps: Counter,
+    pub(crate) handshakes_ok: Counter,
+    pub(crate) handshakes_resumed: Counter,
+    pub(crate) handshakes_failed: Counter,
+    pub(crate) tls13: Counter,
+    pub(crate) tls12: Counter,
+    /// Completed handshakes per cipher suite, in `suite_names` order.
+    pub(crate) suites: Vec<Counter>,
+    pub(crate) suite_names: Vec<String>,
     pub(crate) jobs_dispatched: Counter,
     pub(crate) inline_fallbacks: Counter,
     pub(crate) inline_steps: Counter,
     pub(crate) loop_iterations: Counter,
     pub(crate) service_panics: Counter,
     pub(crate) closed: [Counter; CloseReason::NAMES.len()],
+}
+
+impl Stats {
+    /// Counters, with one per cipher suite the crypto provider offers.
+    pub(crate) fn new() -> Self {
+        let suite_names: Vec<String> = baton_tls::crypto_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| format!("{:?}", s.suite()))
+            .collect();
+        Self {
+            suites: suite_names.iter().map(|_| Counter::default()).collect(),
+            suite_names,
+            ..Self::default()
+        }
+    }
+
+    /// Counts a completed handshake.
+    pub(crate) fn handshake_completed(&self, info: &baton_tls::TlsInfo) {
+        self.handshakes_ok.add(1);
+        if info.resumed {
+            self.handshakes_resumed.add(1);
+        }
+        match info.version {
+            baton_tls::rustls::ProtocolVersion::TLSv1_3 => self.tls13.add(1),
+            baton_tls::rustls::ProtocolVersion::TLSv1_2 => self.tls12.add(1),
+            _ => {}
+        }
+        let name = format!("{:?}", info.suite);
+        if let Some(i) = self.suite_names.iter().position(|n| *n == name) {
+            self.suites[i].add(1);
+        }
+    }
 }
 
 /// Everything needed to take a snapshot from another thread.
@@ -78,6 +120,19 @@ impl StatsSource {
             backpressure_pauses: s.backpressure_pauses.get(),
             connections_paused: s.paused.get(),
             poller_ctl_calls: s.poller_ctl_calls.get(),
+            tls_write_steps: s.tls_write_steps.get(),
+            handshakes_ok: s.handshakes_ok.get(),
+            handshakes_resumed: s.handshakes_resumed.get(),
+            handshakes_failed: s.handshakes_failed.get(),
+            tls13_handshakes: s.tls13.get(),
+            tls12_handshakes: s.tls12.get(),
+            cipher_suites: s
+                .suite_names
+                .iter()
+                .zip(&s.suites)
+                .map(|(name, count)| (name.clone(), count.get()))
+                .filter(|(_, count)| *count > 0)
+                .collect(),
             jobs_dispatched: s.jobs_dispatched.get(),
             inline_fallbacks: s.inline_fallbacks.get(),
             inline_steps: s.inline_steps.get(),
@@ -124,6 +179,24 @@ pub struct StatsSnapshot {
     /// `epoll_ctl` calls made by the loop (registering and deleting
     /// sockets). Steady-state traffic makes none: see `ARCHITECTURE.md`.
     pub poller_ctl_calls: u64,
+    /// IO steps the loop planned because the TLS transport wanted to write
+    /// (a handshake flight, an alert, close_notify) when there was no
+    /// application output: rustls's wants, arriving back at the loop as
+    /// state and becoming a step, never as a poller call.
+    pub tls_write_steps: u64,
+    /// TLS handshakes completed.
+    pub handshakes_ok: u64,
+    /// Of those, resumed sessions (ticket or session id).
+    pub handshakes_resumed: u64,
+    /// TLS connections closed before their handshake completed (any reason;
+    /// the reasons are in `closed`).
+    pub handshakes_failed: u64,
+    /// Completed handshakes that negotiated TLS 1.3.
+    pub tls13_handshakes: u64,
+    /// Completed handshakes that negotiated TLS 1.2.
+    pub tls12_handshakes: u64,
+    /// Completed handshakes per cipher suite (suites never used are left out).
+    pub cipher_suites: Vec<(String, u64)>,
     /// Jobs handed to IO threads.
     pub jobs_dispatched: u64,
     /// Jobs run inline because an IO thread's queue was full.
