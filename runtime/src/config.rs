@@ -44,6 +44,9 @@ pub struct Config {
     /// (`HandshakeTimeout`): slowloris handshakes cannot hold slots. Default
     /// 10 s (Redis's `tls-handshake-timeout`).
     pub handshake_timeout: Duration,
+    /// `SO_SNDBUF` for accepted sockets. `None` (default): the kernel's
+    /// autotuning. A small value bounds kernel memory per connection.
+    pub socket_send_buffer: Option<usize>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             read_budget: 256 << 10,
             close_flush_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
+            socket_send_buffer: None,
         }
     }
 }

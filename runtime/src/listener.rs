@@ -25,10 +25,16 @@ pub(crate) fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 
 /// Accepts one connection, already non-blocking, close-on-exec and with
 /// `TCP_NODELAY` (replies go out as soon as they are written).
-pub(crate) fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+pub(crate) fn accept(
+    listener: &TcpListener,
+    send_buffer: Option<usize>,
+) -> io::Result<(TcpStream, SocketAddr)> {
     let listener = socket2::SockRef::from(listener);
     let (socket, addr) = listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
     socket.set_tcp_nodelay(true)?;
+    if let Some(size) = send_buffer {
+        socket.set_send_buffer_size(size)?;
+    }
     let addr = addr
         .as_socket()
         .ok_or_else(|| io::Error::other("accepted a non-IP socket"))?;

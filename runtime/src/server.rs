@@ -357,7 +357,7 @@ impl<S: Service> Server<S> {
             let Some(Some(listener)) = self.listeners.get(index) else {
                 return;
             };
-            match listener::accept(&listener.socket) {
+            match listener::accept(&listener.socket, self.core.config.socket_send_buffer) {
                 Ok((stream, peer)) => self.admit(index, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

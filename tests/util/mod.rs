@@ -1,13 +1,19 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, missing_docs)] // each test binary uses a different subset
 
-use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use baton::{Config, LoopHandle, RunReport, Server, Service};
+use baton::tls::rustls::pki_types::pem::PemObject;
+use baton::tls::rustls::pki_types::{CertificateDer, ServerName};
+use baton::tls::rustls::{
+    self, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion,
+};
+use baton::tls::{IoState, TlsSettings, Transport};
+use baton::{Config, LoopHandle, RecvBuf, RunReport, Server, Service};
 use polling::{Event, Events, PollMode, Poller};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -70,15 +76,29 @@ where
     S: Service,
     F: FnOnce() -> S + Send + 'static,
 {
+    spawn_server_on(config, None, make)
+}
+
+fn spawn_server_on<S, F>(
+    config: Config,
+    tls: Option<Arc<ServerConfig>>,
+    make: F,
+) -> TestServer<S::Command>
+where
+    S: Service,
+    F: FnOnce() -> S + Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("baton-loop".into())
         .spawn(move || {
-            let server = Server::builder()
-                .config(config)
-                .listen("127.0.0.1:0".parse().unwrap())
-                .build(make())
-                .expect("build server");
+            let addr = "127.0.0.1:0".parse().unwrap();
+            let builder = Server::builder().config(config);
+            let builder = match tls {
+                Some(tls) => builder.listen_tls(addr, tls),
+                None => builder.listen(addr),
+            };
+            let server = builder.build(make()).expect("build server");
             tx.send((server.local_addrs()[0], server.handle())).unwrap();
             server.run().expect("server run")
         })
@@ -165,13 +185,37 @@ impl EchoPlan {
     }
 }
 
+/// How test clients connect: plain TCP, or TLS trusting a certificate.
+#[derive(Clone)]
+pub enum ClientMode {
+    Plain,
+    Tls(Arc<ClientConfig>),
+}
+
+impl ClientMode {
+    /// A non-blocking client transport to `addr` (TLS handshake pending).
+    pub fn connect(&self, addr: SocketAddr) -> Transport {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nonblocking(true).unwrap();
+        stream.set_nodelay(true).unwrap();
+        match self {
+            ClientMode::Plain => Transport::plain(stream),
+            ClientMode::Tls(config) => {
+                let name = ServerName::try_from("localhost").unwrap();
+                Transport::tls_client(stream, Arc::clone(config), name).unwrap()
+            }
+        }
+    }
+}
+
 struct ClientState {
-    stream: TcpStream,
+    transport: Transport,
     plan: EchoPlan,
     chunk: usize,
     chunk_pos: usize,
     sent: usize,
-    received: Vec<u8>,
+    received: RecvBuf,
+    checked: usize,
     done: bool,
 }
 
@@ -179,22 +223,28 @@ struct ClientState {
 /// sockets, one poller), checking every byte comes back in order. Panics
 /// on a mismatch, an error, or if not finished within `limit`.
 pub fn run_echo_clients(addr: SocketAddr, plans: Vec<EchoPlan>, limit: Duration) {
+    run_echo_clients_with(&ClientMode::Plain, addr, plans, limit)
+}
+
+/// [`run_echo_clients`], plain or TLS.
+pub fn run_echo_clients_with(
+    mode: &ClientMode,
+    addr: SocketAddr,
+    plans: Vec<EchoPlan>,
+    limit: Duration,
+) {
     let poller = Poller::new().unwrap();
     let mut clients: Vec<ClientState> = plans
         .into_iter()
-        .map(|plan| {
-            let stream = TcpStream::connect(addr).expect("connect");
-            stream.set_nonblocking(true).unwrap();
-            stream.set_nodelay(true).unwrap();
-            ClientState {
-                stream,
-                plan,
-                chunk: 0,
-                chunk_pos: 0,
-                sent: 0,
-                received: Vec::new(),
-                done: false,
-            }
+        .map(|plan| ClientState {
+            transport: mode.connect(addr),
+            plan,
+            chunk: 0,
+            chunk_pos: 0,
+            sent: 0,
+            received: RecvBuf::new(),
+            checked: 0,
+            done: false,
         })
         .collect();
     for (key, c) in clients.iter().enumerate() {
@@ -202,14 +252,13 @@ pub fn run_echo_clients(addr: SocketAddr, plans: Vec<EchoPlan>, limit: Duration)
         // (on completion below; on a panic the poller is dropped first).
         unsafe {
             poller
-                .add_with_mode(&c.stream, Event::all(key), PollMode::Level)
+                .add_with_mode(c.transport.socket(), Event::all(key), PollMode::Level)
                 .unwrap()
         };
     }
     let start = Instant::now();
     let mut left = clients.len();
     let mut events = Events::new();
-    let mut buf = vec![0u8; 256 * 1024];
     while left > 0 {
         assert!(
             start.elapsed() < limit,
@@ -225,56 +274,125 @@ pub fn run_echo_clients(addr: SocketAddr, plans: Vec<EchoPlan>, limit: Duration)
                 continue;
             }
             if ev.writable {
-                while c.chunk < c.plan.chunks.len() {
-                    let start_at: usize = c.sent;
-                    let end = start_at + (c.plan.chunks[c.chunk] - c.chunk_pos);
-                    match c.stream.write(&c.plan.payload[start_at..end]) {
-                        Ok(n) => {
-                            c.sent += n;
-                            c.chunk_pos += n;
-                            if c.chunk_pos == c.plan.chunks[c.chunk] {
-                                c.chunk += 1;
-                                c.chunk_pos = 0;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("client write failed: {e}"),
+                if c.transport.wants_write() {
+                    c.transport.flush().expect("client flush");
+                }
+                while c.chunk < c.plan.chunks.len() && c.transport.accepts_app_data() {
+                    let end = c.sent + (c.plan.chunks[c.chunk] - c.chunk_pos);
+                    let progress = c
+                        .transport
+                        .write(&c.plan.payload[c.sent..end])
+                        .expect("client write");
+                    c.sent += progress.bytes;
+                    c.chunk_pos += progress.bytes;
+                    if c.chunk_pos == c.plan.chunks[c.chunk] {
+                        c.chunk += 1;
+                        c.chunk_pos = 0;
+                    }
+                    if progress.state == IoState::Drained || progress.bytes == 0 {
+                        break;
                     }
                 }
             }
             if ev.readable {
-                loop {
-                    match c.stream.read(&mut buf) {
-                        Ok(0) => panic!(
-                            "server closed after {} of {} bytes",
-                            c.received.len(),
-                            c.plan.payload.len()
-                        ),
-                        Ok(n) => c.received.extend_from_slice(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("client read failed: {e}"),
-                    }
-                }
+                let progress = c
+                    .transport
+                    .read(&mut c.received, 1 << 20)
+                    .expect("client read");
+                assert!(
+                    progress.state != IoState::Eof
+                        || c.checked + c.received.len() == c.plan.payload.len(),
+                    "server closed after {} of {} bytes",
+                    c.checked + c.received.len(),
+                    c.plan.payload.len()
+                );
             }
-            let interest = if c.chunk < c.plan.chunks.len() {
+            let got = c.received.len();
+            assert!(
+                c.checked + got <= c.plan.payload.len(),
+                "received more than was sent"
+            );
+            assert!(
+                c.received.as_slice() == &c.plan.payload[c.checked..c.checked + got],
+                "bytes came back changed or out of order"
+            );
+            c.checked += got;
+            c.received.consume(got);
+            let sending = c.chunk < c.plan.chunks.len() || c.transport.wants_write();
+            let interest = if sending {
                 Event::all(ev.key)
             } else {
                 Event::readable(ev.key)
             };
             poller
-                .modify_with_mode(&c.stream, interest, PollMode::Level)
+                .modify_with_mode(c.transport.socket(), interest, PollMode::Level)
                 .unwrap();
-            let got = c.received.len();
-            assert!(got <= c.plan.payload.len(), "received more than was sent");
-            assert!(
-                c.received[..] == c.plan.payload[..got],
-                "bytes came back changed or out of order"
-            );
-            if got == c.plan.payload.len() {
+            if c.checked == c.plan.payload.len() {
                 c.done = true;
                 left -= 1;
-                poller.delete(&c.stream).unwrap();
+                poller.delete(c.transport.socket()).unwrap();
             }
         }
     }
+}
+
+/// A certificate generated for this test run, and clients that trust it.
+pub struct TestCert {
+    pub dir: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCert {
+    /// A fresh self-signed certificate for localhost in its own directory.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("baton-test-{name}-{}", std::process::id()));
+        let (cert, key) = baton::tls::generate_self_signed(&dir).unwrap();
+        Self { dir, cert, key }
+    }
+
+    pub fn settings(&self) -> TlsSettings {
+        TlsSettings::from_files(&self.cert, &self.key)
+    }
+
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.settings().build().unwrap()
+    }
+
+    /// A client trusting this certificate, TLS 1.3 and 1.2 or only `version`.
+    pub fn client(&self, version: Option<&'static SupportedProtocolVersion>) -> ClientMode {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.cert).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let versions: Vec<&'static SupportedProtocolVersion> = match version {
+            Some(v) => vec![v],
+            None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        };
+        let config = ClientConfig::builder_with_provider(baton::tls::crypto_provider())
+            .with_protocol_versions(&versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        ClientMode::Tls(Arc::new(config))
+    }
+}
+
+impl Drop for TestCert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `make()`'s service with `config` on 127.0.0.1, TLS with `tls`.
+pub fn spawn_tls_server<S, F>(
+    config: Config,
+    tls: Arc<ServerConfig>,
+    make: F,
+) -> TestServer<S::Command>
+where
+    S: Service,
+    F: FnOnce() -> S + Send + 'static,
+{
+    spawn_server_on(config, Some(tls), make)
 }
