@@ -320,7 +320,14 @@ fn syscalls(o: &Options, loads: &[Load]) {
     for load in loads {
         for io_threads in [0, 2] {
             let mut echo = Command::new(bin)
-                .args(["--port", "0", "--io-threads", &io_threads.to_string()])
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    "0",
+                    "--io-threads",
+                    &io_threads.to_string(),
+                ])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
