@@ -1,27 +1,36 @@
-//! Echo throughput, latency, server CPU and syscalls per request.
+//! Echo throughput, latency, server CPU, syscalls, and TLS handshakes.
 //!
 //! ```text
-//! cargo bench --bench echo_throughput                 # the matrix, in-process server
+//! cargo bench --bench echo_throughput                      # plain vs TLS echo matrix
 //! cargo bench --bench echo_throughput -- --seconds 3 --rounds 5
+//! cargo bench --bench echo_throughput -- --handshakes      # full and resumed handshakes/s
+//! cargo bench -F baton-tls/aws-lc-rs --bench echo_throughput -- --handshakes   # other provider
 //! cargo build --release --example echo && \
-//!   cargo bench --bench echo_throughput -- --strace   # syscalls/request (needs strace)
+//!   cargo bench --bench echo_throughput -- --strace        # syscalls/message (needs strace)
 //! ```
 //!
 //! 64 connections; 64 B and 4 KiB messages; 1 message in flight per
-//! connection or 16 pipelined; 0 and 2 IO threads. Contenders alternate
-//! (A B A B ...) within each round, and medians over rounds are reported,
-//! because this machine is shared and noisy. Latency is the round trip of one
-//! batch (one message, or 16 pipelined ones).
+//! connection or 16 pipelined; 0 and 2 IO threads; plain and TLS 1.3.
+//! Contenders alternate (A B A B ...) within each round and medians over
+//! rounds are reported, because this machine is shared and noisy. Latency is
+//! the round trip of one batch (one message, or 16 pipelined ones). The load
+//! generator is one thread of this process, on the same 2 cores.
 
 #[path = "../examples/echo/service.rs"]
 mod echo;
 
-use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::{Config, Server};
+use baton::tls::rustls::client::Resumption;
+use baton::tls::rustls::pki_types::pem::PemObject;
+use baton::tls::rustls::pki_types::{CertificateDer, ServerName};
+use baton::tls::rustls::{ClientConfig, RootCertStore};
+use baton::tls::{generate_self_signed, IoState, TlsSettings, Transport};
+use baton::{Config, LoopHandle, RecvBuf, Server};
 use hdrhistogram::Histogram;
 use polling::{Event, Events, PollMode, Poller};
 
@@ -31,6 +40,7 @@ struct Options {
     seconds: f64,
     rounds: usize,
     strace: bool,
+    handshakes: bool,
 }
 
 fn options() -> Options {
@@ -38,6 +48,7 @@ fn options() -> Options {
         seconds: 2.0,
         rounds: 3,
         strace: false,
+        handshakes: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -55,6 +66,7 @@ fn options() -> Options {
                     .expect("--rounds N")
             }
             "--strace" => o.strace = true,
+            "--handshakes" => o.handshakes = true,
             "--bench" => {}
             other => panic!("unknown option {other}; see the file's header"),
         }
@@ -68,13 +80,66 @@ struct Load {
     depth: usize,
 }
 
+/// How the load generator connects.
+#[derive(Clone)]
+enum Mode {
+    Plain,
+    Tls(Arc<ClientConfig>),
+}
+
+impl Mode {
+    fn connect(&self, addr: SocketAddr) -> Transport {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.set_nonblocking(true).unwrap();
+        match self {
+            Mode::Plain => Transport::plain(stream),
+            Mode::Tls(config) => Transport::tls_client(
+                stream,
+                Arc::clone(config),
+                ServerName::try_from("localhost").unwrap(),
+            )
+            .unwrap(),
+        }
+    }
+}
+
+/// A generated certificate and a client config trusting it.
+struct Tls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Tls {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("baton-bench-{}", std::process::id()));
+        let (cert, key) = generate_self_signed(&dir).unwrap();
+        Self { cert, key }
+    }
+    fn client(&self, resume: bool) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&self.cert).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let mut config = ClientConfig::builder_with_provider(baton::tls::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        if !resume {
+            config.resumption = Resumption::disabled();
+        }
+        Arc::new(config)
+    }
+}
+
 struct Sample {
-    msgs_per_sec: f64,
+    per_sec: f64,
     p50_us: f64,
     p99_us: f64,
-    /// Server CPU seconds (loop + IO threads) per million messages.
+    /// Server CPU seconds (loop + IO threads) per million operations.
     cpu_per_million: f64,
-    messages: u64,
+    ops: u64,
     ctl_calls: u64,
 }
 
@@ -98,40 +163,73 @@ fn main() {
     if o.strace {
         return syscalls(&o, &loads);
     }
+    let tls = Tls::new();
+    println!("crypto provider: {}", provider_name());
+    if o.handshakes {
+        return handshakes(&o, &tls);
+    }
     println!(
         "echo, {CONNS} connections, {:.1} s per run, {} rounds, medians",
         o.seconds, o.rounds
     );
     println!(
-        "{:>6} {:>5} {:>4} | {:>12} {:>9} {:>9} {:>10} {:>9} | {:>7}",
-        "size", "depth", "io", "msgs/s", "p50 us", "p99 us", "cpu s/M", "ctl/msg", "vs io=0"
+        "{:>5} {:>5} {:>2} {:>5} | {:>10} {:>8} {:>8} {:>8} {:>8} | {:>6} {:>9}",
+        "size",
+        "depth",
+        "io",
+        "tls",
+        "msgs/s",
+        "p50 us",
+        "p99 us",
+        "cpu s/M",
+        "ctl/msg",
+        "vs io0",
+        "vs plain"
     );
+    let contenders = [(0, false), (2, false), (0, true), (2, true)];
     for load in loads {
-        let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+        let mut samples: Vec<Vec<Sample>> = contenders.iter().map(|_| Vec::new()).collect();
         for _ in 0..o.rounds {
-            for (i, io_threads) in [0, 2].into_iter().enumerate() {
-                samples[i].push(run_in_process(io_threads, load, o.seconds));
+            for (i, &(io_threads, use_tls)) in contenders.iter().enumerate() {
+                let mode = if use_tls {
+                    Mode::Tls(tls.client(true))
+                } else {
+                    Mode::Plain
+                };
+                let server_tls = use_tls.then(|| TlsSettings::from_files(&tls.cert, &tls.key));
+                samples[i].push(run_echo(io_threads, server_tls, &mode, load, o.seconds));
             }
         }
-        let base = median(samples[0].iter().map(|s| s.msgs_per_sec));
-        for (i, io_threads) in [0, 2].into_iter().enumerate() {
+        let rate = |i: usize| median(samples[i].iter().map(|s| s.per_sec));
+        for (i, &(io_threads, use_tls)) in contenders.iter().enumerate() {
             let s = &samples[i];
-            let rate = median(s.iter().map(|s| s.msgs_per_sec));
             let ctl = s.iter().map(|s| s.ctl_calls).sum::<u64>() as f64
-                / s.iter().map(|s| s.messages).sum::<u64>() as f64;
+                / s.iter().map(|s| s.ops).sum::<u64>() as f64;
+            let vs_io0 = rate(i) / rate(if use_tls { 2 } else { 0 });
+            let vs_plain = rate(i) / rate(if io_threads == 0 { 0 } else { 1 });
             println!(
-                "{:>6} {:>5} {:>4} | {:>12.0} {:>9.1} {:>9.1} {:>10.3} {:>9.5} | {:>6.2}x",
+                "{:>5} {:>5} {:>2} {:>5} | {:>10.0} {:>8.1} {:>8.1} {:>8.3} {:>8.5} | {:>5.2}x {:>8.2}x",
                 load.size,
                 load.depth,
                 io_threads,
-                rate,
+                if use_tls { "tls13" } else { "plain" },
+                rate(i),
                 median(s.iter().map(|s| s.p50_us)),
                 median(s.iter().map(|s| s.p99_us)),
                 median(s.iter().map(|s| s.cpu_per_million)),
                 ctl,
-                rate / base
+                vs_io0,
+                vs_plain
             );
         }
+    }
+}
+
+fn provider_name() -> &'static str {
+    if format!("{:?}", baton::tls::crypto_provider().key_provider).contains("Ring") {
+        "ring"
+    } else {
+        "aws-lc-rs"
     }
 }
 
@@ -141,40 +239,55 @@ fn median(values: impl Iterator<Item = f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn run_in_process(io_threads: usize, load: Load, seconds: f64) -> Sample {
+/// Starts the echo service in this process (plain, or TLS with `tls`).
+fn start(
+    io_threads: usize,
+    tls: Option<TlsSettings>,
+) -> (SocketAddr, LoopHandle<()>, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let server = std::thread::Builder::new()
         .name("baton-loop".into())
         .spawn(move || {
-            let server = Server::builder()
-                .config(Config {
-                    io_threads,
-                    ..Config::default()
-                })
-                .listen("127.0.0.1:0".parse().unwrap())
-                .build(echo::Echo)
-                .unwrap();
+            let addr = "127.0.0.1:0".parse().unwrap();
+            let builder = Server::builder().config(Config {
+                io_threads,
+                ..Config::default()
+            });
+            let builder = match tls {
+                Some(settings) => builder.listen_tls(addr, settings.build().unwrap()),
+                None => builder.listen(addr),
+            };
+            let server = builder.build(echo::Echo).unwrap();
             tx.send((server.local_addrs()[0], server.handle())).unwrap();
-            server.run().unwrap()
+            server.run().unwrap();
         })
         .unwrap();
     let (addr, handle) = rx.recv().unwrap();
-    let warm = drive(addr, load, Duration::from_secs_f64(0.3));
+    (addr, handle, server)
+}
+
+fn run_echo(
+    io_threads: usize,
+    tls: Option<TlsSettings>,
+    mode: &Mode,
+    load: Load,
+    seconds: f64,
+) -> Sample {
+    let (addr, handle, server) = start(io_threads, tls);
+    drop(drive(addr, mode, load, Duration::from_secs_f64(0.3)));
     let cpu_before = server_cpu_seconds();
     let ctl_before = handle.stats().poller_ctl_calls;
-    let measured = drive(addr, load, Duration::from_secs_f64(seconds));
+    let measured = drive(addr, mode, load, Duration::from_secs_f64(seconds));
     let cpu = server_cpu_seconds() - cpu_before;
     let ctl_calls = handle.stats().poller_ctl_calls - ctl_before;
     handle.shutdown(Duration::from_secs(1));
     server.join().unwrap();
-    drop(warm);
-    let messages = measured.messages;
     Sample {
-        msgs_per_sec: messages as f64 / measured.elapsed.as_secs_f64(),
+        per_sec: measured.ops as f64 / measured.elapsed.as_secs_f64(),
         p50_us: measured.latency.value_at_quantile(0.5) as f64 / 1000.0,
         p99_us: measured.latency.value_at_quantile(0.99) as f64 / 1000.0,
-        cpu_per_million: cpu / (messages as f64 / 1e6),
-        messages,
+        cpu_per_million: cpu / (measured.ops as f64 / 1e6),
+        ops: measured.ops,
         ctl_calls,
     }
 }
@@ -203,52 +316,46 @@ fn server_cpu_seconds() -> f64 {
 }
 
 struct Measured {
-    messages: u64,
+    ops: u64,
     elapsed: Duration,
     latency: Histogram<u64>,
 }
 
 struct Client {
-    stream: TcpStream,
-    to_send: usize,
+    transport: Transport,
     sent: usize,
-    received: usize,
+    received: RecvBuf,
+    got: usize,
     started: Instant,
 }
 
-/// Runs the closed-loop load for `duration`: each connection sends a batch
-/// of `depth` messages, waits for all of it to come back, and repeats.
-fn drive(addr: SocketAddr, load: Load, duration: Duration) -> Measured {
+/// Closed-loop load for `duration`: each connection sends a batch of
+/// `depth` messages, waits for all of it to come back, and repeats.
+fn drive(addr: SocketAddr, mode: &Mode, load: Load, duration: Duration) -> Measured {
     let poller = Poller::new().unwrap();
     let batch = load.size * load.depth;
     let payload = vec![0x5au8; batch];
     let mut clients: Vec<Client> = (0..CONNS)
-        .map(|_| {
-            let stream = TcpStream::connect(addr).unwrap();
-            stream.set_nodelay(true).unwrap();
-            stream.set_nonblocking(true).unwrap();
-            Client {
-                stream,
-                to_send: batch,
-                sent: 0,
-                received: 0,
-                started: Instant::now(),
-            }
+        .map(|_| Client {
+            transport: mode.connect(addr),
+            sent: 0,
+            received: RecvBuf::new(),
+            got: 0,
+            started: Instant::now(),
         })
         .collect();
     for (key, c) in clients.iter().enumerate() {
-        // SAFETY: every stream outlives the poller, which is dropped first
-        // (declared after `clients`, so dropped before them).
+        // SAFETY: every socket is deleted from the poller before its client
+        // is dropped (the loop below ends by deleting all of them).
         unsafe {
             poller
-                .add_with_mode(&c.stream, Event::all(key), PollMode::Level)
+                .add_with_mode(c.transport.socket(), Event::all(key), PollMode::Level)
                 .unwrap()
         };
     }
     let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
     let mut events = Events::new();
-    let mut messages = 0u64;
+    let mut ops = 0u64;
     let start = Instant::now();
     while start.elapsed() < duration {
         events.clear();
@@ -257,49 +364,183 @@ fn drive(addr: SocketAddr, load: Load, duration: Duration) -> Measured {
             .unwrap();
         for ev in events.iter() {
             let c = &mut clients[ev.key];
-            if ev.writable && c.sent < c.to_send {
-                match c.stream.write(&payload[c.sent..]) {
-                    Ok(n) => c.sent += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("write: {e}"),
+            if ev.writable {
+                if c.transport.wants_write() {
+                    c.transport.flush().unwrap();
+                }
+                if c.sent < batch && c.transport.accepts_app_data() {
+                    c.sent += c.transport.write(&payload[c.sent..]).unwrap().bytes;
                 }
             }
             if ev.readable {
-                loop {
-                    match c.stream.read(&mut buf) {
-                        Ok(0) => panic!("server closed"),
-                        Ok(n) => c.received += n,
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        Err(e) => panic!("read: {e}"),
-                    }
-                }
+                let progress = c.transport.read(&mut c.received, 1 << 20).unwrap();
+                assert_ne!(progress.state, IoState::Eof, "server closed");
+                c.got += c.received.len();
+                c.received.consume(c.received.len());
             }
-            if c.received >= batch {
-                assert_eq!(c.received, batch, "echo returned more than was sent");
+            if c.got >= batch {
+                assert_eq!(c.got, batch, "echo returned more than was sent");
                 latency
                     .record(c.started.elapsed().as_nanos() as u64)
                     .unwrap();
-                messages += load.depth as u64;
+                ops += load.depth as u64;
                 c.sent = 0;
-                c.received = 0;
+                c.got = 0;
                 c.started = Instant::now();
             }
-            let interest = if c.sent < c.to_send {
+            let sending = c.sent < batch || c.transport.wants_write();
+            let interest = if sending {
                 Event::all(ev.key)
             } else {
                 Event::readable(ev.key)
             };
             poller
-                .modify_with_mode(&c.stream, interest, PollMode::Level)
+                .modify_with_mode(c.transport.socket(), interest, PollMode::Level)
                 .unwrap();
         }
     }
     let elapsed = start.elapsed();
     for c in &clients {
-        poller.delete(&c.stream).unwrap();
+        poller.delete(c.transport.socket()).unwrap();
     }
     Measured {
-        messages,
+        ops,
+        elapsed,
+        latency,
+    }
+}
+
+/// Handshakes per second: 16 connections in flight, each doing a handshake
+/// and a one-byte echo, then closing and starting over.
+fn handshakes(o: &Options, tls: &Tls) {
+    println!(
+        "TLS handshakes (+1 byte echo), 16 in flight, {:.1} s per run, {} rounds, medians",
+        o.seconds, o.rounds
+    );
+    println!(
+        "{:>8} {:>2} | {:>12} {:>9} {:>9} {:>12}",
+        "kind", "io", "handshakes/s", "p50 us", "p99 us", "cpu ms/1k"
+    );
+    let contenders = [(false, 0), (false, 2), (true, 0), (true, 2)];
+    let mut samples: Vec<Vec<Sample>> = contenders.iter().map(|_| Vec::new()).collect();
+    for _ in 0..o.rounds {
+        for (i, &(resume, io_threads)) in contenders.iter().enumerate() {
+            let settings = TlsSettings::from_files(&tls.cert, &tls.key);
+            let (addr, handle, server) = start(io_threads, Some(settings));
+            let mode = Mode::Tls(tls.client(resume));
+            drop(handshake_load(addr, &mode, Duration::from_secs_f64(0.3)));
+            let cpu_before = server_cpu_seconds();
+            let measured = handshake_load(addr, &mode, Duration::from_secs_f64(o.seconds));
+            let cpu = server_cpu_seconds() - cpu_before;
+            let stats = handle.stats();
+            if resume {
+                assert!(
+                    stats.handshakes_resumed * 2 > stats.handshakes_ok,
+                    "resumption works: {stats:?}"
+                );
+            }
+            handle.shutdown(Duration::from_secs(1));
+            server.join().unwrap();
+            samples[i].push(Sample {
+                per_sec: measured.ops as f64 / measured.elapsed.as_secs_f64(),
+                p50_us: measured.latency.value_at_quantile(0.5) as f64 / 1000.0,
+                p99_us: measured.latency.value_at_quantile(0.99) as f64 / 1000.0,
+                cpu_per_million: cpu / (measured.ops as f64 / 1e6),
+                ops: measured.ops,
+                ctl_calls: 0,
+            });
+        }
+    }
+    for (i, &(resume, io_threads)) in contenders.iter().enumerate() {
+        let s = &samples[i];
+        println!(
+            "{:>8} {:>2} | {:>12.0} {:>9.1} {:>9.1} {:>12.1}",
+            if resume { "resumed" } else { "full" },
+            io_threads,
+            median(s.iter().map(|s| s.per_sec)),
+            median(s.iter().map(|s| s.p50_us)),
+            median(s.iter().map(|s| s.p99_us)),
+            // CPU seconds per million = CPU milliseconds per thousand.
+            median(s.iter().map(|s| s.cpu_per_million)),
+        );
+    }
+}
+
+fn handshake_load(addr: SocketAddr, mode: &Mode, duration: Duration) -> Measured {
+    const IN_FLIGHT: usize = 16;
+    let poller = Poller::new().unwrap();
+    let mut slots: Vec<Client> = Vec::with_capacity(IN_FLIGHT);
+    let fresh = |mode: &Mode| Client {
+        transport: mode.connect(addr),
+        sent: 0,
+        received: RecvBuf::new(),
+        got: 0,
+        started: Instant::now(),
+    };
+    for key in 0..IN_FLIGHT {
+        slots.push(fresh(mode));
+        // SAFETY: deleted from the poller before the client is replaced or dropped.
+        unsafe {
+            poller
+                .add_with_mode(
+                    slots[key].transport.socket(),
+                    Event::all(key),
+                    PollMode::Level,
+                )
+                .unwrap()
+        };
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+    let mut events = Events::new();
+    let mut ops = 0;
+    let start = Instant::now();
+    while start.elapsed() < duration {
+        events.clear();
+        poller
+            .wait(&mut events, Some(Duration::from_millis(50)))
+            .unwrap();
+        for ev in events.iter() {
+            let c = &mut slots[ev.key];
+            if c.transport.wants_write() {
+                c.transport.flush().unwrap();
+            }
+            if c.sent == 0 && c.transport.accepts_app_data() {
+                c.sent = c.transport.write(b"x").unwrap().bytes;
+            }
+            if ev.readable {
+                c.transport.read(&mut c.received, 1 << 20).unwrap();
+            }
+            if c.received.len() == 1 {
+                latency
+                    .record(c.started.elapsed().as_nanos() as u64)
+                    .unwrap();
+                ops += 1;
+                poller.delete(c.transport.socket()).unwrap();
+                *c = fresh(mode);
+                // SAFETY: as above.
+                unsafe {
+                    poller
+                        .add_with_mode(c.transport.socket(), Event::all(ev.key), PollMode::Level)
+                        .unwrap()
+                };
+                continue;
+            }
+            let interest = if c.sent == 0 || c.transport.wants_write() {
+                Event::all(ev.key)
+            } else {
+                Event::readable(ev.key)
+            };
+            poller
+                .modify_with_mode(c.transport.socket(), interest, PollMode::Level)
+                .unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    for c in &slots {
+        poller.delete(c.transport.socket()).unwrap();
+    }
+    Measured {
+        ops,
         elapsed,
         latency,
     }
@@ -312,7 +553,7 @@ fn syscalls(o: &Options, loads: &[Load]) {
         std::path::Path::new(bin).exists(),
         "build it first: cargo build --release --example echo"
     );
-    println!("syscalls per message (strace -c -f on the echo example), {CONNS} connections");
+    println!("syscalls per message (strace -c -f on the echo example), {CONNS} connections, plain");
     println!(
         "{:>6} {:>5} {:>4} | {:>10} {:>12} {:>10}",
         "size", "depth", "io", "messages", "syscalls", "per msg"
@@ -345,7 +586,12 @@ fn syscalls(o: &Options, loads: &[Load]) {
                 .and_then(|a| a.parse().ok())
                 .unwrap_or_else(|| panic!("unexpected banner {banner:?}"));
             let out = std::env::temp_dir().join(format!("baton-strace-{}.txt", echo.id()));
-            drop(drive(addr, *load, Duration::from_secs_f64(0.3)));
+            drop(drive(
+                addr,
+                &Mode::Plain,
+                *load,
+                Duration::from_secs_f64(0.3),
+            ));
             let mut strace = Command::new("strace")
                 .args(["-f", "-c", "-o"])
                 .arg(&out)
@@ -370,7 +616,12 @@ fn syscalls(o: &Options, loads: &[Load]) {
                 "strace did not attach: {said:?}"
             );
             let drain = std::thread::spawn(move || lines.for_each(drop));
-            let measured = drive(addr, *load, Duration::from_secs_f64(o.seconds));
+            let measured = drive(
+                addr,
+                &Mode::Plain,
+                *load,
+                Duration::from_secs_f64(o.seconds),
+            );
             Command::new("kill")
                 .args(["-INT", &strace.id().to_string()])
                 .status()
@@ -393,9 +644,9 @@ fn syscalls(o: &Options, loads: &[Load]) {
                 load.size,
                 load.depth,
                 io_threads,
-                measured.messages,
+                measured.ops,
                 total,
-                total as f64 / measured.messages as f64
+                total as f64 / measured.ops as f64
             );
         }
     }
