@@ -586,3 +586,103 @@ fn slowloris_handshakes_are_closed_by_the_timeout_while_others_are_served() {
     });
     wait_for_fds(baseline, Duration::from_secs(10));
 }
+
+#[test]
+fn sessions_resume_with_tls13_tickets_and_tls12_session_ids() {
+    let cert = TestCert::new("resume");
+    let server = spawn_tls_server(Config::default(), cert.server_config(), || echo::Echo);
+    for (i, version) in [&rustls::version::TLS13, &rustls::version::TLS12]
+        .into_iter()
+        .enumerate()
+    {
+        // One client config = one client session store: its second and
+        // third connections resume the first one's session.
+        let client = cert.client(Some(version));
+        for _ in 0..3 {
+            tls_roundtrip(&client, server.addr, b"again").unwrap();
+        }
+        server.wait_for("the resumed handshakes", Duration::from_secs(10), |s| {
+            s.handshakes_ok == 3 * (i as u64 + 1) && s.handshakes_resumed == 2 * (i as u64 + 1)
+        });
+    }
+}
+
+#[test]
+fn alpn_is_negotiated_with_a_python_client() {
+    let cert = TestCert::new("alpn");
+    let settings = TlsSettings {
+        alpn: vec![b"baton-echo".to_vec(), b"http/1.1".to_vec()],
+        ..cert.settings()
+    };
+    let server = spawn_tls_server(Config::default(), settings.build().unwrap(), || echo::Echo);
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.set_alpn_protocols(["h2", "baton-echo"])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        print(s.selected_alpn_protocol())
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &server.addr.port().to_string(),
+            cert.cert.to_str().unwrap(),
+        ])
+        .output()
+        .expect("python3 is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "baton-echo\n");
+}
+
+/// A graceful shutdown sends close_notify: Python's `ssl` sees a clean end
+/// of stream (`recv` returns b""), where a bare TCP close would raise
+/// `SSLEOFError`.
+#[test]
+fn graceful_shutdown_sends_close_notify() {
+    let cert = TestCert::new("close-notify");
+    let server = spawn_tls_server(
+        Config {
+            io_threads: 2,
+            ..Config::default()
+        },
+        cert.server_config(),
+        || echo::Echo,
+    );
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
+    # Without suppress_ragged_eofs=False a bare TCP close also reads as b"".
+    with ctx.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as s:
+        s.sendall(b"ping")
+        assert s.recv(4) == b"ping"
+        print("ready", flush=True)
+        try:
+            print("clean" if s.recv(100) == b"" else "data")
+        except ssl.SSLEOFError:
+            print("no close_notify")
+"#;
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &server.addr.port().to_string(),
+            cert.cert.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let report = server.stop(Duration::from_secs(5));
+    assert_eq!(lines.next().unwrap().unwrap(), "clean");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(report.stats.closed_for(&CloseReason::Shutdown), 1);
+    assert_eq!(report.closed_at_deadline, 0);
+}
