@@ -19,7 +19,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 
 /// The crypto provider baton uses: aws-lc-rs when the `aws-lc-rs` feature is
-/// on, otherwise ring (the default; see ARCHITECTURE.md for why).
+/// on (the default; see ARCHITECTURE.md for the measurements), otherwise ring.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
     return Arc::new(rustls::crypto::aws_lc_rs::default_provider());
