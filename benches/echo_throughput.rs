@@ -26,10 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton::tls::rustls::client::Resumption;
-use baton::tls::rustls::pki_types::pem::PemObject;
-use baton::tls::rustls::pki_types::{CertificateDer, ServerName};
-use baton::tls::rustls::{ClientConfig, RootCertStore};
-use baton::tls::{generate_self_signed, IoState, TlsSettings, Transport};
+use baton::tls::rustls::pki_types::ServerName;
+use baton::tls::rustls::ClientConfig;
+use baton::tls::{client_config_trusting, generate_self_signed, IoState, TlsSettings, Transport};
 use baton::{Config, LoopHandle, RecvBuf, Server};
 use hdrhistogram::Histogram;
 use polling::{Event, Events, PollMode, Poller};
@@ -117,15 +116,7 @@ impl Tls {
         Self { cert, key }
     }
     fn client(&self, resume: bool) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&self.cert).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let mut config = ClientConfig::builder_with_provider(baton::tls::crypto_provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut config = client_config_trusting(&self.cert, &[]).unwrap();
         if !resume {
             config.resumption = Resumption::disabled();
         }
@@ -389,18 +380,35 @@ fn drive(addr: SocketAddr, mode: &Mode, load: Load, duration: Duration) -> Measu
                 c.started = Instant::now();
             }
             let sending = c.sent < batch || c.transport.wants_write();
-            let interest = if sending {
-                Event::all(ev.key)
-            } else {
-                Event::readable(ev.key)
-            };
-            poller
-                .modify_with_mode(c.transport.socket(), interest, PollMode::Level)
-                .unwrap();
+            rearm(&poller, &c.transport, ev.key, sending);
         }
     }
+    finish(&poller, &clients, start, ops, latency)
+}
+
+/// Level-triggered interest for a load-generator connection: writable too
+/// while it has something to send.
+fn rearm(poller: &Poller, transport: &Transport, key: usize, sending: bool) {
+    let interest = if sending {
+        Event::all(key)
+    } else {
+        Event::readable(key)
+    };
+    poller
+        .modify_with_mode(transport.socket(), interest, PollMode::Level)
+        .unwrap();
+}
+
+/// Ends a load run: unregisters every connection and reports.
+fn finish(
+    poller: &Poller,
+    clients: &[Client],
+    start: Instant,
+    ops: u64,
+    latency: Histogram<u64>,
+) -> Measured {
     let elapsed = start.elapsed();
-    for c in &clients {
+    for c in clients {
         poller.delete(c.transport.socket()).unwrap();
     }
     Measured {
@@ -525,25 +533,15 @@ fn handshake_load(addr: SocketAddr, mode: &Mode, duration: Duration) -> Measured
                 };
                 continue;
             }
-            let interest = if c.sent == 0 || c.transport.wants_write() {
-                Event::all(ev.key)
-            } else {
-                Event::readable(ev.key)
-            };
-            poller
-                .modify_with_mode(c.transport.socket(), interest, PollMode::Level)
-                .unwrap();
+            rearm(
+                &poller,
+                &c.transport,
+                ev.key,
+                c.sent == 0 || c.transport.wants_write(),
+            );
         }
     }
-    let elapsed = start.elapsed();
-    for c in &slots {
-        poller.delete(c.transport.socket()).unwrap();
-    }
-    Measured {
-        ops,
-        elapsed,
-        latency,
-    }
+    finish(&poller, &slots, start, ops, latency)
 }
 
 /// Counts the echo example's system calls per message with `strace -c -f`.

@@ -117,15 +117,7 @@ fn s_client(addr: SocketAddr, args: &[&str], line: &str) -> String {
 
 #[test]
 fn openssl_s_client_on_tls12_and_tls13() {
-    let cert = TestCert::new("openssl");
-    let server = spawn_tls_server(
-        Config {
-            io_threads: 2,
-            ..Config::default()
-        },
-        cert.server_config(),
-        || echo::Echo,
-    );
+    let (cert, server) = tls_echo("openssl", 2);
     let ca = cert.cert.to_str().unwrap();
     for version in ["-tls1_3", "-tls1_2"] {
         let got = s_client(
@@ -142,8 +134,7 @@ fn openssl_s_client_on_tls12_and_tls13() {
 
 #[test]
 fn python_ssl_client_verifies_and_echoes() {
-    let cert = TestCert::new("python");
-    let server = spawn_tls_server(Config::default(), cert.server_config(), || echo::Echo);
+    let (cert, server) = tls_echo("python", 0);
     let script = r#"
 import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -155,24 +146,42 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
             got += s.recv(100)
         print(s.version(), got.decode())
 "#;
-    let out = Command::new("python3")
+    assert_eq!(
+        python_client(script, server.addr, &cert)
+            .wait_with_output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap(),
+        "TLSv1.3 hello python\n"
+    );
+}
+
+/// A fresh certificate and a TLS echo server using it, with `io_threads`.
+fn tls_echo(name: &str, io_threads: usize) -> (TestCert, util::TestServer<()>) {
+    let cert = TestCert::new(name);
+    let server = spawn_tls_server(
+        Config {
+            io_threads,
+            ..Config::default()
+        },
+        cert.server_config(),
+        || echo::Echo,
+    );
+    (cert, server)
+}
+
+/// Runs a Python `ssl` client script with the server's port and the CA file
+/// as arguments; stdout is piped, stderr shown.
+fn python_client(script: &str, addr: SocketAddr, cert: &TestCert) -> std::process::Child {
+    Command::new("python3")
         .args([
             "-c",
             script,
-            &server.addr.port().to_string(),
+            &addr.port().to_string(),
             cert.cert.to_str().unwrap(),
         ])
-        .output()
-        .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "TLSv1.3 hello python\n"
-    );
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 is installed")
 }
 
 /// A CA and a client certificate it signed, as PEM files in `dir`.
@@ -214,33 +223,42 @@ fn mtls_accepts_a_good_client_certificate_and_refuses_none_or_a_wrong_one() {
     };
     let server = spawn_tls_server(Config::default(), settings.build().unwrap(), || echo::Echo);
     let ca_arg = cert.cert.to_str().unwrap();
-    let good = s_client(
-        server.addr,
-        &[
-            "-CAfile",
-            ca_arg,
-            "-cert",
-            client_cert.to_str().unwrap(),
-            "-key",
-            client_key.to_str().unwrap(),
-        ],
-        "with a certificate\n",
+    let with_client_cert = |cert: &Path, key: &Path, line: &str| {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        s_client(
+            server.addr,
+            &["-CAfile", ca_arg, "-cert", cert, "-key", key],
+            line,
+        )
+    };
+    assert_eq!(
+        with_client_cert(
+            &client_cert,
+            &client_key,
+            "with a certificate
+"
+        ),
+        "with a certificate
+"
     );
-    assert_eq!(good, "with a certificate\n");
-    assert_eq!(s_client(server.addr, &["-CAfile", ca_arg], "without\n"), "");
-    let wrong = s_client(
-        server.addr,
-        &[
-            "-CAfile",
-            ca_arg,
-            "-cert",
-            stranger_cert.to_str().unwrap(),
-            "-key",
-            stranger_key.to_str().unwrap(),
-        ],
-        "wrong\n",
+    assert_eq!(
+        s_client(
+            server.addr,
+            &["-CAfile", ca_arg],
+            "without
+"
+        ),
+        ""
     );
-    assert_eq!(wrong, "");
+    assert_eq!(
+        with_client_cert(
+            &stranger_cert,
+            &stranger_key,
+            "wrong
+"
+        ),
+        ""
+    );
     server.wait_for("both refusals counted", Duration::from_secs(10), |s| {
         s.closed_for(&CloseReason::Tls(TlsFailure::NoClientCertificate)) == 1
             && s.closed_for(&CloseReason::Tls(TlsFailure::BadClientCertificate)) == 1
@@ -493,15 +511,7 @@ fn client_hello(cert: &TestCert) -> Vec<u8> {
 
 #[test]
 fn ten_thousand_handshakes_aborted_at_random_points() {
-    let cert = TestCert::new("aborts");
-    let server = spawn_tls_server(
-        Config {
-            io_threads: 2,
-            ..Config::default()
-        },
-        cert.server_config(),
-        || echo::Echo,
-    );
+    let (cert, server) = tls_echo("aborts", 2);
     let baseline = open_fds();
     let hello = client_hello(&cert);
     let mut rng = util::rng(5);
@@ -589,8 +599,7 @@ fn slowloris_handshakes_are_closed_by_the_timeout_while_others_are_served() {
 
 #[test]
 fn sessions_resume_with_tls13_tickets_and_tls12_session_ids() {
-    let cert = TestCert::new("resume");
-    let server = spawn_tls_server(Config::default(), cert.server_config(), || echo::Echo);
+    let (cert, server) = tls_echo("resume", 0);
     for (i, version) in [&rustls::version::TLS13, &rustls::version::TLS12]
         .into_iter()
         .enumerate()
@@ -623,21 +632,13 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
     with ctx.wrap_socket(raw, server_hostname="localhost") as s:
         print(s.selected_alpn_protocol())
 "#;
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &server.addr.port().to_string(),
-            cert.cert.to_str().unwrap(),
-        ])
-        .output()
-        .expect("python3 is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        python_client(script, server.addr, &cert)
+            .wait_with_output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap(),
+        "baton-echo\n"
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "baton-echo\n");
 }
 
 /// A graceful shutdown sends close_notify: Python's `ssl` sees a clean end
@@ -645,15 +646,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
 /// `SSLEOFError`.
 #[test]
 fn graceful_shutdown_sends_close_notify() {
-    let cert = TestCert::new("close-notify");
-    let server = spawn_tls_server(
-        Config {
-            io_threads: 2,
-            ..Config::default()
-        },
-        cert.server_config(),
-        || echo::Echo,
-    );
+    let (cert, server) = tls_echo("close-notify", 2);
     let script = r#"
 import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[2])
@@ -668,16 +661,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
         except ssl.SSLEOFError:
             print("no close_notify")
 "#;
-    let mut child = Command::new("python3")
-        .args([
-            "-c",
-            script,
-            &server.addr.port().to_string(),
-            cert.cert.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3 is installed");
+    let mut child = python_client(script, server.addr, &cert);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let report = server.stop(Duration::from_secs(5));

@@ -7,11 +7,8 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use baton::tls::rustls::pki_types::pem::PemObject;
-use baton::tls::rustls::pki_types::{CertificateDer, ServerName};
-use baton::tls::rustls::{
-    self, ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion,
-};
+use baton::tls::rustls::pki_types::ServerName;
+use baton::tls::rustls::{ClientConfig, ServerConfig, SupportedProtocolVersion};
 use baton::tls::{IoState, TlsSettings, Transport};
 use baton::{Config, LoopHandle, RecvBuf, RunReport, Server, Service};
 use polling::{Event, Events, PollMode, Poller};
@@ -361,20 +358,10 @@ impl TestCert {
 
     /// A client trusting this certificate, TLS 1.3 and 1.2 or only `version`.
     pub fn client(&self, version: Option<&'static SupportedProtocolVersion>) -> ClientMode {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(&self.cert).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let versions: Vec<&'static SupportedProtocolVersion> = match version {
-            Some(v) => vec![v],
-            None => vec![&rustls::version::TLS13, &rustls::version::TLS12],
-        };
-        let config = ClientConfig::builder_with_provider(baton::tls::crypto_provider())
-            .with_protocol_versions(&versions)
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        ClientMode::Tls(Arc::new(config))
+        let versions: Vec<&'static SupportedProtocolVersion> = version.into_iter().collect();
+        ClientMode::Tls(Arc::new(
+            baton::tls::client_config_trusting(&self.cert, &versions).unwrap(),
+        ))
     }
 }
 

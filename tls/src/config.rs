@@ -16,7 +16,7 @@ use rustls::server::{
     ClientHello, ResolvesServerCert, ServerSessionMemoryCache, WebPkiClientVerifier,
 };
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, RootCertStore, ServerConfig, SupportedProtocolVersion};
 
 /// The crypto provider baton uses: aws-lc-rs when the `aws-lc-rs` feature is
 /// on (the default; see ARCHITECTURE.md for the measurements), otherwise ring.
@@ -200,6 +200,32 @@ impl ResolvesServerCert for SniResolver {
             Some(name) => self.by_name.get(name).cloned(),
         }
     }
+}
+
+/// A client configuration that trusts only the certificates in `ca_file`
+/// (PEM), for the given protocol versions (empty: TLS 1.3 and 1.2), with
+/// baton's crypto provider. For clients, tests and load generators; returned
+/// unwrapped so a caller can adjust it (resumption, ALPN) before `Arc::new`.
+pub fn client_config_trusting(
+    ca_file: &Path,
+    versions: &[&'static SupportedProtocolVersion],
+) -> Result<ClientConfig, TlsConfigError> {
+    let mut roots = RootCertStore::empty();
+    for cert in read_certs(ca_file)? {
+        roots
+            .add(cert)
+            .map_err(|e| TlsConfigError::new("CA certificate", Some(ca_file), e))?;
+    }
+    let versions = if versions.is_empty() {
+        rustls::DEFAULT_VERSIONS
+    } else {
+        versions
+    };
+    Ok(ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsConfigError::new("TLS versions", None, e))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {

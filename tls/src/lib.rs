@@ -25,8 +25,8 @@ mod tls_stream;
 mod transport;
 
 pub use config::{
-    crypto_provider, generate_self_signed, CertSource, ClientAuth, SniCert, TlsConfigError,
-    TlsSettings,
+    client_config_trusting, crypto_provider, generate_self_signed, CertSource, ClientAuth, SniCert,
+    TlsConfigError, TlsSettings,
 };
 pub use recv_buf::RecvBuf;
 pub use rustls;

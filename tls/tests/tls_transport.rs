@@ -5,23 +5,13 @@
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
-use baton_tls::rustls::pki_types::pem::PemObject;
-use baton_tls::rustls::pki_types::{CertificateDer, ServerName};
-use baton_tls::rustls::{ClientConfig, RootCertStore};
-use baton_tls::{crypto_provider, generate_self_signed, IoState, RecvBuf, TlsSettings, Transport};
+use baton_tls::rustls::pki_types::ServerName;
+use baton_tls::{
+    client_config_trusting, generate_self_signed, IoState, RecvBuf, TlsSettings, Transport,
+};
 
-fn client_config(cert_file: &std::path::Path) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(cert_file).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    Arc::new(
-        ClientConfig::builder_with_provider(crypto_provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
+fn client_config(cert_file: &std::path::Path) -> Arc<baton_tls::rustls::ClientConfig> {
+    Arc::new(client_config_trusting(cert_file, &[]).unwrap())
 }
 
 fn pair(dir: &std::path::Path) -> (Transport, Transport) {
