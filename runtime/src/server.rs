@@ -671,14 +671,16 @@ impl<S: Service> Server<S> {
                 return;
             }
         }
-        let reason = conn
-            .failed
-            .clone()
-            .or_else(|| conn.closing.clone())
-            .unwrap_or(CloseReason::PeerClosed);
         match next {
             Next::Wait => {}
-            Next::Close => self.close_now(id, reason),
+            Next::Close => {
+                let reason = conn
+                    .failed
+                    .clone()
+                    .or_else(|| conn.closing.clone())
+                    .unwrap_or(CloseReason::PeerClosed);
+                self.close_now(id, reason);
+            }
             Next::Io(step) => self.run_step(id, step),
         }
     }
