@@ -289,6 +289,8 @@ impl<S: Service> Server<S> {
     }
 
     fn run_loop(&mut self) -> io::Result<()> {
+        self.core.now = Instant::now();
+        self.call_service(None, |s, ctx| s.on_start(ctx));
         loop {
             let timeout = self.next_timeout();
             let block = timeout != Some(Duration::ZERO) && self.core.signal.try_sleep();

@@ -119,6 +119,12 @@ pub trait Service: Sized + 'static {
     /// Makes the codec for a new connection.
     fn codec(&mut self, info: &ConnInfo) -> Self::Codec;
 
+    /// The loop is starting (called once, before any connection): a place
+    /// to set the first timers.
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let _ = ctx;
+    }
+
     /// A connection opened.
     fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
         let _ = (ctx, conn);

@@ -1,0 +1,390 @@
+//! Lists, sets, hashes and sorted sets.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use super::{float, fmt_float, int, range, Call, SYNTAX, WRONGTYPE};
+use crate::keyspace::Value;
+use crate::protocol::Reply;
+use crate::service::Kv;
+use crate::zset::ZSet;
+
+pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
+    let result = match call.name.as_bytes()[0] {
+        b'l' | b'r' => lists(kv, call),
+        b's' => sets(kv, call),
+        b'h' => hashes(kv, call),
+        _ => zsets(kv, call),
+    };
+    match result {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+/// Typed access to an aggregate at `key`, creating it if `create`.
+macro_rules! typed {
+    ($kv:expr, $key:expr, $now:expr, $variant:ident, $make:expr, create) => {{
+        if !$kv.db.exists($key, $now) {
+            $kv.db.set($key.to_vec(), Value::$variant($make), false);
+        }
+        match $kv.db.get_mut($key, $now) {
+            Some(Value::$variant(v)) => v,
+            _ => return Err(Reply::error(WRONGTYPE)),
+        }
+    }};
+    ($kv:expr, $key:expr, $now:expr, $variant:ident) => {{
+        match $kv.db.get_mut($key, $now) {
+            None => None,
+            Some(Value::$variant(v)) => Some(v),
+            Some(_) => return Err(Reply::error(WRONGTYPE)),
+        }
+    }};
+}
+
+/// The optional COUNT of LPOP/RPOP/SPOP/ZPOPMIN.
+fn pop_count(call: &Call<'_>) -> Result<Option<usize>, Reply> {
+    match call.args.get(1) {
+        None => Ok(None),
+        Some(n) => {
+            let n = int(n)?;
+            if n < 0 {
+                return Err(Reply::error("ERR value is out of range, must be positive"));
+            }
+            Ok(Some(n as usize))
+        }
+    }
+}
+
+fn lists(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let (a, now) = (call.args, call.now);
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    match call.name.as_str() {
+        "lpush" | "rpush" => {
+            arity(a.len() >= 2)?;
+            let list = typed!(kv, &a[0], now, List, VecDeque::new(), create);
+            for item in &a[1..] {
+                if call.name == "lpush" {
+                    list.push_front(item.clone());
+                } else {
+                    list.push_back(item.clone());
+                }
+            }
+            Ok(Reply::Int(list.len() as i64))
+        }
+        "lpop" | "rpop" => {
+            arity(a.len() == 1 || a.len() == 2)?;
+            let count = pop_count(call)?;
+            let Some(list) = typed!(kv, &a[0], now, List) else {
+                return Ok(if count.is_some() {
+                    Reply::NilArray
+                } else {
+                    Reply::Nil
+                });
+            };
+            let mut popped = Vec::new();
+            for _ in 0..count.unwrap_or(1) {
+                let item = if call.name == "lpop" {
+                    list.pop_front()
+                } else {
+                    list.pop_back()
+                };
+                match item {
+                    Some(item) => popped.push(item),
+                    None => break,
+                }
+            }
+            kv.db.drop_if_empty(&a[0]);
+            Ok(match count {
+                None => Reply::bulk_or_nil(popped.pop()),
+                Some(_) => Reply::array_of_bulks(popped),
+            })
+        }
+        "lrange" => {
+            arity(a.len() == 3)?;
+            let (start, stop) = (int(&a[1])?, int(&a[2])?);
+            let Some(list) = typed!(kv, &a[0], now, List) else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            Ok(match range(start, stop, list.len()) {
+                None => Reply::Array(Vec::new()),
+                Some((from, to)) => Reply::array_of_bulks(list.range(from..=to).cloned()),
+            })
+        }
+        "llen" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(
+                typed!(kv, &a[0], now, List).map_or(0, |l| l.len() as i64),
+            ))
+        }
+        "lindex" => {
+            arity(a.len() == 2)?;
+            let index = int(&a[1])?;
+            let Some(list) = typed!(kv, &a[0], now, List) else {
+                return Ok(Reply::Nil);
+            };
+            let index = if index < 0 {
+                list.len() as i64 + index
+            } else {
+                index
+            };
+            Ok(Reply::bulk_or_nil(
+                usize::try_from(index)
+                    .ok()
+                    .and_then(|i| list.get(i))
+                    .cloned(),
+            ))
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}
+
+fn sets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let (a, now) = (call.args, call.now);
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    match call.name.as_str() {
+        "sadd" => {
+            arity(a.len() >= 2)?;
+            let set = typed!(kv, &a[0], now, Set, HashSet::new(), create);
+            Ok(Reply::Int(
+                a[1..].iter().filter(|m| set.insert(m.to_vec())).count() as i64,
+            ))
+        }
+        "srem" => {
+            arity(a.len() >= 2)?;
+            let Some(set) = typed!(kv, &a[0], now, Set) else {
+                return Ok(Reply::Int(0));
+            };
+            let n = a[1..].iter().filter(|m| set.remove(m.as_slice())).count();
+            kv.db.drop_if_empty(&a[0]);
+            Ok(Reply::Int(n as i64))
+        }
+        "spop" => {
+            arity(a.len() == 1 || a.len() == 2)?;
+            let count = pop_count(call)?;
+            let Some(set) = typed!(kv, &a[0], now, Set) else {
+                return Ok(if count.is_some() {
+                    Reply::Array(Vec::new())
+                } else {
+                    Reply::Nil
+                });
+            };
+            // HashSet iteration order is randomised per process: an arbitrary member.
+            let picked: Vec<Vec<u8>> = set.iter().take(count.unwrap_or(1)).cloned().collect();
+            for member in &picked {
+                set.remove(member);
+            }
+            kv.db.drop_if_empty(&a[0]);
+            Ok(match count {
+                None => Reply::bulk_or_nil(picked.into_iter().next()),
+                Some(_) => Reply::array_of_bulks(picked),
+            })
+        }
+        "scard" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(
+                typed!(kv, &a[0], now, Set).map_or(0, |s| s.len() as i64),
+            ))
+        }
+        "sismember" => {
+            arity(a.len() == 2)?;
+            Ok(Reply::Int(
+                typed!(kv, &a[0], now, Set).is_some_and(|s| s.contains(&a[1])) as i64,
+            ))
+        }
+        "smembers" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::array_of_bulks(
+                typed!(kv, &a[0], now, Set)
+                    .map(|s| s.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ))
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}
+
+fn hashes(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let (a, now) = (call.args, call.now);
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    match call.name.as_str() {
+        "hset" => {
+            arity(a.len() >= 3 && a.len() % 2 == 1)?;
+            let hash = typed!(kv, &a[0], now, Hash, HashMap::new(), create);
+            let added = a[1..]
+                .chunks(2)
+                .filter(|p| hash.insert(p[0].clone(), p[1].clone()).is_none())
+                .count();
+            Ok(Reply::Int(added as i64))
+        }
+        "hget" => {
+            arity(a.len() == 2)?;
+            Ok(Reply::bulk_or_nil(
+                typed!(kv, &a[0], now, Hash).and_then(|h| h.get(&a[1]).cloned()),
+            ))
+        }
+        "hmget" => {
+            arity(a.len() >= 2)?;
+            let hash = typed!(kv, &a[0], now, Hash);
+            let values = a[1..]
+                .iter()
+                .map(|f| Reply::bulk_or_nil(hash.as_ref().and_then(|h| h.get(f).cloned())));
+            Ok(Reply::Array(values.collect()))
+        }
+        "hdel" => {
+            arity(a.len() >= 2)?;
+            let Some(hash) = typed!(kv, &a[0], now, Hash) else {
+                return Ok(Reply::Int(0));
+            };
+            let n = a[1..]
+                .iter()
+                .filter(|f| hash.remove(f.as_slice()).is_some())
+                .count();
+            kv.db.drop_if_empty(&a[0]);
+            Ok(Reply::Int(n as i64))
+        }
+        "hgetall" => {
+            arity(a.len() == 1)?;
+            let pairs: Vec<Vec<u8>> = typed!(kv, &a[0], now, Hash)
+                .map(|h| h.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect())
+                .unwrap_or_default();
+            Ok(Reply::array_of_bulks(pairs))
+        }
+        "hlen" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(
+                typed!(kv, &a[0], now, Hash).map_or(0, |h| h.len() as i64),
+            ))
+        }
+        "hincrby" => {
+            arity(a.len() == 3)?;
+            let by = int(&a[2])?;
+            let hash = typed!(kv, &a[0], now, Hash, HashMap::new(), create);
+            let current = match hash.get(&a[1]) {
+                None => 0,
+                Some(v) => int(v).map_err(|_| Reply::error("ERR hash value is not an integer"))?,
+            };
+            let next = current
+                .checked_add(by)
+                .ok_or_else(|| Reply::error("ERR increment or decrement would overflow"))?;
+            hash.insert(a[1].clone(), next.to_string().into_bytes());
+            Ok(Reply::Int(next))
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}
+
+fn zsets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let (a, now) = (call.args, call.now);
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    match call.name.as_str() {
+        "zadd" => {
+            arity(a.len() >= 3)?;
+            let (mut nx, mut xx, mut ch, mut i) = (false, false, false, 1);
+            while let Some(flag) = a.get(i).map(|f| f.to_ascii_lowercase()) {
+                match flag.as_slice() {
+                    b"nx" => nx = true,
+                    b"xx" => xx = true,
+                    b"ch" => ch = true,
+                    _ => break,
+                }
+                i += 1;
+            }
+            if nx && xx {
+                return Err(Reply::error(
+                    "ERR XX and NX options at the same time are not compatible",
+                ));
+            }
+            let pairs = &a[i..];
+            if pairs.is_empty() || pairs.len() % 2 != 0 {
+                return Err(Reply::error(SYNTAX));
+            }
+            let scored: Vec<(f64, &Vec<u8>)> = pairs
+                .chunks(2)
+                .map(|p| float(&p[0]).map(|s| (s, &p[1])))
+                .collect::<Result<_, _>>()?;
+            let zset = typed!(kv, &a[0], now, ZSet, ZSet::default(), create);
+            let (mut added, mut changed) = (0, 0);
+            for (score, member) in scored {
+                match zset.score(member) {
+                    Some(_) if nx => {}
+                    None if xx => {}
+                    Some(old) => {
+                        if old != score {
+                            zset.insert(member.clone(), score);
+                            changed += 1;
+                        }
+                    }
+                    None => {
+                        zset.insert(member.clone(), score);
+                        added += 1;
+                    }
+                }
+            }
+            kv.db.drop_if_empty(&a[0]);
+            Ok(Reply::Int(if ch { added + changed } else { added }))
+        }
+        "zscore" => {
+            arity(a.len() == 2)?;
+            Ok(Reply::bulk_or_nil(
+                typed!(kv, &a[0], now, ZSet)
+                    .and_then(|z| z.score(&a[1]))
+                    .map(fmt_float),
+            ))
+        }
+        "zcard" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(
+                typed!(kv, &a[0], now, ZSet).map_or(0, |z| z.len() as i64),
+            ))
+        }
+        "zrem" => {
+            arity(a.len() >= 2)?;
+            let Some(zset) = typed!(kv, &a[0], now, ZSet) else {
+                return Ok(Reply::Int(0));
+            };
+            let n = a[1..].iter().filter(|m| zset.remove(m)).count();
+            kv.db.drop_if_empty(&a[0]);
+            Ok(Reply::Int(n as i64))
+        }
+        "zrange" => {
+            arity(a.len() == 3 || a.len() == 4)?;
+            let with_scores = match a.get(3) {
+                None => false,
+                Some(opt) if opt.eq_ignore_ascii_case(b"withscores") => true,
+                Some(_) => return Err(Reply::error(SYNTAX)),
+            };
+            let (start, stop) = (int(&a[1])?, int(&a[2])?);
+            let Some(zset) = typed!(kv, &a[0], now, ZSet) else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            let Some((from, to)) = range(start, stop, zset.len()) else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            let mut out = Vec::new();
+            for (member, score) in zset.range(from, to) {
+                out.push(Reply::Bulk(member.clone()));
+                if with_scores {
+                    out.push(Reply::Bulk(fmt_float(score)));
+                }
+            }
+            Ok(Reply::Array(out))
+        }
+        "zpopmin" => {
+            arity(a.len() == 1 || a.len() == 2)?;
+            let count = pop_count(call)?.unwrap_or(1);
+            let Some(zset) = typed!(kv, &a[0], now, ZSet) else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            let mut out = Vec::new();
+            for _ in 0..count {
+                let Some((member, score)) = zset.pop_min() else {
+                    break;
+                };
+                out.push(Reply::Bulk(member));
+                out.push(Reply::Bulk(fmt_float(score)));
+            }
+            kv.db.drop_if_empty(&a[0]);
+            Ok(Reply::Array(out))
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}

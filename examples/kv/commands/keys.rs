@@ -1,0 +1,97 @@
+//! Generic key commands.
+
+use super::{int, Call};
+use crate::glob;
+use crate::protocol::Reply;
+use crate::service::Kv;
+
+pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
+    match keys(kv, call) {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let a = call.args;
+    let now = call.now;
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    match call.name.as_str() {
+        "del" | "unlink" => {
+            arity(!a.is_empty())?;
+            let mut n = 0;
+            for key in a {
+                if kv.db.exists(key, now) {
+                    kv.db.remove(key);
+                    n += 1;
+                }
+            }
+            Ok(Reply::Int(n))
+        }
+        "exists" => {
+            arity(!a.is_empty())?;
+            Ok(Reply::Int(
+                a.iter().filter(|key| kv.db.exists(key, now)).count() as i64,
+            ))
+        }
+        "type" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Status(
+                kv.db.get(&a[0], now).map_or("none", |v| v.type_name()),
+            ))
+        }
+        "expire" | "pexpire" | "expireat" | "pexpireat" => {
+            arity(a.len() == 2)?;
+            let n = int(&a[1])?;
+            let at = match call.name.as_str() {
+                "expire" => now.saturating_add(n.saturating_mul(1000)),
+                "pexpire" => now.saturating_add(n),
+                "expireat" => n.saturating_mul(1000),
+                _ => n,
+            };
+            if !kv.db.exists(&a[0], now) {
+                return Ok(Reply::Int(0));
+            }
+            if at <= now {
+                kv.db.remove(&a[0]);
+            } else {
+                kv.db.set_expiry(&a[0], Some(at), now);
+            }
+            Ok(Reply::Int(1))
+        }
+        "ttl" | "pttl" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(match kv.db.expiry(&a[0], now) {
+                None => -2,
+                Some(None) => -1,
+                Some(Some(at)) if call.name == "ttl" => (at - now + 500) / 1000,
+                Some(Some(at)) => at - now,
+            }))
+        }
+        "persist" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(match kv.db.expiry(&a[0], now) {
+                Some(Some(_)) => i64::from(kv.db.set_expiry(&a[0], None, now)),
+                _ => 0,
+            }))
+        }
+        "keys" => {
+            arity(a.len() == 1)?;
+            let found: Vec<Vec<u8>> = kv
+                .db
+                .live_keys(now)
+                .filter(|k| glob::matches(&a[0], k))
+                .cloned()
+                .collect();
+            Ok(Reply::array_of_bulks(found))
+        }
+        "rename" => {
+            arity(a.len() == 2)?;
+            if kv.db.rename(&a[0], a[1].clone(), now) {
+                Ok(Reply::Ok)
+            } else {
+                Err(Reply::error("ERR no such key"))
+            }
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}

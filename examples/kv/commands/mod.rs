@@ -1,0 +1,143 @@
+//! Command dispatch: name -> handler, with Redis's arity checks and errors.
+
+mod collections;
+mod keys;
+mod server;
+mod strings;
+
+use baton::{ConnId, Ctx};
+
+use crate::protocol::{Reply, Request};
+use crate::service::Kv;
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const SYNTAX: &str = "ERR syntax error";
+
+/// One call: the command (lowercase), its arguments, and the time.
+pub struct Call<'a> {
+    pub name: String,
+    pub args: &'a [Vec<u8>],
+    /// Unix time in milliseconds, read once per request.
+    pub now: i64,
+}
+
+impl Call<'_> {
+    pub fn wrong_arity(&self) -> Reply {
+        Reply::error(format!(
+            "ERR wrong number of arguments for '{}' command",
+            self.name
+        ))
+    }
+}
+
+/// Parses a Redis integer argument.
+pub fn int(arg: &[u8]) -> Result<i64, Reply> {
+    std::str::from_utf8(arg)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Reply::error(NOT_INTEGER))
+}
+
+/// Parses a Redis float argument (`inf`, `-inf` allowed; NaN is not).
+pub fn float(arg: &[u8]) -> Result<f64, Reply> {
+    let s = std::str::from_utf8(arg).map_err(|_| Reply::error("ERR value is not a valid float"))?;
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" => f64::INFINITY,
+        "-inf" => f64::NEG_INFINITY,
+        other => other
+            .parse()
+            .map_err(|_| Reply::error("ERR value is not a valid float"))?,
+    };
+    if v.is_nan() {
+        return Err(Reply::error("ERR value is not a valid float"));
+    }
+    Ok(v)
+}
+
+/// Formats a float as Redis does for replies (shortest round-trip form).
+pub fn fmt_float(v: f64) -> Vec<u8> {
+    if v == f64::INFINITY {
+        b"inf".to_vec()
+    } else if v == f64::NEG_INFINITY {
+        b"-inf".to_vec()
+    } else {
+        format!("{v}").into_bytes()
+    }
+}
+
+/// Normalises Redis's inclusive `start..stop` indices (negative from the
+/// end) against `len`; `None` if the range is empty.
+pub fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let stop = if stop < 0 {
+        len + stop
+    } else {
+        stop.min(len - 1)
+    };
+    (start <= stop && start < len).then_some((start as usize, stop as usize))
+}
+
+/// Runs one request. `None` means the reply was already sent (pub/sub).
+pub fn dispatch(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    request: Request,
+) -> Option<Reply> {
+    let name = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
+    let call = Call {
+        name,
+        args: &request[1..],
+        now: unix_ms(),
+    };
+    if let Some(reply) = server::gate(kv, conn, &call) {
+        return Some(reply);
+    }
+    let reply = match call.name.as_str() {
+        "ping" | "echo" | "quit" | "hello" | "select" | "auth" | "command" | "config" | "info"
+        | "client" | "dbsize" | "flushdb" | "flushall" | "reset" => {
+            return server::run(kv, ctx, conn, &call)
+        }
+        "subscribe" | "unsubscribe" | "publish" => return crate::pubsub::run(kv, ctx, conn, &call),
+        "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "append"
+        | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
+        | "msetnx" => strings::run(kv, &call),
+        "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
+        | "ttl" | "pttl" | "persist" | "keys" | "rename" => keys::run(kv, &call),
+        "lpush" | "rpush" | "lpop" | "rpop" | "lrange" | "llen" | "lindex" | "sadd" | "srem"
+        | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
+        | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
+        | "zpopmin" => collections::run(kv, &call),
+        _ => unknown(&call),
+    };
+    Some(reply)
+}
+
+fn unknown(call: &Call<'_>) -> Reply {
+    let mut args = String::new();
+    for arg in call.args.iter().take(10) {
+        args.push('\'');
+        args.push_str(&String::from_utf8_lossy(arg));
+        args.push_str("' ");
+    }
+    Reply::error(format!(
+        "ERR unknown command '{}', with args beginning with: {args}",
+        call.name
+    ))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Commands this server implements (for `COMMAND COUNT`).
+pub const COMMAND_COUNT: i64 = 71;

@@ -1,0 +1,81 @@
+//! INFO: server, clients, stats (the runtime's counters), keyspace.
+
+use std::fmt::Write;
+
+use baton::{CloseReason, Ctx};
+
+use crate::service::Kv;
+
+/// The Redis version this server reports (its command set follows 7.x).
+pub const VERSION: &str = "7.0.0";
+
+pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> String {
+    let want = |name: &str| {
+        section.is_none_or(|s| {
+            let s = s.to_ascii_lowercase();
+            s == b"all" || s == b"default" || s == b"everything" || s == name.as_bytes()
+        })
+    };
+    let stats = ctx.stats();
+    let mut out = String::new();
+    if want("server") {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{VERSION}\r\nserver_name:baton-kv\r\nredis_mode:standalone\r\n\
+             process_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nio_threads_active:{}\r\n\r\n",
+            std::process::id(),
+            kv.config.port,
+            kv.started.elapsed().as_secs(),
+            kv.config.io_threads
+        );
+    }
+    if want("clients") {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\npaused_clients:{}\r\n\r\n",
+            stats.connections_open,
+            kv.config.maxclients,
+            kv.clients.values().filter(|c| !c.channels.is_empty()).count(),
+            stats.connections_paused
+        );
+    }
+    if want("stats") {
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\n\
+             io_threaded_reads_processed:{}\r\ninline_fallbacks:{}\r\nwakeups_sent:{}\r\nwakeups_coalesced:{}\r\n\
+             tls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\ntls_handshakes_resumed:{}\r\n",
+            stats.connections_accepted,
+            stats.connections_rejected,
+            kv.commands_processed,
+            stats.bytes_in,
+            stats.bytes_out,
+            kv.db.expired(),
+            kv.channels.len(),
+            stats.jobs_dispatched,
+            stats.inline_fallbacks,
+            stats.wakeups_sent,
+            stats.wakeups_coalesced,
+            stats.handshakes_ok,
+            stats.handshakes_failed,
+            stats.handshakes_resumed
+        );
+        for (i, name) in CloseReason::NAMES.iter().enumerate() {
+            let _ = write!(out, "closed_{name}:{}\r\n", stats.closed[i]);
+        }
+        out.push_str("\r\n");
+    }
+    if want("keyspace") {
+        out.push_str("# Keyspace\r\n");
+        if kv.db.len() > 0 {
+            let _ = write!(
+                out,
+                "db0:keys={},expires={},avg_ttl=0\r\n",
+                kv.db.len(),
+                kv.db.keys_with_ttl()
+            );
+        }
+    }
+    out
+}

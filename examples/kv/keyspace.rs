@@ -1,0 +1,264 @@
+//! The keyspace: values by key, and when each key expires.
+//!
+//! Lives in the service on the main loop: one thread, no locks, and
+//! check-then-act (SET NX, INCR) is one uninterrupted step.
+//!
+//! Expiry: lazily on access, as Redis does, and actively from a timer. Where
+//! Redis samples random keys with a TTL, this keeps them ordered by deadline
+//! (a `BTreeSet`), so each active cycle removes exactly the keys that are due,
+//! oldest first, up to a budget per tick; no expired key lingers because
+//! sampling missed it.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::zset::ZSet;
+
+/// A stored value.
+#[derive(Debug)]
+pub enum Value {
+    Str(Vec<u8>),
+    List(VecDeque<Vec<u8>>),
+    Set(HashSet<Vec<u8>>),
+    Hash(HashMap<Vec<u8>, Vec<u8>>),
+    ZSet(ZSet),
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::Hash(_) => "hash",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Whether an aggregate has become empty (Redis deletes such keys).
+    fn is_empty_aggregate(&self) -> bool {
+        match self {
+            Value::Str(_) => false,
+            Value::List(l) => l.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            Value::Hash(h) => h.is_empty(),
+            Value::ZSet(z) => z.is_empty(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Value,
+    /// Unix time in milliseconds at which the key expires.
+    expires_at: Option<i64>,
+}
+
+/// Keys, values and deadlines. `now` is Unix milliseconds, passed in so the
+/// caller decides the clock (one reading per request).
+#[derive(Debug, Default)]
+pub struct Db {
+    map: HashMap<Vec<u8>, Entry>,
+    deadlines: BTreeSet<(i64, Vec<u8>)>,
+    expired: u64,
+}
+
+impl Db {
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn keys_with_ttl(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Keys removed because they expired (lazily or actively).
+    pub fn expired(&self) -> u64 {
+        self.expired
+    }
+
+    /// Removes `key` if its deadline passed; `true` if it is (still) live.
+    fn check(&mut self, key: &[u8], now: i64) -> bool {
+        match self.map.get(key) {
+            None => false,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) if *at <= now => {
+                self.remove(key);
+                self.expired += 1;
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        if self.check(key, now) {
+            self.map.get(key).map(|e| &e.value)
+        } else {
+            None
+        }
+    }
+
+    pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
+        if self.check(key, now) {
+            self.map.get_mut(key).map(|e| &mut e.value)
+        } else {
+            None
+        }
+    }
+
+    pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
+        self.check(key, now)
+    }
+
+    /// Stores `value`, clearing any TTL unless `keep_ttl`.
+    pub fn set(&mut self, key: Vec<u8>, value: Value, keep_ttl: bool) {
+        let old_ttl = self.map.get(&key).and_then(|e| e.expires_at);
+        let expires_at = if keep_ttl { old_ttl } else { None };
+        if let (Some(at), false) = (old_ttl, keep_ttl) {
+            self.deadlines.remove(&(at, key.clone()));
+        }
+        self.map.insert(key, Entry { value, expires_at });
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        let entry = self.map.remove(key)?;
+        if let Some(at) = entry.expires_at {
+            self.deadlines.remove(&(at, key.to_vec()));
+        }
+        Some(entry.value)
+    }
+
+    /// Sets or clears the deadline of a live key; `false` if there is no key.
+    pub fn set_expiry(&mut self, key: &[u8], at: Option<i64>, now: i64) -> bool {
+        if !self.check(key, now) {
+            return false;
+        }
+        let entry = self.map.get_mut(key).expect("checked live");
+        if let Some(old) = entry.expires_at.take() {
+            self.deadlines.remove(&(old, key.to_vec()));
+        }
+        if let Some(at) = at {
+            entry.expires_at = Some(at);
+            self.deadlines.insert((at, key.to_vec()));
+        }
+        true
+    }
+
+    /// The deadline of a live key: `None` if no key, `Some(None)` if no TTL.
+    pub fn expiry(&mut self, key: &[u8], now: i64) -> Option<Option<i64>> {
+        if !self.check(key, now) {
+            return None;
+        }
+        Some(self.map.get(key).and_then(|e| e.expires_at))
+    }
+
+    /// Deletes an aggregate that became empty after a removal.
+    pub fn drop_if_empty(&mut self, key: &[u8]) {
+        if self
+            .map
+            .get(key)
+            .is_some_and(|e| e.value.is_empty_aggregate())
+        {
+            self.remove(key);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.deadlines.clear();
+    }
+
+    /// Live keys (expired ones are skipped, not removed).
+    pub fn live_keys(&self, now: i64) -> impl Iterator<Item = &Vec<u8>> {
+        self.map
+            .iter()
+            .filter(move |(_, e)| e.expires_at.is_none_or(|at| at > now))
+            .map(|(k, _)| k)
+    }
+
+    /// Renames a live key, keeping its TTL; `false` if `from` does not exist.
+    pub fn rename(&mut self, from: &[u8], to: Vec<u8>, now: i64) -> bool {
+        if !self.check(from, now) {
+            return false;
+        }
+        let at = self.map.get(from).and_then(|e| e.expires_at);
+        let value = self.remove(from).expect("checked live");
+        self.remove(&to);
+        self.set(to.clone(), value, false);
+        if at.is_some() {
+            self.set_expiry(&to, at, now);
+        }
+        true
+    }
+
+    /// Active expiry: removes up to `budget` keys whose deadline passed.
+    /// Returns how many were removed, and whether more are already due.
+    pub fn expire_due(&mut self, now: i64, budget: usize) -> (usize, bool) {
+        let mut removed = 0;
+        while removed < budget {
+            let Some((at, _)) = self.deadlines.first() else {
+                return (removed, false);
+            };
+            if *at > now {
+                return (removed, false);
+            }
+            let (_, key) = self.deadlines.pop_first().expect("peeked");
+            self.map.remove(&key);
+            self.expired += 1;
+            removed += 1;
+        }
+        (
+            removed,
+            self.deadlines.first().is_some_and(|(at, _)| *at <= now),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_expire_lazily_and_actively_and_ttls_follow_set_and_rename() {
+        let mut db = Db::default();
+        db.set(b"a".to_vec(), Value::Str(b"1".to_vec()), false);
+        db.set(b"b".to_vec(), Value::Str(b"2".to_vec()), false);
+        assert!(db.set_expiry(b"a", Some(100), 0));
+        assert!(db.set_expiry(b"b", Some(200), 0));
+        assert!(db.get(b"a", 99).is_some());
+        assert!(db.get(b"a", 100).is_none(), "lazy: gone at its deadline");
+        assert_eq!(db.expire_due(150, 10), (0, false));
+        assert_eq!(
+            db.expire_due(200, 10),
+            (1, false),
+            "active: b removed in the background"
+        );
+        assert_eq!((db.len(), db.keys_with_ttl(), db.expired()), (0, 0, 2));
+
+        db.set(b"c".to_vec(), Value::Str(b"3".to_vec()), false);
+        db.set_expiry(b"c", Some(500), 0);
+        db.set(b"c".to_vec(), Value::Str(b"4".to_vec()), true);
+        assert_eq!(db.expiry(b"c", 0), Some(Some(500)), "KEEPTTL");
+        db.set(b"c".to_vec(), Value::Str(b"5".to_vec()), false);
+        assert_eq!(db.expiry(b"c", 0), Some(None), "a plain SET clears the TTL");
+        assert_eq!(db.keys_with_ttl(), 0);
+        db.set_expiry(b"c", Some(700), 0);
+        assert!(db.rename(b"c", b"d".to_vec(), 0));
+        assert_eq!(db.expiry(b"d", 0), Some(Some(700)));
+        assert_eq!(db.keys_with_ttl(), 1);
+    }
+
+    #[test]
+    fn the_active_cycle_respects_its_budget() {
+        let mut db = Db::default();
+        for i in 0..10u8 {
+            db.set(vec![i], Value::Str(vec![i]), false);
+            db.set_expiry(&[i], Some(i as i64), 0);
+        }
+        assert_eq!(db.expire_due(100, 4), (4, true));
+        assert_eq!(db.expire_due(100, 10), (6, false));
+        assert_eq!(db.len(), 0);
+    }
+}

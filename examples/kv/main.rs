@@ -1,0 +1,129 @@
+//! cargo run --release --example kv
+//!
+//! A Redis-protocol key-value server on baton: RESP2, plain on 6380 and TLS
+//! on 6381 (a generated certificate unless --tls-cert-file/--tls-key-file
+//! are given). Try `redis-cli -p 6380` or
+//! `redis-cli -p 6381 --tls --insecure`. The keyspace lives on the main
+//! loop; IO threads (--io-threads) read, parse, encrypt and write.
+
+#[path = "../common/tls_args.rs"]
+mod tls_args;
+
+mod commands;
+mod glob;
+mod info;
+mod keyspace;
+mod protocol;
+mod pubsub;
+mod service;
+mod zset;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use baton::{Config, Server};
+use clap::Parser;
+use tls_args::TlsArgs;
+
+/// A Redis-protocol key-value server on baton.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A Redis-protocol key-value server on baton (RESP2, plain and TLS)."
+)]
+struct Args {
+    /// Addresses to listen on (IPv4 or IPv6; list several).
+    #[arg(long, num_args = 1.., default_value = "127.0.0.1")]
+    bind: Vec<IpAddr>,
+    /// Plain TCP port (0 picks a free port).
+    #[arg(long, default_value_t = 6380)]
+    port: u16,
+    /// TLS port; 0 turns TLS off.
+    #[arg(long, default_value_t = 6381)]
+    tls_port: u16,
+    /// IO threads besides the main loop; 0 runs all socket IO inline on the loop.
+    #[arg(long, default_value_t = 0)]
+    io_threads: usize,
+    /// Maximum connections open at once; more are closed at once and counted.
+    #[arg(long, default_value_t = 10_000)]
+    maxclients: usize,
+    /// Require AUTH with this password.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Close connections idle for this many seconds; 0 means never.
+    #[arg(long, default_value_t = 0)]
+    timeout: u64,
+    /// Largest bulk string a client may send, in bytes.
+    #[arg(long, default_value_t = 512 << 20)]
+    proto_max_bulk_len: usize,
+    /// Close a client whose unsent replies exceed this many bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    client_output_buffer_limit: usize,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run(&Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let config = Config {
+        io_threads: args.io_threads,
+        max_connections: args.maxclients,
+        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+        handshake_timeout: args.tls.handshake_timeout(),
+        // A frame is at most one bulk string plus its framing.
+        max_frame_size: args.proto_max_bulk_len.saturating_add(64 << 10),
+        output_hard_limit: args.client_output_buffer_limit,
+        ..Config::default()
+    };
+    let tls = (args.tls_port != 0)
+        .then(|| args.tls.settings("kv"))
+        .transpose()?;
+    let mut builder = Server::builder().config(config);
+    for ip in &args.bind {
+        builder = builder.listen(SocketAddr::new(*ip, args.port));
+        if let Some(settings) = &tls {
+            builder = builder.listen_tls(
+                SocketAddr::new(*ip, args.tls_port),
+                TlsArgs::build(settings)?,
+            );
+        }
+    }
+    let kv = service::Kv::new(service::KvConfig {
+        requirepass: args.requirepass.clone(),
+        proto_max_bulk_len: args.proto_max_bulk_len,
+        port: args.port,
+        tls_port: args.tls_port,
+        io_threads: args.io_threads,
+        maxclients: args.maxclients,
+        timeout_secs: args.timeout,
+    });
+    let server = builder
+        .build(kv)
+        .map_err(|e| format!("cannot listen: {e}"))?;
+    for addr in server.local_addrs() {
+        println!("kv listening on {addr} (io threads: {})", args.io_threads);
+    }
+    tls_args::handle_signals(server.handle(), tls, Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let report = server.run().map_err(|e| e.to_string())?;
+    println!(
+        "kv stopped: {} connections served",
+        report.stats.connections_accepted
+    );
+    Ok(())
+}
