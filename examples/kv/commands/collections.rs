@@ -207,7 +207,7 @@ fn hashes(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
     match call.name.as_str() {
         "hset" => {
-            arity(a.len() >= 3 && a.len() % 2 == 1)?;
+            arity(a.len() >= 3 && !a.len().is_multiple_of(2))?;
             let hash = typed!(kv, &a[0], now, Hash, HashMap::new(), create);
             let added = a[1..]
                 .chunks(2)
@@ -294,7 +294,7 @@ fn zsets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 ));
             }
             let pairs = &a[i..];
-            if pairs.is_empty() || pairs.len() % 2 != 0 {
+            if pairs.is_empty() || !pairs.len().is_multiple_of(2) {
                 return Err(Reply::error(SYNTAX));
             }
             let scored: Vec<(f64, &Vec<u8>)> = pairs

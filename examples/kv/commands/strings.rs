@@ -140,7 +140,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             Ok(Reply::Array(values))
         }
         "mset" | "msetnx" => {
-            arity(!a.is_empty() && a.len() % 2 == 0)?;
+            arity(!a.is_empty() && a.len().is_multiple_of(2))?;
             if call.name == "msetnx"
                 && a.chunks(2)
                     .any(|kv_pair| kv.db.exists(&kv_pair[0], call.now))
