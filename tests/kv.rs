@@ -1,0 +1,538 @@
+//! The KV example through the Rust `redis` crate (a client nobody here
+//! wrote): replies and Redis's error texts, pipelining, exact results under
+//! concurrency, pub/sub ordering, expiry.
+
+mod util;
+
+#[path = "../examples/kv/commands/mod.rs"]
+mod commands;
+#[path = "../examples/kv/glob.rs"]
+mod glob;
+#[path = "../examples/kv/info.rs"]
+mod info;
+#[path = "../examples/kv/keyspace.rs"]
+mod keyspace;
+#[path = "../examples/kv/protocol.rs"]
+mod protocol;
+#[path = "../examples/kv/pubsub.rs"]
+mod pubsub;
+#[path = "../examples/kv/service.rs"]
+mod service;
+#[path = "../examples/kv/zset.rs"]
+mod zset;
+
+use std::time::Duration;
+
+use std::process::Command;
+
+use baton::Config;
+use redis::{Connection, RedisResult, Value};
+use util::{spawn_server, spawn_tls_server, TestCert, TestServer};
+
+fn kv_config(io_threads: usize, requirepass: Option<&str>) -> service::KvConfig {
+    service::KvConfig {
+        requirepass: requirepass.map(str::to_owned),
+        proto_max_bulk_len: 512 << 20,
+        port: 0,
+        tls_port: 0,
+        io_threads,
+        maxclients: 10_000,
+        timeout_secs: 0,
+    }
+}
+
+fn kv_server(io_threads: usize, requirepass: Option<&str>) -> TestServer<()> {
+    let kv = kv_config(io_threads, requirepass);
+    spawn_server(
+        Config {
+            io_threads,
+            ..Config::default()
+        },
+        move || service::Kv::new(kv),
+    )
+}
+
+fn connect(server: &TestServer<()>) -> Connection {
+    let client = redis::Client::open(format!("redis://{}/", server.addr)).unwrap();
+    client.get_connection().unwrap()
+}
+
+/// Runs a raw command; `Err` carries the full error text as Redis sent it.
+fn run(con: &mut Connection, args: &[&str]) -> Result<Value, String> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query::<Value>(con)
+        .map_err(|e| match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            _ => e.to_string(),
+        })
+}
+
+fn ok(con: &mut Connection, args: &[&str]) -> Value {
+    run(con, args).unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+}
+
+fn bulks(items: &[&str]) -> Value {
+    Value::Array(items.iter().map(|s| bulk(s)).collect())
+}
+
+fn commands_reply_as_redis_does(io_threads: usize) {
+    let server = kv_server(io_threads, None);
+    let mut c = connect(&server);
+    let c = &mut c;
+    assert_eq!(ok(c, &["PING"]), Value::SimpleString("PONG".into()));
+    assert_eq!(ok(c, &["ECHO", "hi"]), bulk("hi"));
+    assert_eq!(ok(c, &["SELECT", "0"]), Value::Okay);
+    assert_eq!(
+        run(c, &["SELECT", "1"]).unwrap_err(),
+        "ERR DB index is out of range"
+    );
+    // Strings.
+    assert_eq!(ok(c, &["SET", "s", "v"]), Value::Okay);
+    assert_eq!(ok(c, &["GET", "s"]), bulk("v"));
+    assert_eq!(ok(c, &["GET", "missing"]), Value::Nil);
+    assert_eq!(ok(c, &["SET", "s", "w", "NX"]), Value::Nil);
+    assert_eq!(ok(c, &["SET", "s", "w", "XX", "GET"]), bulk("v"));
+    assert_eq!(ok(c, &["SET", "new", "x", "XX"]), Value::Nil);
+    assert_eq!(ok(c, &["SETNX", "s", "z"]), Value::Int(0));
+    assert_eq!(ok(c, &["GETSET", "s", "g"]), bulk("w"));
+    assert_eq!(ok(c, &["APPEND", "s", "12"]), Value::Int(3));
+    assert_eq!(ok(c, &["STRLEN", "s"]), Value::Int(3));
+    assert_eq!(ok(c, &["GETDEL", "s"]), bulk("g12"));
+    assert_eq!(ok(c, &["INCR", "n"]), Value::Int(1));
+    assert_eq!(ok(c, &["INCRBY", "n", "10"]), Value::Int(11));
+    assert_eq!(ok(c, &["DECR", "n"]), Value::Int(10));
+    assert_eq!(ok(c, &["DECRBY", "n", "3"]), Value::Int(7));
+    assert_eq!(ok(c, &["INCRBYFLOAT", "f", "10.5"]), bulk("10.5"));
+    assert_eq!(ok(c, &["INCRBYFLOAT", "f", "-0.5"]), bulk("10"));
+    ok(c, &["SET", "text", "abc"]);
+    assert_eq!(
+        run(c, &["INCR", "text"]).unwrap_err(),
+        "ERR value is not an integer or out of range"
+    );
+    ok(c, &["SET", "max", &i64::MAX.to_string()]);
+    assert_eq!(
+        run(c, &["INCR", "max"]).unwrap_err(),
+        "ERR increment or decrement would overflow"
+    );
+    assert_eq!(ok(c, &["MSET", "a", "1", "b", "2"]), Value::Okay);
+    assert_eq!(
+        ok(c, &["MGET", "a", "nope", "b"]),
+        Value::Array(vec![bulk("1"), Value::Nil, bulk("2")])
+    );
+    assert_eq!(ok(c, &["MSETNX", "a", "9", "c", "3"]), Value::Int(0));
+    assert_eq!(ok(c, &["MSETNX", "c", "3", "d", "4"]), Value::Int(1));
+    assert_eq!(
+        run(c, &["GET"]).unwrap_err(),
+        "ERR wrong number of arguments for 'get' command"
+    );
+    assert_eq!(
+        run(c, &["SET", "k", "v", "BOGUS"]).unwrap_err(),
+        "ERR syntax error"
+    );
+    assert_eq!(
+        run(c, &["SET", "k", "v", "EX", "0"]).unwrap_err(),
+        "ERR invalid expire time in 'set' command"
+    );
+    assert_eq!(
+        run(c, &["NOSUCH", "x"]).unwrap_err(),
+        "ERR unknown command 'nosuch', with args beginning with: 'x' "
+    );
+    // Keys.
+    assert_eq!(ok(c, &["EXISTS", "a", "b", "zz"]), Value::Int(2));
+    assert_eq!(ok(c, &["TYPE", "a"]), Value::SimpleString("string".into()));
+    assert_eq!(ok(c, &["TYPE", "zz"]), Value::SimpleString("none".into()));
+    assert_eq!(ok(c, &["RENAME", "a", "a2"]), Value::Okay);
+    assert_eq!(
+        run(c, &["RENAME", "zz", "y"]).unwrap_err(),
+        "ERR no such key"
+    );
+    assert_eq!(ok(c, &["DEL", "a2", "zz"]), Value::Int(1));
+    assert_eq!(ok(c, &["UNLINK", "b"]), Value::Int(1));
+    let Value::Array(mut keys) = ok(c, &["KEYS", "[cd]"]) else {
+        panic!()
+    };
+    keys.sort_by_key(|v| format!("{v:?}"));
+    assert_eq!(keys, vec![bulk("c"), bulk("d")]);
+    // Lists.
+    assert_eq!(ok(c, &["RPUSH", "l", "a", "b", "c"]), Value::Int(3));
+    assert_eq!(ok(c, &["LPUSH", "l", "z"]), Value::Int(4));
+    assert_eq!(
+        ok(c, &["LRANGE", "l", "0", "-1"]),
+        bulks(&["z", "a", "b", "c"])
+    );
+    assert_eq!(ok(c, &["LRANGE", "l", "-2", "100"]), bulks(&["b", "c"]));
+    assert_eq!(ok(c, &["LINDEX", "l", "-1"]), bulk("c"));
+    assert_eq!(ok(c, &["LLEN", "l"]), Value::Int(4));
+    assert_eq!(ok(c, &["LPOP", "l"]), bulk("z"));
+    assert_eq!(ok(c, &["RPOP", "l", "2"]), bulks(&["c", "b"]));
+    assert_eq!(ok(c, &["LPOP", "l", "5"]), bulks(&["a"]));
+    assert_eq!(
+        ok(c, &["EXISTS", "l"]),
+        Value::Int(0),
+        "an emptied list is deleted"
+    );
+    assert_eq!(ok(c, &["LPOP", "l", "1"]), Value::Nil);
+    assert_eq!(
+        run(c, &["LPUSH", "c", "x"]).unwrap_err(),
+        "WRONGTYPE Operation against a key holding the wrong kind of value"
+    );
+    // Sets.
+    assert_eq!(ok(c, &["SADD", "set", "a", "b", "a"]), Value::Int(2));
+    assert_eq!(ok(c, &["SISMEMBER", "set", "a"]), Value::Int(1));
+    assert_eq!(ok(c, &["SCARD", "set"]), Value::Int(2));
+    assert_eq!(ok(c, &["SREM", "set", "a", "x"]), Value::Int(1));
+    assert_eq!(ok(c, &["SMEMBERS", "set"]), bulks(&["b"]));
+    assert_eq!(ok(c, &["SPOP", "set"]), bulk("b"));
+    assert_eq!(ok(c, &["SPOP", "set"]), Value::Nil);
+    // Hashes.
+    assert_eq!(ok(c, &["HSET", "h", "f1", "v1", "f2", "v2"]), Value::Int(2));
+    assert_eq!(ok(c, &["HSET", "h", "f1", "v9"]), Value::Int(0));
+    assert_eq!(ok(c, &["HGET", "h", "f1"]), bulk("v9"));
+    assert_eq!(
+        ok(c, &["HMGET", "h", "f2", "nope"]),
+        Value::Array(vec![bulk("v2"), Value::Nil])
+    );
+    assert_eq!(ok(c, &["HLEN", "h"]), Value::Int(2));
+    assert_eq!(ok(c, &["HINCRBY", "h", "n", "5"]), Value::Int(5));
+    assert_eq!(
+        run(c, &["HINCRBY", "h", "f1", "1"]).unwrap_err(),
+        "ERR hash value is not an integer"
+    );
+    assert_eq!(ok(c, &["HDEL", "h", "f1", "n"]), Value::Int(2));
+    assert_eq!(ok(c, &["HGETALL", "h"]), bulks(&["f2", "v2"]));
+    // Sorted sets.
+    assert_eq!(
+        ok(c, &["ZADD", "z", "2", "b", "1", "a", "3", "c"]),
+        Value::Int(3)
+    );
+    assert_eq!(ok(c, &["ZADD", "z", "CH", "5", "a"]), Value::Int(1));
+    assert_eq!(ok(c, &["ZSCORE", "z", "a"]), bulk("5"));
+    assert_eq!(ok(c, &["ZCARD", "z"]), Value::Int(3));
+    assert_eq!(ok(c, &["ZRANGE", "z", "0", "-1"]), bulks(&["b", "c", "a"]));
+    assert_eq!(
+        ok(c, &["ZRANGE", "z", "0", "0", "WITHSCORES"]),
+        bulks(&["b", "2"])
+    );
+    assert_eq!(ok(c, &["ZREM", "z", "c"]), Value::Int(1));
+    assert_eq!(ok(c, &["ZPOPMIN", "z"]), bulks(&["b", "2"]));
+    assert_eq!(
+        run(c, &["ZADD", "z", "x", "m"]).unwrap_err(),
+        "ERR value is not a valid float"
+    );
+    // Server and connection.
+    assert_eq!(ok(c, &["DBSIZE"]), Value::Int(8));
+    let Value::BulkString(info) = ok(c, &["INFO", "keyspace"]) else {
+        panic!()
+    };
+    assert_eq!(
+        String::from_utf8(info).unwrap(),
+        "# Keyspace\r\ndb0:keys=8,expires=0,avg_ttl=0\r\n"
+    );
+    assert_eq!(ok(c, &["CONFIG", "GET", "save"]), bulks(&["save", ""]));
+    assert_eq!(ok(c, &["CLIENT", "SETNAME", "me"]), Value::Okay);
+    assert_eq!(ok(c, &["CLIENT", "GETNAME"]), bulk("me"));
+    let Value::Int(id) = ok(c, &["CLIENT", "ID"]) else {
+        panic!()
+    };
+    let Value::BulkString(list) = ok(c, &["CLIENT", "LIST"]) else {
+        panic!()
+    };
+    assert!(String::from_utf8(list)
+        .unwrap()
+        .contains(&format!("id={id} ")));
+    assert_eq!(
+        ok(c, &["COMMAND", "COUNT"]),
+        Value::Int(commands::COMMAND_COUNT)
+    );
+    assert_eq!(
+        run(c, &["HELLO", "3"]).unwrap_err(),
+        "NOPROTO unsupported protocol version"
+    );
+    assert_eq!(ok(c, &["FLUSHALL"]), Value::Okay);
+    assert_eq!(ok(c, &["DBSIZE"]), Value::Int(0));
+}
+
+#[test]
+fn commands_reply_as_redis_does_inline() {
+    commands_reply_as_redis_does(0);
+}
+
+#[test]
+fn commands_reply_as_redis_does_with_io_threads() {
+    commands_reply_as_redis_does(2);
+}
+
+#[test]
+fn pipelined_requests_get_every_reply_in_order() {
+    let server = kv_server(2, None);
+    let mut c = connect(&server);
+    let mut pipe = redis::pipe();
+    for i in 0..1000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+        pipe.cmd("INCR").arg("counter");
+    }
+    let replies: Vec<i64> = pipe.query(&mut c).unwrap();
+    assert_eq!(replies, (1..=1000).collect::<Vec<i64>>());
+    let values: Vec<String> = redis::cmd("MGET")
+        .arg("k0")
+        .arg("k999")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(values, vec!["0", "999"]);
+}
+
+#[test]
+fn auth_is_required_when_a_password_is_set() {
+    let server = kv_server(0, Some("s3cret"));
+    let mut c = connect(&server);
+    assert_eq!(
+        run(&mut c, &["GET", "k"]).unwrap_err(),
+        "NOAUTH Authentication required."
+    );
+    assert_eq!(
+        run(&mut c, &["AUTH", "nope"]).unwrap_err(),
+        "WRONGPASS invalid username-password pair or user is disabled."
+    );
+    assert_eq!(ok(&mut c, &["AUTH", "s3cret"]), Value::Okay);
+    assert_eq!(ok(&mut c, &["GET", "k"]), Value::Nil);
+}
+
+/// 50 clients race on shared keys: every INCR counts once and exactly one
+/// SET NX per key wins (the keyspace is touched only by the loop).
+#[test]
+fn concurrent_incr_and_set_nx_give_exact_results() {
+    const CLIENTS: usize = 50;
+    const ROUNDS: usize = 200;
+    let server = kv_server(2, None);
+    let addr = server.addr;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            std::thread::spawn(move || -> RedisResult<usize> {
+                let mut c = redis::Client::open(format!("redis://{addr}/"))?.get_connection()?;
+                let mut won = 0;
+                for round in 0..ROUNDS {
+                    let _: i64 = redis::cmd("INCR").arg("counter").query(&mut c)?;
+                    let set: Option<String> = redis::cmd("SET")
+                        .arg(format!("lock:{round}"))
+                        .arg(client)
+                        .arg("NX")
+                        .query(&mut c)?;
+                    won += usize::from(set.is_some());
+                }
+                Ok(won)
+            })
+        })
+        .collect();
+    let wins: usize = workers
+        .into_iter()
+        .map(|w| w.join().unwrap().unwrap())
+        .sum();
+    let mut c = connect(&server);
+    let counter: i64 = redis::cmd("GET").arg("counter").query(&mut c).unwrap();
+    assert_eq!(counter, (CLIENTS * ROUNDS) as i64);
+    assert_eq!(wins, ROUNDS, "exactly one SET NX per key succeeded");
+}
+
+/// A subscriber receives every message from 10 publishers, each
+/// publisher's messages in the order it sent them.
+#[test]
+fn a_subscriber_gets_every_message_in_each_publishers_order() {
+    const PUBLISHERS: usize = 10;
+    const MESSAGES: usize = 500;
+    let server = kv_server(2, None);
+    let mut sub_con = connect(&server);
+    let mut pubsub = sub_con.as_pubsub();
+    pubsub.subscribe("news").unwrap();
+    let addr = server.addr;
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|p| {
+            std::thread::spawn(move || {
+                let mut c = redis::Client::open(format!("redis://{addr}/"))
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                for m in 0..MESSAGES {
+                    let receivers: i64 = redis::cmd("PUBLISH")
+                        .arg("news")
+                        .arg(format!("{p}:{m}"))
+                        .query(&mut c)
+                        .unwrap();
+                    assert_eq!(receivers, 1);
+                }
+            })
+        })
+        .collect();
+    let mut next = [0usize; PUBLISHERS];
+    pubsub
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    for _ in 0..PUBLISHERS * MESSAGES {
+        let msg = pubsub.get_message().unwrap();
+        assert_eq!(msg.get_channel_name(), "news");
+        let payload: String = msg.get_payload().unwrap();
+        let (p, m) = payload.split_once(':').unwrap();
+        let (p, m): (usize, usize) = (p.parse().unwrap(), m.parse().unwrap());
+        assert_eq!(m, next[p], "publisher {p}'s messages in order");
+        next[p] += 1;
+    }
+    for p in publishers {
+        p.join().unwrap();
+    }
+    assert!(next.iter().all(|&n| n == MESSAGES));
+}
+
+#[test]
+fn keys_expire_on_access_and_in_the_background() {
+    let server = kv_server(0, None);
+    let mut c = connect(&server);
+    let c = &mut c;
+    ok(c, &["SET", "ex", "v", "EX", "100"]);
+    let Value::Int(ttl) = ok(c, &["TTL", "ex"]) else {
+        panic!()
+    };
+    assert!((99..=100).contains(&ttl), "TTL {ttl}");
+    let Value::Int(pttl) = ok(c, &["PTTL", "ex"]) else {
+        panic!()
+    };
+    assert!((99_000..=100_000).contains(&pttl), "PTTL {pttl}");
+    assert_eq!(ok(c, &["PERSIST", "ex"]), Value::Int(1));
+    assert_eq!(ok(c, &["TTL", "ex"]), Value::Int(-1));
+    assert_eq!(ok(c, &["TTL", "nope"]), Value::Int(-2));
+    // On access: gone at its deadline even before the background cycle.
+    ok(c, &["SET", "px", "v", "PX", "50"]);
+    std::thread::sleep(Duration::from_millis(60));
+    assert_eq!(ok(c, &["GET", "px"]), Value::Nil);
+    // In the background: never touched again, yet removed.
+    for i in 0..100 {
+        ok(c, &["SET", &format!("bg{i}"), "v", "PX", "30"]);
+    }
+    assert_eq!(
+        ok(c, &["PEXPIREAT", "far", "99999999999999"]),
+        Value::Int(0),
+        "no such key"
+    );
+    ok(c, &["SET", "keep", "v"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let Value::BulkString(info) = ok(c, &["INFO", "keyspace"]) else {
+            panic!()
+        };
+        // Left: `ex` (persisted above) and `keep`.
+        if String::from_utf8(info)
+            .unwrap()
+            .contains("db0:keys=2,expires=0")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background expiry did not remove the keys"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        ok(c, &["EXPIRE", "keep", "-1"]),
+        Value::Int(1),
+        "a past deadline deletes at once"
+    );
+    assert_eq!(ok(c, &["EXISTS", "keep"]), Value::Int(0));
+}
+
+/// Runs `redis-benchmark`'s default suite; panics on an error reply, a
+/// failed run, or a missing test. Always under `timeout`: a redis-benchmark
+/// that cannot connect spins forever.
+fn redis_benchmark(port: u16, extra: &[&str]) {
+    let out = Command::new("timeout")
+        .args([
+            "120",
+            "redis-benchmark",
+            "-p",
+            &port.to_string(),
+            "-n",
+            "20000",
+            "-q",
+        ])
+        .args(extra)
+        .output()
+        .expect("redis-benchmark is installed (redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
+    assert!(
+        out.status.success(),
+        "redis-benchmark failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.to_lowercase().contains("error"), "{text}");
+    for test in [
+        "PING_INLINE",
+        "PING_MBULK",
+        "SET",
+        "GET",
+        "INCR",
+        "LPUSH",
+        "RPUSH",
+        "LPOP",
+        "RPOP",
+        "SADD",
+        "HSET",
+        "SPOP",
+        "ZADD",
+        "ZPOPMIN",
+        "LRANGE_600",
+        "MSET",
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{test}"))
+                    && l.contains("requests per second")),
+            "{test} missing: {text}"
+        );
+    }
+}
+
+#[test]
+fn redis_benchmark_default_suite_runs_without_errors() {
+    redis_benchmark(kv_server(2, None).addr.port(), &[]);
+}
+
+#[test]
+fn redis_benchmark_and_redis_cli_over_tls() {
+    let cert = TestCert::new("kv-tls");
+    let kv = kv_config(2, None);
+    let config = Config {
+        io_threads: 2,
+        ..Config::default()
+    };
+    let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));
+    let port = server.addr.port().to_string();
+    let cli = |args: &[&str]| {
+        let out = Command::new("timeout")
+            .args([
+                "20",
+                "redis-cli",
+                "-p",
+                &port,
+                "--tls",
+                "--cacert",
+                cert.cert.to_str().unwrap(),
+            ])
+            .args(args)
+            .output()
+            .expect("redis-cli is installed (redis-tools)");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "over", "tls"]), "OK");
+    assert_eq!(cli(&["GET", "over"]), "tls");
+    redis_benchmark(server.addr.port(), &["--tls", "--insecure"]);
+    assert!(
+        server.handle.stats().handshakes_ok >= 50,
+        "redis-benchmark's 50 clients handshook"
+    );
+}
