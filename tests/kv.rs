@@ -489,8 +489,7 @@ fn redis_benchmark(port: u16, extra: &[&str]) {
     ] {
         assert!(
             text.lines()
-                .any(|l| l.trim_start().starts_with(&format!("{test}"))
-                    && l.contains("requests per second")),
+                .any(|l| l.trim_start().starts_with(test) && l.contains("requests per second")),
             "{test} missing: {text}"
         );
     }
