@@ -82,10 +82,8 @@ fn bulks(items: &[&str]) -> Value {
     Value::Array(items.iter().map(|s| bulk(s)).collect())
 }
 
-fn commands_reply_as_redis_does(io_threads: usize) {
-    let server = kv_server(io_threads, None);
-    let mut c = connect(&server);
-    let c = &mut c;
+/// Every command, its replies and its errors, on one connection.
+fn command_suite(c: &mut Connection) {
     assert_eq!(ok(c, &["PING"]), Value::SimpleString("PONG".into()));
     assert_eq!(ok(c, &["ECHO", "hi"]), bulk("hi"));
     assert_eq!(ok(c, &["SELECT", "0"]), Value::Okay);
@@ -261,12 +259,88 @@ fn commands_reply_as_redis_does(io_threads: usize) {
 
 #[test]
 fn commands_reply_as_redis_does_inline() {
-    commands_reply_as_redis_does(0);
+    command_suite(&mut connect(&kv_server(0, None)));
 }
 
 #[test]
 fn commands_reply_as_redis_does_with_io_threads() {
-    commands_reply_as_redis_does(2);
+    command_suite(&mut connect(&kv_server(2, None)));
+}
+
+/// The same suite through the redis crate's rustls client, and a pipeline.
+#[test]
+fn commands_reply_as_redis_does_over_tls() {
+    for io_threads in [0, 2] {
+        let cert = TestCert::new(&format!("kv-crate-tls-{io_threads}"));
+        let kv = kv_config(io_threads, None);
+        let config = Config {
+            io_threads,
+            ..Config::default()
+        };
+        let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));
+        let client = redis::Client::open(format!("rediss://{}/#insecure", server.addr)).unwrap();
+        let mut c = client.get_connection().unwrap();
+        command_suite(&mut c);
+        let mut pipe = redis::pipe();
+        for _ in 0..500 {
+            pipe.cmd("INCR").arg("tls-counter");
+        }
+        let replies: Vec<i64> = pipe.query(&mut c).unwrap();
+        assert_eq!(replies, (1..=500).collect::<Vec<i64>>());
+        assert_eq!(server.handle.stats().handshakes_ok, 1);
+    }
+}
+
+/// SCAN with MATCH and COUNT returns every key present for the whole
+/// iteration exactly as KEYS does, while keys are added and deleted between
+/// calls; a bad cursor is an error.
+#[test]
+fn scan_visits_every_key_present_throughout() {
+    let server = kv_server(0, None);
+    let mut c = connect(&server);
+    for i in 0..500 {
+        ok(&mut c, &["SET", &format!("stable:{i}"), "v"]);
+        ok(&mut c, &["SET", &format!("churn:{i}"), "v"]);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let (next, keys): (String, Vec<String>) = redis::cmd("SCAN")
+            .arg(&cursor)
+            .arg("MATCH")
+            .arg("stable:*")
+            .arg("COUNT")
+            .arg(25)
+            .query(&mut c)
+            .unwrap();
+        assert!(keys.iter().all(|k| k.starts_with("stable:")));
+        seen.extend(keys);
+        // Churn between calls: delete some keys, add others.
+        ok(&mut c, &["DEL", &format!("churn:{calls}")]);
+        ok(&mut c, &["SET", &format!("added:{calls}"), "v"]);
+        calls += 1;
+        if next == "0" {
+            break;
+        }
+        cursor = next;
+        assert!(calls < 1000, "SCAN never finished");
+    }
+    assert_eq!(seen.len(), 500, "every stable key was returned");
+    assert!(calls > 10, "COUNT bounded each call");
+    assert_eq!(
+        run(&mut c, &["SCAN", "x"]).unwrap_err(),
+        "ERR invalid cursor"
+    );
+    let (_, strings): (String, Vec<String>) = redis::cmd("SCAN")
+        .arg(0)
+        .arg("COUNT")
+        .arg(10_000)
+        .arg("TYPE")
+        .arg("list")
+        .query(&mut c)
+        .unwrap();
+    assert!(strings.is_empty());
 }
 
 #[test]

@@ -58,6 +58,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct Db {
     map: HashMap<Vec<u8>, Entry>,
+    /// Orders keys for SCAN cursors (random per process, fixed for its life).
+    scan_order: std::collections::hash_map::RandomState,
     deadlines: BTreeSet<(i64, Vec<u8>)>,
     expired: u64,
 }
@@ -191,6 +193,32 @@ impl Db {
             self.set_expiry(&to, at, now);
         }
         true
+    }
+
+    /// SCAN: live keys whose scan hash is at least `cursor`, in hash order,
+    /// about `count` of them (keys sharing the last hash are never split),
+    /// and the next cursor (0 when the iteration is complete). A key present
+    /// for a whole iteration is returned at least once whatever changes in
+    /// between, because the cursor only moves forward through hash space.
+    /// Costs O(keys) per call (Redis's table walk is O(count)); an ordered
+    /// index would fix that at a cost on every write.
+    pub fn scan(&self, cursor: u64, count: usize, now: i64) -> (u64, Vec<&Vec<u8>>) {
+        use std::hash::BuildHasher;
+        let mut found: Vec<(u64, &Vec<u8>)> = self
+            .live_keys(now)
+            .map(|k| (self.scan_order.hash_one(k), k))
+            .filter(|(h, _)| *h >= cursor)
+            .collect();
+        found.sort_unstable();
+        let mut end = count.max(1).min(found.len());
+        while end < found.len() && found[end].0 == found[end - 1].0 {
+            end += 1;
+        }
+        let next = match found.get(end) {
+            Some((h, _)) => *h,
+            None => 0,
+        };
+        (next, found[..end].iter().map(|(_, k)| *k).collect())
     }
 
     /// Active expiry: removes up to `budget` keys whose deadline passed.

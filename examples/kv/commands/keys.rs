@@ -84,6 +84,47 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 .collect();
             Ok(Reply::array_of_bulks(found))
         }
+        "scan" => {
+            arity(!a.is_empty())?;
+            let cursor: u64 = std::str::from_utf8(&a[0])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+            let (mut pattern, mut count, mut kind) = (None, 10usize, None);
+            for opt in a[1..].chunks(2) {
+                let [name, value] = opt else {
+                    return Err(Reply::error(super::SYNTAX));
+                };
+                match name.to_ascii_lowercase().as_slice() {
+                    b"match" => pattern = Some(value),
+                    b"count" => {
+                        count = usize::try_from(int(value)?)
+                            .ok()
+                            .filter(|c| *c > 0)
+                            .ok_or_else(|| Reply::error(super::SYNTAX))?
+                    }
+                    b"type" => kind = Some(String::from_utf8_lossy(value).to_ascii_lowercase()),
+                    _ => return Err(Reply::error(super::SYNTAX)),
+                }
+            }
+            let (next, keys) = kv.db.scan(cursor, count, now);
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| pattern.is_none_or(|p| glob::matches(p, k)))
+                .cloned()
+                .collect();
+            let keys: Vec<Vec<u8>> = match kind {
+                None => keys,
+                Some(kind) => keys
+                    .into_iter()
+                    .filter(|k| kv.db.get(k, now).is_some_and(|v| v.type_name() == kind))
+                    .collect(),
+            };
+            Ok(Reply::Array(vec![
+                Reply::bulk(next.to_string().into_bytes()),
+                Reply::array_of_bulks(keys),
+            ]))
+        }
         "rename" => {
             arity(a.len() == 2)?;
             if kv.db.rename(&a[0], a[1].clone(), now) {

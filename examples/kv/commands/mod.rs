@@ -109,7 +109,7 @@ pub fn dispatch(
         | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
         | "msetnx" => strings::run(kv, &call),
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
-        | "ttl" | "pttl" | "persist" | "keys" | "rename" => keys::run(kv, &call),
+        | "ttl" | "pttl" | "persist" | "keys" | "scan" | "rename" => keys::run(kv, &call),
         "lpush" | "rpush" | "lpop" | "rpop" | "lrange" | "llen" | "lindex" | "sadd" | "srem"
         | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
         | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
@@ -140,4 +140,4 @@ pub fn unix_ms() -> i64 {
 }
 
 /// Commands this server implements (for `COMMAND COUNT`).
-pub const COMMAND_COUNT: i64 = 71;
+pub const COMMAND_COUNT: i64 = 72;
