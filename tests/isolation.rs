@@ -49,3 +49,38 @@ fn the_runtime_is_the_crate_that_owns_polling() {
     // nothing useful.
     assert!(has_polling(&normal_deps("baton-runtime")));
 }
+
+/// The KV example's state lives on the loop: no lock or atomic guards it
+/// (DESIGN.md's check-then-act row). Comments may mention them.
+#[test]
+fn the_kv_example_has_no_locks_or_atomics() {
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kv"),
+        &mut files,
+    );
+    assert!(files.len() >= 8, "found the KV sources: {files:?}");
+    for file in files {
+        for (n, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for banned in ["Mutex", "RwLock", "Atomic"] {
+                assert!(
+                    !code.contains(banned),
+                    "{}:{}: {banned} in the KV example: {line}",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}

@@ -253,8 +253,147 @@ fn command_suite(c: &mut Connection) {
         run(c, &["HELLO", "3"]).unwrap_err(),
         "NOPROTO unsupported protocol version"
     );
+    assert_eq!(ok(c, &["COMMAND", "DOCS"]), Value::Array(vec![]));
+    let Value::Array(hello) = ok(c, &["HELLO", "2"]) else {
+        panic!()
+    };
+    assert_eq!(
+        &hello[..6],
+        &[
+            bulk("server"),
+            bulk("redis"),
+            bulk("version"),
+            bulk(info::VERSION),
+            bulk("proto"),
+            Value::Int(2)
+        ]
+    );
+    let Value::BulkString(stats) = ok(c, &["INFO", "stats"]) else {
+        panic!()
+    };
+    assert!(String::from_utf8(stats)
+        .unwrap()
+        .contains("total_commands_processed:"));
     assert_eq!(ok(c, &["FLUSHALL"]), Value::Okay);
     assert_eq!(ok(c, &["DBSIZE"]), Value::Int(0));
+    // Expiry commands.
+    assert_eq!(ok(c, &["SETEX", "e1", "100", "v"]), Value::Okay);
+    assert_eq!(ok(c, &["PSETEX", "e2", "100000", "v"]), Value::Okay);
+    let Value::Int(pttl) = ok(c, &["PTTL", "e2"]) else {
+        panic!()
+    };
+    assert!((99_000..=100_000).contains(&pttl));
+    assert_eq!(
+        run(c, &["SETEX", "e3", "0", "v"]).unwrap_err(),
+        "ERR invalid expire time in 'setex' command"
+    );
+    assert_eq!(ok(c, &["PEXPIRE", "e1", "5000"]), Value::Int(1));
+    let Value::Int(ttl) = ok(c, &["TTL", "e1"]) else {
+        panic!()
+    };
+    assert_eq!(ttl, 5);
+    let far = (commands::unix_ms() / 1000 + 1000).to_string();
+    assert_eq!(ok(c, &["EXPIREAT", "e1", &far]), Value::Int(1));
+    let Value::Int(ttl) = ok(c, &["TTL", "e1"]) else {
+        panic!()
+    };
+    assert!((999..=1000).contains(&ttl));
+    let far_ms = (commands::unix_ms() + 7_000).to_string();
+    assert_eq!(ok(c, &["PEXPIREAT", "e1", &far_ms]), Value::Int(1));
+    assert_eq!(ok(c, &["EXPIRE", "nope", "10"]), Value::Int(0));
+    assert_eq!(ok(c, &["FLUSHDB"]), Value::Okay);
+    // Counts on pops.
+    ok(c, &["RPUSH", "q", "1", "2", "3"]);
+    assert_eq!(ok(c, &["LPOP", "q", "0"]), Value::Array(vec![]));
+    assert_eq!(
+        run(c, &["LPOP", "q", "-1"]).unwrap_err(),
+        "ERR value is out of range, must be positive"
+    );
+    ok(c, &["SADD", "sp", "a", "b", "c"]);
+    let Value::Array(popped) = ok(c, &["SPOP", "sp", "2"]) else {
+        panic!()
+    };
+    assert_eq!(popped.len(), 2);
+    assert_eq!(ok(c, &["SCARD", "sp"]), Value::Int(1));
+    ok(c, &["ZADD", "zz", "1", "a", "2", "b", "3", "c"]);
+    assert_eq!(ok(c, &["ZPOPMIN", "zz", "2"]), bulks(&["a", "1", "b", "2"]));
+    assert_eq!(ok(c, &["FLUSHDB"]), Value::Okay);
+}
+
+/// A malformed request gets Redis's protocol error, then the connection
+/// closes; the requests before it were answered.
+#[test]
+fn a_malformed_request_gets_a_protocol_error_and_a_close() {
+    use std::io::{Read, Write};
+    let server = kv_server(2, None);
+    let mut raw = std::net::TcpStream::connect(server.addr).unwrap();
+    raw.write_all(b"PING\r\n*1\r\n+PING\r\n").unwrap();
+    let mut got = Vec::new();
+    raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    raw.read_to_end(&mut got).unwrap();
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        "+PONG\r\n-ERR Protocol error: expected '$', got '+'\r\n"
+    );
+    server.wait_for("the protocol close", Duration::from_secs(10), |s| {
+        s.closed_for(&baton::CloseReason::Protocol(
+            baton::ProtocolErrorKind::Malformed,
+        )) == 1
+    });
+}
+
+/// QUIT answers +OK and closes; UNSUBSCRIBE leaves pub/sub mode; a
+/// subscriber is not closed by the idle timeout, an idle client is.
+#[test]
+fn quit_unsubscribe_and_the_idle_timeout() {
+    let kv = kv_config(0, None);
+    let config = Config {
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..Config::default()
+    };
+    let server = spawn_server(config, move || service::Kv::new(kv));
+    let mut c = connect(&server);
+    assert_eq!(ok(&mut c, &["QUIT"]), Value::Okay);
+    server.wait_for("the QUIT close", Duration::from_secs(10), |s| {
+        s.closed_for(&baton::CloseReason::ByService) == 1
+    });
+
+    let mut subscriber = connect(&server);
+    let mut idle = connect(&server);
+    ok(&mut idle, &["PING"]);
+    subscriber
+        .send_packed_command(&redis::cmd("SUBSCRIBE").arg("ch").get_packed_command())
+        .unwrap();
+    assert_eq!(
+        subscriber.recv_response().unwrap(),
+        Value::Array(vec![bulk("subscribe"), bulk("ch"), Value::Int(1)])
+    );
+    server.wait_for("the idle client closed", Duration::from_secs(10), |s| {
+        s.closed_for(&baton::CloseReason::IdleTimeout) == 1
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        server.handle.stats().connections_open,
+        1,
+        "the subscriber is still open"
+    );
+    subscriber
+        .send_packed_command(&redis::cmd("GET").arg("k").get_packed_command())
+        .unwrap();
+    // An error reply comes back as a value from recv_response.
+    let refused = format!("{:?}", subscriber.recv_response().unwrap());
+    assert!(
+        refused.contains("Can't execute 'get': only (P|S)SUBSCRIBE"),
+        "{refused}"
+    );
+    subscriber
+        .send_packed_command(&redis::cmd("UNSUBSCRIBE").get_packed_command())
+        .unwrap();
+    assert_eq!(
+        subscriber.recv_response().unwrap(),
+        Value::Array(vec![bulk("unsubscribe"), bulk("ch"), Value::Int(0)])
+    );
+    assert_eq!(ok(&mut subscriber, &["SET", "k", "v"]), Value::Okay);
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
                 });
                 let _ = ctx.send(conn, confirmation("subscribe", Some(channel), count));
             }
+            // Redis's timeout does not close subscribers waiting for messages.
+            ctx.set_idle_exempt(conn, true);
             None
         }
         "unsubscribe" => {
@@ -51,6 +53,9 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
                 remove(kv, conn, &channel);
                 let count = kv.clients.get(&conn).map_or(0, |c| c.channels.len());
                 let _ = ctx.send(conn, confirmation("unsubscribe", Some(&channel), count));
+            }
+            if kv.clients.get(&conn).is_some_and(|c| c.channels.is_empty()) {
+                ctx.set_idle_exempt(conn, false);
             }
             None
         }

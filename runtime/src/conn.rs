@@ -64,6 +64,8 @@ pub(crate) struct Conn<C: Codec> {
     pub(crate) tls: Option<TlsInfo>,
     /// close_notify has been queued (graceful TLS close).
     pub(crate) close_notify_sent: bool,
+    /// The idle timeout does not apply (a subscriber waiting for pushes).
+    pub(crate) idle_exempt: bool,
     pub(crate) span: tracing::Span,
 }
 
@@ -115,6 +117,7 @@ impl<C: Codec> Conn<C> {
             paused: false,
             tls: None,
             close_notify_sent: false,
+            idle_exempt: false,
             span,
         }
     }

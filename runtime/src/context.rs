@@ -61,6 +61,23 @@ impl<S: Service> Ctx<'_, S> {
         self.core.home_mut(conn).and_then(|c| c.tls.as_ref())
     }
 
+    /// Exempts `conn` from the idle timeout (or makes it subject again), as
+    /// Redis does for pub/sub subscribers that only wait for pushes. `false`
+    /// if `conn` is not open and home right now.
+    pub fn set_idle_exempt(&mut self, conn: ConnId, exempt: bool) -> bool {
+        let now = self.core.now;
+        match self.core.home_mut(conn) {
+            Some(c) => {
+                c.idle_exempt = exempt;
+                if !exempt {
+                    c.last_active = now;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Calls [`Service::on_timer`] with `token` after `after`.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.core.set_timer(after, TimerKind::User(token))

@@ -608,7 +608,11 @@ impl<S: Service> Server<S> {
         let now = self.core.now;
         let next = match self.core.table.get(id.slot()) {
             Some(Slot::Home(conn)) if conn.id == id => {
-                let idle_until = conn.last_active + timeout;
+                let idle_until = if conn.idle_exempt {
+                    now + timeout
+                } else {
+                    conn.last_active + timeout
+                };
                 if idle_until <= now {
                     self.core.abort(id, CloseReason::IdleTimeout);
                     return;
