@@ -6,15 +6,17 @@
 //! gracefully (in-flight replies flush for up to five seconds), then it exits
 //! 0; SIGHUP reloads the certificate files.
 
+#[path = "../common/serve.rs"]
+mod serve;
 mod service;
 #[path = "../common/tls_args.rs"]
 mod tls_args;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton::{Config, Server};
+use baton::Config;
 use clap::Parser;
 use tls_args::TlsArgs;
 
@@ -48,54 +50,25 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let args = Args::parse();
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<(), String> {
-    let config = Config {
-        io_threads: args.io_threads,
-        max_connections: args.maxclients,
-        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
-        handshake_timeout: args.tls.handshake_timeout(),
-        ..Config::default()
-    };
-    let tls = (args.tls_port != 0)
-        .then(|| args.tls.settings("echo"))
-        .transpose()?;
-    let mut builder = Server::builder().config(config);
-    for ip in &args.bind {
-        builder = builder.listen(SocketAddr::new(*ip, args.port));
-        if let Some(settings) = &tls {
-            builder = builder.listen_tls(
-                SocketAddr::new(*ip, args.tls_port),
-                TlsArgs::build(settings)?,
-            );
-        }
-    }
-    let server = builder
-        .build(service::Echo)
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    for addr in server.local_addrs() {
-        println!("echo listening on {addr} (io threads: {})", args.io_threads);
-    }
-    tls_args::handle_signals(server.handle(), tls, Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let report = server.run().map_err(|e| e.to_string())?;
-    println!(
-        "echo stopped: {} connections served, {} bytes in, {} bytes out",
-        report.stats.connections_accepted, report.stats.bytes_in, report.stats.bytes_out
-    );
-    Ok(())
+    serve::main_with("echo", || {
+        let config = Config {
+            io_threads: args.io_threads,
+            max_connections: args.maxclients,
+            idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+            ..Config::default()
+        };
+        let listen = serve::Listen {
+            binds: &args.bind,
+            port: args.port,
+            tls_port: args.tls_port,
+            tls: &args.tls,
+        };
+        let report = serve::serve("echo", listen, config, service::Echo)?;
+        println!(
+            "echo stopped: {} connections served, {} bytes in, {} bytes out",
+            report.stats.connections_accepted, report.stats.bytes_in, report.stats.bytes_out
+        );
+        Ok(())
+    })
 }

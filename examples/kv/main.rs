@@ -6,6 +6,8 @@
 //! `redis-cli -p 6381 --tls --insecure`. The keyspace lives on the main
 //! loop; IO threads (--io-threads) read, parse, encrypt and write.
 
+#[path = "../common/serve.rs"]
+mod serve;
 #[path = "../common/tls_args.rs"]
 mod tls_args;
 
@@ -18,11 +20,11 @@ mod pubsub;
 mod service;
 mod zset;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton::{Config, Server};
+use baton::Config;
 use clap::Parser;
 use tls_args::TlsArgs;
 
@@ -65,65 +67,37 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    match run(&Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kv: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<(), String> {
-    let config = Config {
-        io_threads: args.io_threads,
-        max_connections: args.maxclients,
-        idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
-        handshake_timeout: args.tls.handshake_timeout(),
-        // A frame is at most one bulk string plus its framing.
-        max_frame_size: args.proto_max_bulk_len.saturating_add(64 << 10),
-        output_hard_limit: args.client_output_buffer_limit,
-        ..Config::default()
-    };
-    let tls = (args.tls_port != 0)
-        .then(|| args.tls.settings("kv"))
-        .transpose()?;
-    let mut builder = Server::builder().config(config);
-    for ip in &args.bind {
-        builder = builder.listen(SocketAddr::new(*ip, args.port));
-        if let Some(settings) = &tls {
-            builder = builder.listen_tls(
-                SocketAddr::new(*ip, args.tls_port),
-                TlsArgs::build(settings)?,
-            );
-        }
-    }
-    let kv = service::Kv::new(service::KvConfig {
-        requirepass: args.requirepass.clone(),
-        proto_max_bulk_len: args.proto_max_bulk_len,
-        port: args.port,
-        tls_port: args.tls_port,
-        io_threads: args.io_threads,
-        maxclients: args.maxclients,
-        timeout_secs: args.timeout,
-    });
-    let server = builder
-        .build(kv)
-        .map_err(|e| format!("cannot listen: {e}"))?;
-    for addr in server.local_addrs() {
-        println!("kv listening on {addr} (io threads: {})", args.io_threads);
-    }
-    tls_args::handle_signals(server.handle(), tls, Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let report = server.run().map_err(|e| e.to_string())?;
-    println!(
-        "kv stopped: {} connections served",
-        report.stats.connections_accepted
-    );
-    Ok(())
+    let args = Args::parse();
+    serve::main_with("kv", || {
+        let config = Config {
+            io_threads: args.io_threads,
+            max_connections: args.maxclients,
+            idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
+            // A frame is at most one bulk string plus its framing.
+            max_frame_size: args.proto_max_bulk_len.saturating_add(64 << 10),
+            output_hard_limit: args.client_output_buffer_limit,
+            ..Config::default()
+        };
+        let kv = service::Kv::new(service::KvConfig {
+            requirepass: args.requirepass.clone(),
+            proto_max_bulk_len: args.proto_max_bulk_len,
+            port: args.port,
+            tls_port: args.tls_port,
+            io_threads: args.io_threads,
+            maxclients: args.maxclients,
+            timeout_secs: args.timeout,
+        });
+        let listen = serve::Listen {
+            binds: &args.bind,
+            port: args.port,
+            tls_port: args.tls_port,
+            tls: &args.tls,
+        };
+        let report = serve::serve("kv", listen, config, kv)?;
+        println!(
+            "kv stopped: {} connections served",
+            report.stats.connections_accepted
+        );
+        Ok(())
+    })
 }
