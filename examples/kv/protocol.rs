@@ -391,3 +391,91 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A well-formed request, encoded as a client would send it.
+    fn request() -> impl Strategy<Value = Request> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..6)
+    }
+
+    fn encode_request(request: &Request) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", request.len()).into_bytes();
+        for arg in request {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    /// Feeds `stream` in the given pieces; the requests decoded, or the error.
+    fn feed(stream: &[u8], cuts: &[usize]) -> Result<Vec<Request>, String> {
+        let mut codec = Resp::new(1 << 20);
+        let mut buf = RecvBuf::new();
+        let mut got = Vec::new();
+        let mut start = 0;
+        for &cut in cuts.iter().chain([stream.len()].iter()) {
+            let cut = cut.clamp(start, stream.len());
+            buf.extend_from_slice(&stream[start..cut]);
+            start = cut;
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(r)) => got.push(r),
+                    Ok(None) => break,
+                    Err(e) => return Err(e.message),
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    proptest! {
+        /// Any pipeline of valid requests, split anywhere, decodes to the
+        /// same requests in the same order.
+        #[test]
+        fn any_split_of_valid_requests_decodes_the_same(
+            requests in prop::collection::vec(request(), 1..8),
+            mut cuts in prop::collection::vec(any::<usize>(), 0..8),
+        ) {
+            let stream: Vec<u8> = requests.iter().flat_map(encode_request).collect();
+            cuts.iter_mut().for_each(|c| *c %= stream.len() + 1);
+            cuts.sort_unstable();
+            prop_assert_eq!(feed(&stream, &cuts), Ok(requests));
+        }
+
+        /// Random bytes never panic, and split anywhere give the same
+        /// outcome as in one piece (the same requests, or the same error).
+        #[test]
+        fn random_bytes_never_panic_and_splits_agree(
+            stream in prop::collection::vec(any::<u8>(), 0..512),
+            mut cuts in prop::collection::vec(any::<usize>(), 0..6),
+        ) {
+            cuts.iter_mut().for_each(|c| *c %= stream.len() + 1);
+            cuts.sort_unstable();
+            let whole = feed(&stream, &[]);
+            let split = feed(&stream, &cuts);
+            // A request cut short at the very end is simply not complete yet
+            // in both; errors must agree exactly.
+            prop_assert_eq!(whole, split);
+        }
+
+        /// Protocol-looking garbage (headers with random numbers) never
+        /// panics either.
+        #[test]
+        fn header_garbage_never_panics(parts in prop::collection::vec(
+            prop_oneof![
+                Just(b"*".to_vec()), Just(b"$".to_vec()), Just(b"\r\n".to_vec()), Just(b"-".to_vec()),
+                any::<i64>().prop_map(|n| n.to_string().into_bytes()),
+                prop::collection::vec(any::<u8>(), 0..8),
+            ],
+            0..32,
+        )) {
+            let stream: Vec<u8> = parts.concat();
+            let _ = feed(&stream, &[stream.len() / 2]);
+        }
+    }
+}
