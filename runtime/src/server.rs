@@ -28,6 +28,10 @@ use baton_tls::rustls::ServerConfig;
 struct Listener {
     socket: TcpListener,
     tls: Option<Arc<ServerConfig>>,
+    /// An accept retry timer is pending.
+    retry_armed: bool,
+    /// `accept` is failing: how many times since it last worked.
+    failing: Option<u64>,
 }
 
 /// Poller keys at and above this name listeners (`LISTENER_KEY + index`);
@@ -232,6 +236,8 @@ impl<S: Service> Server<S> {
             listeners.push(Some(Listener {
                 socket,
                 tls: tls.clone(),
+                retry_armed: false,
+                failing: None,
             }));
         }
         let core = Core {
@@ -356,22 +362,41 @@ impl<S: Service> Server<S> {
 
     fn accept_all(&mut self, index: usize) {
         loop {
-            let Some(Some(listener)) = self.listeners.get(index) else {
+            let Some(Some(listener)) = self.listeners.get_mut(index) else {
                 return;
             };
-            match listener::accept(&listener.socket, self.core.config.socket_send_buffer) {
+            let result = listener::accept(&listener.socket, self.core.config.socket_send_buffer);
+            // Success or an empty backlog both show accept works again.
+            if result.is_ok() || matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            {
+                if let Some(failures) = listener.failing.take() {
+                    tracing::info!(failures, "accept works again");
+                }
+            }
+            match result {
                 Ok((stream, peer)) => self.admit(index, stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // Out of descriptors or memory: the pending connections
-                    // stay in the backlog; an edge will not come again for
-                    // them, so retry on a timer.
+                    // stay in the backlog and their edge will not come again,
+                    // so retry on a timer: one per listener however many
+                    // edges fail, and one log line per failing spell (every
+                    // failure is counted in `accept_errors`).
                     self.core.stats.accept_errors.add(1);
-                    tracing::warn!(error = %e, "accept failed; retrying shortly");
-                    self.core
-                        .set_timer(ACCEPT_RETRY, TimerKind::AcceptRetry(index));
+                    match &mut listener.failing {
+                        Some(failures) => *failures += 1,
+                        None => {
+                            tracing::warn!(error = %e, "accept failed; retrying every {ACCEPT_RETRY:?} until it works");
+                            listener.failing = Some(1);
+                        }
+                    }
+                    if !listener.retry_armed {
+                        listener.retry_armed = true;
+                        self.core
+                            .set_timer(ACCEPT_RETRY, TimerKind::AcceptRetry(index));
+                    }
                     return;
                 }
             }
@@ -579,7 +604,12 @@ impl<S: Service> Server<S> {
                         self.core.abort(id, CloseReason::FlushTimeout);
                     }
                 }
-                TimerKind::AcceptRetry(index) => self.accept_all(index),
+                TimerKind::AcceptRetry(index) => {
+                    if let Some(Some(listener)) = self.listeners.get_mut(index) {
+                        listener.retry_armed = false;
+                    }
+                    self.accept_all(index);
+                }
                 TimerKind::Handshake(id) => self.check_handshake(id),
             }
         }
