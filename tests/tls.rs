@@ -29,15 +29,7 @@ fn tls_echo_integrity(
     io_threads: usize,
     seed: u64,
 ) {
-    let cert = TestCert::new(&format!("integrity-{seed}"));
-    let server = spawn_tls_server(
-        Config {
-            io_threads,
-            ..Config::default()
-        },
-        cert.server_config(),
-        || echo::Echo,
-    );
+    let (cert, server) = tls_echo(&format!("integrity-{seed}"), io_threads);
     let mut rng = util::rng(seed);
     let plans: Vec<EchoPlan> = (0..500)
         .map(|_| EchoPlan::random(&mut rng, 1 << 20))
