@@ -8,6 +8,7 @@ use baton_io_threads::{IoPool, LoopSignal, Slot};
 use slab::Slab;
 
 use crate::conn::{Conn, IoLimits, StepReport};
+use crate::conn_timers::{ConnTimer, ConnTimers};
 use crate::handle::Mailbox;
 use crate::plan::Step;
 use crate::reactor::Reactor;
@@ -100,6 +101,8 @@ pub(crate) struct Core<S: Service> {
     pub(crate) stats: Arc<Stats>,
     pub(crate) stats_source: StatsSource,
     pub(crate) timers: Timers<TimerKind>,
+    /// Each connection's pending loop timers, cancelled when it closes.
+    pub(crate) conn_timers: ConnTimers,
     /// Connections to look at before the next wait.
     pub(crate) scheduled: Vec<ConnId>,
     /// Set once a shutdown has begun: the time by which it must finish.
@@ -198,8 +201,7 @@ impl<S: Service> Core<S> {
             }
             _ => return Err(SendError::Gone),
         }
-        let at = self.now + self.config.close_flush_timeout;
-        self.timers.set(at, TimerKind::CloseFlush(id));
+        self.arm_close_flush(id, self.config.close_flush_timeout);
         Ok(())
     }
 
@@ -219,5 +221,38 @@ impl<S: Service> Core<S> {
 
     pub(crate) fn set_timer(&mut self, after: Duration, kind: TimerKind) -> crate::TimerId {
         self.timers.set(self.now + after, kind)
+    }
+
+    /// Sets `id`'s timer of kind `which` to fire `after` from now, replacing
+    /// (cancelling) the one it had.
+    pub(crate) fn set_conn_timer(&mut self, id: ConnId, which: ConnTimer, after: Duration) {
+        let kind = match which {
+            ConnTimer::Idle => TimerKind::Idle(id),
+            ConnTimer::Handshake => TimerKind::Handshake(id),
+            ConnTimer::CloseFlush => TimerKind::CloseFlush(id),
+        };
+        let timer = self.timers.set(self.now + after, kind);
+        if let Some(old) = self.conn_timers.replace(id.slot(), which, timer) {
+            self.timers.cancel(old);
+        }
+    }
+
+    /// A closing connection must be gone `after` from now, unless an earlier
+    /// deadline is already set.
+    pub(crate) fn arm_close_flush(&mut self, id: ConnId, after: Duration) {
+        let pending = self
+            .conn_timers
+            .get(id.slot(), ConnTimer::CloseFlush)
+            .is_some_and(|t| self.timers.is_pending(t));
+        if !pending {
+            self.set_conn_timer(id, ConnTimer::CloseFlush, after);
+        }
+    }
+
+    /// Cancels every loop timer of the connection in `slot` (it is closing).
+    pub(crate) fn cancel_conn_timers(&mut self, slot: usize) {
+        for timer in self.conn_timers.take_all(slot).into_iter().flatten() {
+            self.timers.cancel(timer);
+        }
     }
 }

@@ -14,6 +14,7 @@
 mod config;
 mod conn;
 mod conn_id;
+mod conn_timers;
 mod context;
 mod core;
 mod handle;

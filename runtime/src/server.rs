@@ -12,6 +12,7 @@ use baton_tls::Transport;
 use slab::Slab;
 
 use crate::conn::{Conn, IoLimits, StepReport};
+use crate::conn_timers::{ConnTimer, ConnTimers};
 use crate::core::{run_job, Core, Done, Job, TimerKind};
 use crate::handle::{Control, Mailbox};
 use crate::plan::{self, Next, Step};
@@ -252,6 +253,7 @@ impl<S: Service> Server<S> {
             stats,
             stats_source,
             timers: Timers::new(),
+            conn_timers: ConnTimers::default(),
             scheduled: Vec::new(),
             shutdown_deadline: None,
             now: Instant::now(),
@@ -448,11 +450,11 @@ impl<S: Service> Server<S> {
         core.stats.accepted.add(1);
         core.stats.open.add(1);
         if let Some(timeout) = core.config.idle_timeout {
-            core.set_timer(timeout, TimerKind::Idle(id));
+            core.set_conn_timer(id, ConnTimer::Idle, timeout);
         }
         if is_tls {
             let timeout = core.config.handshake_timeout;
-            core.set_timer(timeout, TimerKind::Handshake(id));
+            core.set_conn_timer(id, ConnTimer::Handshake, timeout);
         }
         core.schedule(id);
         self.call_service(Some(id), |s, ctx| s.on_open(ctx, id));
@@ -628,7 +630,7 @@ impl<S: Service> Server<S> {
             Some(Slot::Away(away)) if away.generation == id.generation => Duration::from_millis(10),
             _ => return,
         };
-        self.core.set_timer(next, TimerKind::Handshake(id));
+        self.core.set_conn_timer(id, ConnTimer::Handshake, next);
     }
 
     fn check_idle(&mut self, id: ConnId) {
@@ -653,7 +655,7 @@ impl<S: Service> Server<S> {
             Some(Slot::Away(away)) if away.generation == id.generation => timeout / 4,
             _ => return,
         };
-        self.core.set_timer(next, TimerKind::Idle(id));
+        self.core.set_conn_timer(id, ConnTimer::Idle, next);
     }
 
     /// Looks at every connection scheduled so far. Connections scheduled
@@ -701,8 +703,7 @@ impl<S: Service> Server<S> {
             // let it flush (bounded by the close flush timeout), then close.
             conn.close_notify_sent = true;
             if conn.transport.begin_close() {
-                self.core
-                    .set_timer(flush_timeout, TimerKind::CloseFlush(id));
+                self.core.arm_close_flush(id, flush_timeout);
                 self.core.schedule(id);
                 return;
             }
@@ -766,6 +767,7 @@ impl<S: Service> Server<S> {
         let Slot::Home(conn) = core.table.remove(id.slot()) else {
             unreachable!("checked above")
         };
+        core.cancel_conn_timers(id.slot());
         if let Err(e) = core.reactor.deregister(conn.transport.socket()) {
             tracing::warn!(parent: &conn.span, error = %e, "poller delete failed");
         }

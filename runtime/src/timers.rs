@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use slab::Slab;
 
+/// Cancelled heap nodes tolerated beyond the live ones before compacting.
+const COMPACT_SLACK: usize = 1024;
+
 /// Names a timer set with [`Ctx::set_timer`](crate::Ctx::set_timer).
 /// A fired or cancelled id is stale: cancelling it again does nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,12 +46,33 @@ impl<K> Timers<K> {
     }
 
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
-        match self.entries.get(id.key) {
-            Some((generation, _)) if *generation == id.generation => {
-                self.entries.remove(id.key);
-                true
-            }
-            _ => false,
+        if !self.is_pending(id) {
+            return false;
+        }
+        self.entries.remove(id.key);
+        self.compact_if_mostly_cancelled();
+        true
+    }
+
+    /// Whether `id` has neither fired nor been cancelled.
+    pub(crate) fn is_pending(&self, id: TimerId) -> bool {
+        self.is_live(id.key, id.generation)
+    }
+
+    /// Cancelled nodes stay in the heap until they surface; once they
+    /// outnumber the live ones, drop them all at once (O(n) after at least
+    /// n/2 cancels: O(1) amortized), so the heap's size follows the live
+    /// timers, not how many were ever cancelled.
+    fn compact_if_mostly_cancelled(&mut self) {
+        let live = self.entries.len();
+        if self.heap.len() <= 2 * live + COMPACT_SLACK {
+            return;
+        }
+        let entries = &self.entries;
+        self.heap
+            .retain(|Reverse((_, key, generation))| matches!(entries.get(*key), Some((g, _)) if g == generation));
+        if self.heap.capacity() > 4 * self.heap.len() + COMPACT_SLACK {
+            self.heap.shrink_to(2 * self.heap.len() + COMPACT_SLACK);
         }
     }
 
@@ -110,6 +134,28 @@ mod tests {
         assert_eq!(fired, vec!["early", "late"]);
         assert!(!timers.cancel(late), "a fired timer is stale");
         assert_eq!(timers.next_deadline(), None);
+    }
+
+    #[test]
+    fn cancelled_timers_do_not_accumulate() {
+        let now = Instant::now();
+        let mut timers = Timers::new();
+        let keep = timers.set(now + Duration::from_secs(5), "keep");
+        for _ in 0..100_000 {
+            let t = timers.set(now + Duration::from_secs(60), "cancelled");
+            assert!(timers.cancel(t));
+        }
+        assert!(
+            timers.heap.len() <= 2 + COMPACT_SLACK,
+            "{}",
+            timers.heap.len()
+        );
+        assert!(timers.heap.capacity() <= 4 * (2 + COMPACT_SLACK));
+        assert!(timers.is_pending(keep));
+        let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(now + Duration::from_secs(61)))
+            .map(|(_, w)| w)
+            .collect();
+        assert_eq!(fired, vec!["keep"]);
     }
 
     #[test]

@@ -143,7 +143,10 @@ pub fn thread_names() -> Vec<String> {
         .collect()
 }
 
+pub mod faults;
+pub mod heap;
 pub mod lines;
+pub mod workloads;
 
 pub fn rng(seed: u64) -> SmallRng {
     SmallRng::seed_from_u64(seed)
