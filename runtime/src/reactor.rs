@@ -132,3 +132,52 @@ impl Wake for PollerWaker {
         let _ = self.0.notify();
     }
 }
+
+#[cfg(all(test, debug_assertions))]
+mod tests {
+    use super::*;
+
+    /// A reactor smuggled past its `!Send` bound, the way a careless
+    /// `unsafe impl Send` in the future would let one through.
+    struct Smuggled(Reactor);
+
+    // SAFETY: deliberately defeats the `!Send` design bound (not a memory
+    // safety bound: `Poller` itself is `Send + Sync`) to show that the
+    // debug check stops a poller call from another thread. Only one thread
+    // touches the reactor at a time: the test waits on `join`.
+    unsafe impl Send for Smuggled {}
+
+    impl Smuggled {
+        // A method, so the closure below captures the whole wrapper (a
+        // pattern would capture only the `!Send` field).
+        fn into_inner(self) -> Reactor {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_poller_call_off_the_loop_thread_panics_in_debug_builds() {
+        let smuggled = Smuggled(Reactor::new(Arc::new(Stats::default())).unwrap());
+        let outcome = std::thread::spawn(move || {
+            let mut reactor = smuggled.into_inner();
+            let mut out = Vec::new();
+            let _ = reactor.wait(Some(Duration::ZERO), &mut out);
+        })
+        .join();
+        let panic = outcome.expect_err("the wait must be refused off the loop thread");
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(
+            message.contains("poller used off the loop thread"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_loop_thread_itself_may_wait() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        reactor.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap();
+    }
+}

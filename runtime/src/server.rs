@@ -587,6 +587,7 @@ impl<S: Service> Server<S> {
                             reloaded += 1;
                         }
                     }
+                    self.core.stats.tls_reloads.add(1);
                     tracing::info!(listeners = reloaded, "TLS configuration reloaded");
                 }
             }

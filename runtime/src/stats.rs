@@ -50,6 +50,7 @@ pub(crate) struct Stats {
     pub(crate) handshakes_ok: Counter,
     pub(crate) handshakes_resumed: Counter,
     pub(crate) handshakes_failed: Counter,
+    pub(crate) tls_reloads: Counter,
     pub(crate) tls13: Counter,
     pub(crate) tls12: Counter,
     /// Completed handshakes per cipher suite, in `suite_names` order.
@@ -124,6 +125,7 @@ impl StatsSource {
             handshakes_ok: s.handshakes_ok.get(),
             handshakes_resumed: s.handshakes_resumed.get(),
             handshakes_failed: s.handshakes_failed.get(),
+            tls_reloads: s.tls_reloads.get(),
             tls13_handshakes: s.tls13.get(),
             tls12_handshakes: s.tls12.get(),
             cipher_suites: s
@@ -191,6 +193,9 @@ pub struct StatsSnapshot {
     /// TLS connections closed before their handshake completed (any reason;
     /// the reasons are in `closed`).
     pub handshakes_failed: u64,
+    /// TLS configurations the loop has switched to
+    /// ([`LoopHandle::reload_tls`](crate::LoopHandle::reload_tls)).
+    pub tls_reloads: u64,
     /// Completed handshakes that negotiated TLS 1.3.
     pub tls13_handshakes: u64,
     /// Completed handshakes that negotiated TLS 1.2.
