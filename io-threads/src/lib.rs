@@ -13,6 +13,8 @@
 //!   MPSC) followed by [`LoopSignal::notify`], which wakes the loop only when
 //!   it may be asleep; concurrent notifications coalesce into one wake-up.
 //! * Idle workers spin briefly, then park; dispatch unparks only a parked one.
+//! * [`Inbox`]: messages from any thread to the loop (MPSC, lock-free,
+//!   unbounded), with the same coalesced wake-up.
 //! * [`Slot`]: the state of a table entry whose value may be away on a worker
 //!   (`Home` or `Away`), with what was recorded for it while away.
 //!
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod handoff;
+mod inbox;
 mod pool;
 mod queue;
 mod signal;
@@ -28,5 +31,6 @@ mod sync;
 mod wake_state;
 
 pub use handoff::{NotAway, Slot};
+pub use inbox::Inbox;
 pub use pool::{IoPool, PoolConfig, PoolStatsReader, WorkerStats};
 pub use signal::{LoopSignal, SignalStats, Wake};

@@ -2,14 +2,12 @@
 //! queue, followed by a coalesced wake-up.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_io_threads::LoopSignal;
+use baton_io_threads::Inbox;
 use baton_tls::rustls::ServerConfig;
 use baton_tls::{TlsConfigError, TlsSettings};
-use crossbeam_queue::SegQueue;
 
 use crate::stats::StatsSource;
 use crate::StatsSnapshot;
@@ -25,31 +23,7 @@ pub(crate) enum Control<C> {
 }
 
 /// The loop's inbox (any thread -> main loop, MPSC, unbounded).
-pub(crate) struct Mailbox<C> {
-    pub(crate) queue: SegQueue<Control<C>>,
-    pub(crate) signal: Arc<LoopSignal>,
-    /// Cleared when the loop has returned; later posts are refused.
-    pub(crate) running: AtomicBool,
-}
-
-impl<C> Mailbox<C> {
-    pub(crate) fn new(signal: Arc<LoopSignal>) -> Self {
-        Self {
-            queue: SegQueue::new(),
-            signal,
-            running: AtomicBool::new(true),
-        }
-    }
-
-    fn push(&self, control: Control<C>) -> Result<(), Control<C>> {
-        if !self.running.load(Ordering::Acquire) {
-            return Err(control);
-        }
-        self.queue.push(control);
-        self.signal.notify();
-        Ok(())
-    }
-}
+pub(crate) type Mailbox<C> = Inbox<Control<C>>;
 
 /// A handle other threads use to talk to a running server's loop.
 ///
@@ -133,7 +107,7 @@ impl<C> LoopHandle<C> {
 
     /// Whether the loop is still running.
     pub fn is_running(&self) -> bool {
-        self.mailbox.running.load(Ordering::Acquire)
+        self.mailbox.is_open()
     }
 
     /// The server's counters now.

@@ -573,7 +573,7 @@ impl<S: Service> Server<S> {
     }
 
     fn drain_mailbox(&mut self) {
-        while let Some(control) = self.core.mailbox.queue.pop() {
+        while let Some(control) = self.core.mailbox.pop() {
             match control {
                 Control::User(command) => {
                     self.call_service(None, |s, ctx| s.on_command(ctx, command))
@@ -847,10 +847,6 @@ impl<S: Service> Server<S> {
             self.close_now(id, CloseReason::Shutdown);
             self.closed_at_deadline += 1;
         }
-        self.core
-            .mailbox
-            .running
-            .store(false, std::sync::atomic::Ordering::Release);
-        while self.core.mailbox.queue.pop().is_some() {}
+        self.core.mailbox.close();
     }
 }
