@@ -22,11 +22,26 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct TlsStream {
     pub(crate) sock: TcpStream,
     pub(crate) conn: Connection,
+    /// The session's fatal error, returned again by every later step.
+    failed: Option<rustls::Error>,
 }
 
 impl TlsStream {
     pub(crate) fn new(sock: TcpStream, conn: Connection) -> Self {
-        Self { sock, conn }
+        Self {
+            sock,
+            conn,
+            failed: None,
+        }
+    }
+
+    /// After a fatal TLS error every step fails the same way: nothing more
+    /// is read or written on a session rustls has given up on.
+    fn check_failed(&self) -> Result<(), TransportError> {
+        match &self.failed {
+            Some(e) => Err(TransportError::Tls(e.clone())),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn read(
@@ -34,6 +49,7 @@ impl TlsStream {
         dst: &mut RecvBuf,
         budget: usize,
     ) -> Result<Progress, TransportError> {
+        self.check_failed()?;
         let mut total = 0;
         loop {
             // Plaintext rustls already holds comes first.
@@ -87,6 +103,7 @@ impl TlsStream {
         if let Err(e) = self.conn.process_new_packets() {
             // Sticky and fatal: try once to send the alert rustls queued.
             let _ = self.conn.write_tls(&mut self.sock);
+            self.failed = Some(e.clone());
             return Err(TransportError::Tls(e));
         }
         Ok(())
@@ -94,6 +111,7 @@ impl TlsStream {
 
     /// Encrypts as much of `src` as rustls will buffer, then writes records.
     pub(crate) fn write(&mut self, src: &[u8]) -> Result<Progress, TransportError> {
+        self.check_failed()?;
         let taken = self.conn.writer().write(src).map_err(TransportError::Io)?;
         let state = self.flush()?;
         Ok(progress(taken, state))
@@ -102,6 +120,7 @@ impl TlsStream {
     /// Writes queued records until none are left (`Ready`) or the socket is
     /// full (`Drained`).
     pub(crate) fn flush(&mut self) -> Result<IoState, TransportError> {
+        self.check_failed()?;
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut self.sock) {
                 Ok(0) => return Err(TransportError::Io(io::ErrorKind::WriteZero.into())),
