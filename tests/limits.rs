@@ -155,6 +155,61 @@ fn a_client_that_never_reads_is_paused_not_buffered() {
     assert_eq!(read, written);
 }
 
+/// Answers each line with a 64 KiB reply naming the line.
+struct BigReplies;
+
+const BIG_REPLY: usize = 64 << 10;
+
+impl Service for BigReplies {
+    type Codec = Lines;
+    type Command = ();
+    fn codec(&mut self, _: &ConnInfo) -> Lines {
+        Lines
+    }
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+        let mut reply = line;
+        reply.resize(BIG_REPLY - 1, b'.');
+        let _ = ctx.send(conn, reply);
+    }
+}
+
+/// 1,000 pipelined requests arrive in one read and ask for 64 MiB of
+/// replies; the hard limit is 4 MiB. Backpressure works per frame, not per
+/// read: the loop stops handing frames to the service once output passes
+/// the soft limit, so the server never holds more than about the soft limit
+/// plus one reply (it would otherwise pass the hard limit and close the
+/// connection). When the client reads, every reply comes, in order.
+#[test]
+fn pipelined_requests_wait_undelivered_while_output_is_over_the_soft_limit() {
+    for io_threads in [0, 2] {
+        let config = Config {
+            io_threads,
+            output_soft_limit: 256 << 10,
+            output_hard_limit: 4 << 20,
+            ..Config::default()
+        };
+        let server = spawn_server(config, || BigReplies);
+        let mut client = TcpStream::connect(server.addr).unwrap();
+        let requests: String = (0..1000).map(|i| format!("{i:04}\n")).collect();
+        client.write_all(requests.as_bytes()).unwrap();
+        server.wait_for("a pause", Duration::from_secs(10), |s| {
+            s.backpressure_pauses >= 1 && s.connections_paused == 1
+        });
+        let mut reply = vec![0u8; BIG_REPLY];
+        for i in 0..1000 {
+            client.read_exact(&mut reply).unwrap();
+            assert_eq!(
+                &reply[..4],
+                format!("{i:04}").as_bytes(),
+                "reply {i} in order"
+            );
+        }
+        let stats = server.handle.stats();
+        assert_eq!(stats.closed_for(&CloseReason::OutputLimit), 0);
+        assert_eq!(stats.frames_in, 1000);
+    }
+}
+
 enum Flood {
     Push(ConnId, usize, Sender<Result<(), SendError>>),
 }

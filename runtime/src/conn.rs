@@ -35,8 +35,10 @@ pub(crate) struct Conn<C: Codec> {
     pub(crate) transport: Transport,
     pub(crate) codec: C,
     recv: RecvBuf,
-    /// Decoded frames waiting for the loop to deliver them, in order.
-    pub(crate) frames: Vec<C::In>,
+    /// Decoded frames waiting for the loop to deliver them, in order. The
+    /// loop stops delivering while output is over the soft limit, so a
+    /// pipelining client that does not read waits here, undelivered.
+    pub(crate) frames: VecDeque<C::In>,
     /// A decode error to act on after `frames` are delivered.
     pub(crate) decode_error: Option<ProtocolError>,
     /// Frames queued for sending, not yet encoded.
@@ -100,7 +102,7 @@ impl<C: Codec> Conn<C> {
             transport,
             codec,
             recv: RecvBuf::new(),
-            frames: Vec::new(),
+            frames: VecDeque::new(),
             decode_error: None,
             out: VecDeque::new(),
             out_queued: 0,
@@ -257,7 +259,7 @@ impl<C: Codec> Conn<C> {
         }
         while self.decode_error.is_none() {
             match self.codec.decode(&mut self.recv) {
-                Ok(Some(frame)) => self.frames.push(frame),
+                Ok(Some(frame)) => self.frames.push_back(frame),
                 Ok(None) => break,
                 Err(error) => self.decode_error = Some(error),
             }

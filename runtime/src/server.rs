@@ -540,21 +540,41 @@ impl<S: Service> Server<S> {
                 conn.tls = Some(info);
             }
         }
-        let frames = std::mem::take(&mut conn.frames);
-        let decode_error = conn.decode_error.take();
-        self.core.stats.frames_in.add(frames.len() as u64);
-        for frame in frames {
-            match self.core.home_mut(id) {
-                Some(conn) if conn.closing.is_none() && conn.failed.is_none() => {}
-                // Closed by the service (QUIT) or failed: later frames are dropped, as Redis does.
-                _ => break,
+        self.deliver_frames(id);
+        self.core.schedule(id);
+    }
+
+    /// Hands decoded frames to the service in order, while the connection's
+    /// output is under the soft limit: backpressure per frame, not per read,
+    /// so a client that pipelines requests and never reads holds about the
+    /// soft limit plus one reply, not a whole read's worth of replies. The
+    /// rest wait on the connection (reading is paused meanwhile) and are
+    /// delivered after a write step brings the output back under the limit.
+    /// A decode error is acted on once every frame before it is delivered.
+    fn deliver_frames(&mut self, id: ConnId) {
+        let soft = self.core.config.output_soft_limit;
+        loop {
+            let Some(conn) = self.core.home_mut(id) else {
+                return;
+            };
+            if conn.closing.is_some() || conn.failed.is_some() {
+                // Closed by the service (QUIT) or failed: later frames are
+                // dropped, as Redis does.
+                conn.frames.clear();
+                break;
             }
+            if conn.output_bytes() > soft {
+                return;
+            }
+            let Some(frame) = conn.frames.pop_front() else {
+                break;
+            };
+            self.core.stats.frames_in.add(1);
             self.call_service(Some(id), |s, ctx| s.on_frame(ctx, id, frame));
         }
-        if let Some(error) = decode_error {
+        if let Some(error) = self.core.home_mut(id).and_then(|c| c.decode_error.take()) {
             self.protocol_error(id, error);
         }
-        self.core.schedule(id);
     }
 
     fn protocol_error(&mut self, id: ConnId, error: crate::ProtocolError) {
