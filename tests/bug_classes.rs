@@ -14,22 +14,7 @@ mod util;
 #[path = "../examples/echo/service.rs"]
 mod echo;
 
-#[path = "../examples/kv/commands/mod.rs"]
-mod commands;
-#[path = "../examples/kv/glob.rs"]
-mod glob;
-#[path = "../examples/kv/info.rs"]
-mod info;
-#[path = "../examples/kv/keyspace.rs"]
-mod keyspace;
-#[path = "../examples/kv/protocol.rs"]
-mod protocol;
-#[path = "../examples/kv/pubsub.rs"]
-mod pubsub;
-#[path = "../examples/kv/service.rs"]
-mod service;
-#[path = "../examples/kv/zset.rs"]
-mod zset;
+include!("util/kv_example.rs");
 
 #[global_allocator]
 static HEAP: util::heap::Counting = util::heap::Counting;
@@ -554,7 +539,7 @@ mod error_path_leak {
 
     use crate::echo;
     use crate::util::faults::Stream;
-    use crate::util::heap::live_bytes;
+    use crate::util::heap::{live_bytes, wait_for_heap};
     use crate::util::{open_fds, spawn_tls_server, wait_for_fds, ClientMode, TestCert};
 
     /// One failing handshake of a kind chosen by `i`.
@@ -630,18 +615,11 @@ mod error_path_leak {
         wait_for_fds(fds, Duration::from_secs(10));
         // The loop frees a closed connection in the same turn; a short wait
         // only lets the last turn finish.
-        let start = Instant::now();
-        let grown = loop {
-            let grown = live_bytes() - heap;
-            if grown < 64 << 10 || start.elapsed() > Duration::from_secs(2) {
-                break grown;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        eprintln!("heap grown {grown}");
-        assert!(
-            grown < 64 << 10,
-            "{FAILURES} failed handshakes kept {grown} bytes"
+        wait_for_heap(
+            heap,
+            64 << 10,
+            Duration::from_secs(2),
+            &format!("{FAILURES} failed handshakes"),
         );
         let after = server.handle.stats();
         assert_eq!(

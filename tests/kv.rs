@@ -4,22 +4,7 @@
 
 mod util;
 
-#[path = "../examples/kv/commands/mod.rs"]
-mod commands;
-#[path = "../examples/kv/glob.rs"]
-mod glob;
-#[path = "../examples/kv/info.rs"]
-mod info;
-#[path = "../examples/kv/keyspace.rs"]
-mod keyspace;
-#[path = "../examples/kv/protocol.rs"]
-mod protocol;
-#[path = "../examples/kv/pubsub.rs"]
-mod pubsub;
-#[path = "../examples/kv/service.rs"]
-mod service;
-#[path = "../examples/kv/zset.rs"]
-mod zset;
+include!("util/kv_example.rs");
 
 use std::time::Duration;
 

@@ -13,29 +13,14 @@ mod util;
 #[path = "../examples/echo/service.rs"]
 mod echo;
 
-#[path = "../examples/kv/commands/mod.rs"]
-mod commands;
-#[path = "../examples/kv/glob.rs"]
-mod glob;
-#[path = "../examples/kv/info.rs"]
-mod info;
-#[path = "../examples/kv/keyspace.rs"]
-mod keyspace;
-#[path = "../examples/kv/protocol.rs"]
-mod protocol;
-#[path = "../examples/kv/pubsub.rs"]
-mod pubsub;
-#[path = "../examples/kv/service.rs"]
-mod service;
-#[path = "../examples/kv/zset.rs"]
-mod zset;
+include!("util/kv_example.rs");
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton::{CloseReason, Config, ProtocolErrorKind, Service, TlsFailure};
 use util::faults::{honest_client, run_storm, Storm, Workload};
-use util::heap::live_bytes;
+use util::heap::{live_bytes, wait_for_heap};
 use util::workloads::{EchoWorkload, KvWorkload};
 use util::{open_fds, spawn_server, spawn_tls_server, wait_for_fds, ClientMode, TestCert};
 
@@ -158,7 +143,7 @@ fn storm_on<S, F>(
         s.connections_open == 0
     });
     wait_for_fds(fds, Duration::from_secs(10));
-    wait_for_heap(heap, Duration::from_secs(10));
+    wait_for_heap(heap, HEAP_SLACK, Duration::from_secs(10), "after the storm");
 
     // The faults reached the server as what they are.
     let after = server.handle.stats();
@@ -187,24 +172,6 @@ fn storm_on<S, F>(
         report.stats.connections_accepted
     );
     assert_eq!(report.stats.service_panics, 0);
-}
-
-/// Waits until the live heap is within [`HEAP_SLACK`] of `baseline` (the
-/// loop frees a closed connection's last pieces on its next turn).
-fn wait_for_heap(baseline: isize, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let grown = live_bytes() - baseline;
-        if grown <= HEAP_SLACK {
-            eprintln!("heap after the storm: {grown:+} bytes against the baseline");
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "heap grew by {grown} bytes over the storm (bound {HEAP_SLACK})"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -553,10 +553,8 @@ impl<S: Service> Server<S> {
     /// A decode error is acted on once every frame before it is delivered.
     fn deliver_frames(&mut self, id: ConnId) {
         let soft = self.core.config.output_soft_limit;
-        loop {
-            let Some(conn) = self.core.home_mut(id) else {
-                return;
-            };
+        let mut delivered = 0;
+        while let Some(conn) = self.core.home_mut(id) {
             if conn.closing.is_some() || conn.failed.is_some() {
                 // Closed by the service (QUIT) or failed: later frames are
                 // dropped, as Redis does.
@@ -564,14 +562,18 @@ impl<S: Service> Server<S> {
                 break;
             }
             if conn.output_bytes() > soft {
+                // Paused: the decode error (if any) waits for its frames.
+                self.core.stats.frames_in.add(delivered);
                 return;
             }
             let Some(frame) = conn.frames.pop_front() else {
                 break;
             };
-            self.core.stats.frames_in.add(1);
+            delivered += 1;
             self.call_service(Some(id), |s, ctx| s.on_frame(ctx, id, frame));
         }
+        // One counter update per batch, not per frame.
+        self.core.stats.frames_in.add(delivered);
         if let Some(error) = self.core.home_mut(id).and_then(|c| c.decode_error.take()) {
             self.protocol_error(id, error);
         }

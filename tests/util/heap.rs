@@ -54,3 +54,27 @@ unsafe impl GlobalAlloc for Counting {
 pub fn live_bytes() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
+
+/// Waits until the live heap is at most `slack` bytes above `baseline`
+/// (the server frees a closed connection's last pieces on its loop's next
+/// turn), or panics after `limit` naming `what`. Returns the growth seen.
+pub fn wait_for_heap(
+    baseline: isize,
+    slack: isize,
+    limit: std::time::Duration,
+    what: &str,
+) -> isize {
+    let start = std::time::Instant::now();
+    loop {
+        let grown = live_bytes() - baseline;
+        if grown <= slack {
+            eprintln!("{what}: heap {grown:+} bytes against the baseline");
+            return grown;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{what}: heap grew by {grown} bytes (bound {slack})"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

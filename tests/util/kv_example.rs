@@ -1,0 +1,19 @@
+// The KV example's modules, for test binaries that run it in-process:
+// `include!("util/kv_example.rs");` at the binary's root (its modules use
+// `crate::` paths, so they must sit at the crate root).
+#[path = "../../examples/kv/commands/mod.rs"]
+mod commands;
+#[path = "../../examples/kv/glob.rs"]
+mod glob;
+#[path = "../../examples/kv/info.rs"]
+mod info;
+#[path = "../../examples/kv/keyspace.rs"]
+mod keyspace;
+#[path = "../../examples/kv/protocol.rs"]
+mod protocol;
+#[path = "../../examples/kv/pubsub.rs"]
+mod pubsub;
+#[path = "../../examples/kv/service.rs"]
+mod service;
+#[path = "../../examples/kv/zset.rs"]
+mod zset;
