@@ -135,6 +135,34 @@ pub fn run(target: &Target, plan: &Plan, live: &Live) -> Result<Report, String> 
     Ok(total.expect("at least one thread"))
 }
 
+/// Sets every key of the key space once, over one connection, so a GET run
+/// finds them all.
+pub fn prefill(target: &Target, plan: &Plan) -> Result<(), String> {
+    let fill = Plan {
+        connections: 1,
+        pipeline: plan.keyspace.clamp(1, 1000) as usize,
+        workload: Workload::Set,
+        warmup: Duration::ZERO,
+        duration: Duration::from_secs(600),
+        requests: Some(plan.keyspace),
+        threads: 1,
+        reconnect: false,
+        sequential_keys: true,
+        ..plan.clone()
+    };
+    let report = run(target, &fill, &Live::default())?;
+    if report.requests < plan.keyspace || report.errors > 0 || report.failed_connections > 0 {
+        return Err(format!(
+            "prefill set {} of {} keys ({} errors): {}",
+            report.requests,
+            plan.keyspace,
+            report.errors,
+            report.first_error.unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
 impl Report {
     fn merge(&mut self, other: Report) {
         self.requests += other.requests;

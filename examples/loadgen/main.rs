@@ -155,7 +155,7 @@ fn run(args: &Args) -> Result<bool, String> {
         sequential_keys: false,
     };
     if args.prefill {
-        prefill(&target, &plan)?;
+        engine::prefill(&target, &plan)?;
     }
     let live = Arc::new(Live::default());
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -213,32 +213,4 @@ fn target(args: &Args) -> Result<Target, String> {
 
 fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value).map_err(|_| format!("{flag} {value}: not a duration"))
-}
-
-/// Sets every key of the key space once, over one connection, so a GET run
-/// finds them all.
-fn prefill(target: &Target, plan: &Plan) -> Result<(), String> {
-    let fill = Plan {
-        connections: 1,
-        pipeline: 1000,
-        workload: Workload::Set,
-        warmup: Duration::ZERO,
-        duration: Duration::from_secs(600),
-        requests: Some(plan.keyspace),
-        threads: 1,
-        reconnect: false,
-        sequential_keys: true,
-        ..plan.clone()
-    };
-    let report = engine::run(target, &fill, &Live::default())?;
-    if report.requests < plan.keyspace || report.errors > 0 || report.failed_connections > 0 {
-        return Err(format!(
-            "prefill set {} of {} keys ({} errors): {}",
-            report.requests,
-            plan.keyspace,
-            report.errors,
-            report.first_error.unwrap_or_default()
-        ));
-    }
-    Ok(())
 }

@@ -105,39 +105,3 @@ fn number(digits: &[u8]) -> Result<i64, Malformed> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Malformed(format!("bad length {:?}", String::from_utf8_lossy(digits))))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn complete_and_partial_replies() {
-        assert_eq!(
-            next_reply(b"+OK\r\n+OK").unwrap(),
-            Some(Reply::Value { len: 5, bulk: None })
-        );
-        assert_eq!(
-            next_reply(b"$3\r\nabc\r\n").unwrap(),
-            Some(Reply::Value {
-                len: 9,
-                bulk: Some(3)
-            })
-        );
-        assert_eq!(next_reply(b"$3\r\nab").unwrap(), None);
-        assert_eq!(next_reply(b"$-1\r\n").unwrap(), Some(Reply::Nil { len: 5 }));
-        assert_eq!(
-            next_reply(b"-ERR x\r\n").unwrap(),
-            Some(Reply::Error { len: 8 })
-        );
-        assert_eq!(
-            next_reply(b"*1\r\n$4\r\nPING\r\n").unwrap(),
-            Some(Reply::Value {
-                len: 14,
-                bulk: None
-            })
-        );
-        assert_eq!(next_reply(b"*2\r\n$4\r\nPING\r\n").unwrap(), None);
-        assert!(next_reply(b"hello\r\n").is_err());
-        assert!(next_reply(b"$3\r\nabcde").is_err());
-    }
-}
