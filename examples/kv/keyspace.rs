@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+use crate::key::Key;
 use crate::zset::ZSet;
 
 /// A stored value.
@@ -57,7 +58,7 @@ struct Entry {
 /// caller decides the clock (one reading per request).
 #[derive(Debug, Default)]
 pub struct Db {
-    map: HashMap<Vec<u8>, Entry>,
+    map: HashMap<Key, Entry>,
     /// Orders keys for SCAN cursors (random per process, fixed for its life).
     scan_order: std::collections::hash_map::RandomState,
     deadlines: BTreeSet<(i64, Vec<u8>)>,
@@ -114,14 +115,23 @@ impl Db {
         self.check(key, now)
     }
 
-    /// Stores `value`, clearing any TTL unless `keep_ttl`.
-    pub fn set(&mut self, key: Vec<u8>, value: Value, keep_ttl: bool) {
-        let old_ttl = self.map.get(&key).and_then(|e| e.expires_at);
-        let expires_at = if keep_ttl { old_ttl } else { None };
-        if let (Some(at), false) = (old_ttl, keep_ttl) {
-            self.deadlines.remove(&(at, key.clone()));
+    /// Stores `value`, clearing any TTL unless `keep_ttl`. An existing key
+    /// is updated in place: one lookup, and its key bytes are not copied.
+    pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        if let Some(entry) = self.map.get_mut(key) {
+            entry.value = value;
+            if !keep_ttl {
+                if let Some(at) = entry.expires_at.take() {
+                    self.deadlines.remove(&(at, key.to_vec()));
+                }
+            }
+            return;
         }
-        self.map.insert(key, Entry { value, expires_at });
+        let entry = Entry {
+            value,
+            expires_at: None,
+        };
+        self.map.insert(Key::from(key), entry);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
@@ -173,11 +183,11 @@ impl Db {
     }
 
     /// Live keys (expired ones are skipped, not removed).
-    pub fn live_keys(&self, now: i64) -> impl Iterator<Item = &Vec<u8>> {
+    pub fn live_keys(&self, now: i64) -> impl Iterator<Item = &[u8]> {
         self.map
             .iter()
             .filter(move |(_, e)| e.expires_at.is_none_or(|at| at > now))
-            .map(|(k, _)| k)
+            .map(|(k, _)| &**k)
     }
 
     /// Renames a live key, keeping its TTL; `false` if `from` does not exist.
@@ -188,7 +198,7 @@ impl Db {
         let at = self.map.get(from).and_then(|e| e.expires_at);
         let value = self.remove(from).expect("checked live");
         self.remove(&to);
-        self.set(to.clone(), value, false);
+        self.set(&to, value, false);
         if at.is_some() {
             self.set_expiry(&to, at, now);
         }
@@ -202,9 +212,9 @@ impl Db {
     /// between, because the cursor only moves forward through hash space.
     /// Costs O(keys) per call (Redis's table walk is O(count)); an ordered
     /// index would fix that at a cost on every write.
-    pub fn scan(&self, cursor: u64, count: usize, now: i64) -> (u64, Vec<&Vec<u8>>) {
+    pub fn scan(&self, cursor: u64, count: usize, now: i64) -> (u64, Vec<&[u8]>) {
         use std::hash::BuildHasher;
-        let mut found: Vec<(u64, &Vec<u8>)> = self
+        let mut found: Vec<(u64, &[u8])> = self
             .live_keys(now)
             .map(|k| (self.scan_order.hash_one(k), k))
             .filter(|(h, _)| *h >= cursor)
@@ -233,7 +243,7 @@ impl Db {
                 return (removed, false);
             }
             let (_, key) = self.deadlines.pop_first().expect("peeked");
-            self.map.remove(&key);
+            self.map.remove(&key[..]);
             self.expired += 1;
             removed += 1;
         }
@@ -251,8 +261,8 @@ mod tests {
     #[test]
     fn keys_expire_lazily_and_actively_and_ttls_follow_set_and_rename() {
         let mut db = Db::default();
-        db.set(b"a".to_vec(), Value::Str(b"1".to_vec()), false);
-        db.set(b"b".to_vec(), Value::Str(b"2".to_vec()), false);
+        db.set(b"a", Value::Str(b"1".to_vec()), false);
+        db.set(b"b", Value::Str(b"2".to_vec()), false);
         assert!(db.set_expiry(b"a", Some(100), 0));
         assert!(db.set_expiry(b"b", Some(200), 0));
         assert!(db.get(b"a", 99).is_some());
@@ -265,11 +275,11 @@ mod tests {
         );
         assert_eq!((db.len(), db.keys_with_ttl(), db.expired()), (0, 0, 2));
 
-        db.set(b"c".to_vec(), Value::Str(b"3".to_vec()), false);
+        db.set(b"c", Value::Str(b"3".to_vec()), false);
         db.set_expiry(b"c", Some(500), 0);
-        db.set(b"c".to_vec(), Value::Str(b"4".to_vec()), true);
+        db.set(b"c", Value::Str(b"4".to_vec()), true);
         assert_eq!(db.expiry(b"c", 0), Some(Some(500)), "KEEPTTL");
-        db.set(b"c".to_vec(), Value::Str(b"5".to_vec()), false);
+        db.set(b"c", Value::Str(b"5".to_vec()), false);
         assert_eq!(db.expiry(b"c", 0), Some(None), "a plain SET clears the TTL");
         assert_eq!(db.keys_with_ttl(), 0);
         db.set_expiry(b"c", Some(700), 0);
@@ -282,7 +292,7 @@ mod tests {
     fn the_active_cycle_respects_its_budget() {
         let mut db = Db::default();
         for i in 0..10u8 {
-            db.set(vec![i], Value::Str(vec![i]), false);
+            db.set(&[i], Value::Str(vec![i]), false);
             db.set_expiry(&[i], Some(i as i64), 0);
         }
         assert_eq!(db.expire_due(100, 4), (4, true));

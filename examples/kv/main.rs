@@ -14,6 +14,7 @@ mod tls_args;
 mod commands;
 mod glob;
 mod info;
+mod key;
 mod keyspace;
 mod protocol;
 mod pubsub;

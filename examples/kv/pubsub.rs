@@ -16,7 +16,7 @@ pub struct Channels(HashMap<Vec<u8>, BTreeSet<ConnId>>);
 
 pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     let a = call.args;
-    match call.name.as_str() {
+    match call.name {
         "subscribe" => {
             if a.is_empty() {
                 return Some(call.wrong_arity());

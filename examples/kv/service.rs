@@ -104,10 +104,15 @@ impl Service for Kv {
     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, request: Request) {
         self.commands_processed += 1;
         if let Some(client) = self.clients.get_mut(&conn) {
+            // Reuses the client's buffer: no allocation per request.
             client.last_command.clear();
-            client
-                .last_command
-                .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase());
+            let mut lower = [0u8; 32];
+            match commands::lowercase_ascii(&request[0], &mut lower) {
+                Some(name) => client.last_command.push_str(name),
+                None => client
+                    .last_command
+                    .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
+            }
         }
         if let Some(reply) = commands::dispatch(self, ctx, conn, request) {
             // Refused only if the connection is closing or gone; the runtime

@@ -7,6 +7,8 @@ mod commands;
 mod glob;
 #[path = "../../examples/kv/info.rs"]
 mod info;
+#[path = "../../examples/kv/key.rs"]
+mod key;
 #[path = "../../examples/kv/keyspace.rs"]
 mod keyspace;
 #[path = "../../examples/kv/protocol.rs"]

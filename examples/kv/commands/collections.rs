@@ -24,7 +24,7 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
 macro_rules! typed {
     ($kv:expr, $key:expr, $now:expr, $variant:ident, $make:expr, create) => {{
         if !$kv.db.exists($key, $now) {
-            $kv.db.set($key.to_vec(), Value::$variant($make), false);
+            $kv.db.set($key, Value::$variant($make), false);
         }
         match $kv.db.get_mut($key, $now) {
             Some(Value::$variant(v)) => v,
@@ -57,7 +57,7 @@ fn pop_count(call: &Call<'_>) -> Result<Option<usize>, Reply> {
 fn lists(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "lpush" | "rpush" => {
             arity(a.len() >= 2)?;
             let list = typed!(kv, &a[0], now, List, VecDeque::new(), create);
@@ -140,7 +140,7 @@ fn lists(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 fn sets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "sadd" => {
             arity(a.len() >= 2)?;
             let set = typed!(kv, &a[0], now, Set, HashSet::new(), create);
@@ -205,7 +205,7 @@ fn sets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 fn hashes(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "hset" => {
             arity(a.len() >= 3 && !a.len().is_multiple_of(2))?;
             let hash = typed!(kv, &a[0], now, Hash, HashMap::new(), create);
@@ -275,7 +275,7 @@ fn hashes(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 fn zsets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "zadd" => {
             arity(a.len() >= 3)?;
             let (mut nx, mut xx, mut ch, mut i) = (false, false, false, 1);

@@ -15,7 +15,7 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let a = call.args;
     let now = call.now;
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "del" | "unlink" => {
             arity(!a.is_empty())?;
             let mut n = 0;
@@ -42,7 +42,7 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             arity(a.len() == 2)?;
             let n = int(&a[1])?;
-            let at = match call.name.as_str() {
+            let at = match call.name {
                 "expire" => now.saturating_add(n.saturating_mul(1000)),
                 "pexpire" => now.saturating_add(n),
                 "expireat" => n.saturating_mul(1000),
@@ -80,7 +80,7 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 .db
                 .live_keys(now)
                 .filter(|k| glob::matches(&a[0], k))
-                .cloned()
+                .map(<[u8]>::to_vec)
                 .collect();
             Ok(Reply::array_of_bulks(found))
         }
@@ -111,7 +111,7 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let keys: Vec<Vec<u8>> = keys
                 .into_iter()
                 .filter(|k| pattern.is_none_or(|p| glob::matches(p, k)))
-                .cloned()
+                .map(<[u8]>::to_vec)
                 .collect();
             let keys: Vec<Vec<u8>> = match kind {
                 None => keys,

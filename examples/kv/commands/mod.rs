@@ -16,7 +16,7 @@ pub const SYNTAX: &str = "ERR syntax error";
 
 /// One call: the command (lowercase), its arguments, and the time.
 pub struct Call<'a> {
-    pub name: String,
+    pub name: &'a str,
     pub args: &'a [Vec<u8>],
     /// Unix time in milliseconds, read once per request.
     pub now: i64,
@@ -90,7 +90,15 @@ pub fn dispatch(
     conn: ConnId,
     request: Request,
 ) -> Option<Reply> {
-    let name = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
+    let mut lower = [0u8; 32];
+    let owned;
+    let name = match lowercase_ascii(&request[0], &mut lower) {
+        Some(name) => name,
+        None => {
+            owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
+            owned.as_str()
+        }
+    };
     let call = Call {
         name,
         args: &request[1..],
@@ -99,7 +107,7 @@ pub fn dispatch(
     if let Some(reply) = server::gate(kv, conn, &call) {
         return Some(reply);
     }
-    let reply = match call.name.as_str() {
+    let reply = match call.name {
         "ping" | "echo" | "quit" | "hello" | "select" | "auth" | "command" | "config" | "info"
         | "client" | "dbsize" | "flushdb" | "flushall" | "reset" => {
             return server::run(kv, ctx, conn, &call)
@@ -117,6 +125,19 @@ pub fn dispatch(
         _ => unknown(&call),
     };
     Some(reply)
+}
+
+/// `name` lowercased into `buf` when it is short ASCII (every command
+/// name): no allocation on the hot path.
+pub fn lowercase_ascii<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
+    let out = buf.get_mut(..name.len())?;
+    if !name.is_ascii() {
+        return None;
+    }
+    for (o, b) in out.iter_mut().zip(name) {
+        *o = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(out).ok()
 }
 
 fn unknown(call: &Call<'_>) -> Reply {

@@ -14,13 +14,13 @@ pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     let client = kv.clients.get(&conn)?;
     if kv.requirepass.is_some()
         && !client.authenticated
-        && !matches!(call.name.as_str(), "auth" | "hello" | "quit")
+        && !matches!(call.name, "auth" | "hello" | "quit")
     {
         return Some(Reply::error("NOAUTH Authentication required."));
     }
     if !client.channels.is_empty()
         && !matches!(
-            call.name.as_str(),
+            call.name,
             "subscribe" | "unsubscribe" | "ping" | "quit" | "reset"
         )
     {
@@ -35,7 +35,7 @@ pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
 pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     let a = call.args;
     let arity = |ok: bool| if ok { None } else { Some(call.wrong_arity()) };
-    let reply = match call.name.as_str() {
+    let reply = match call.name {
         "ping" => arity(a.len() <= 1).unwrap_or_else(|| {
             let subscribed = kv
                 .clients

@@ -23,7 +23,7 @@ fn get_str<'a>(kv: &'a mut Kv, key: &[u8], now: i64) -> Result<Option<&'a Vec<u8
 fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let a = call.args;
     let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
-    match call.name.as_str() {
+    match call.name {
         "get" => {
             arity(a.len() == 1)?;
             Ok(Reply::bulk_or_nil(get_str(kv, &a[0], call.now)?.cloned()))
@@ -37,7 +37,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             if kv.db.exists(&a[0], call.now) {
                 return Ok(Reply::Int(0));
             }
-            kv.db.set(a[0].clone(), Value::Str(a[1].clone()), false);
+            kv.db.set(&a[0], Value::Str(a[1].clone()), false);
             Ok(Reply::Int(1))
         }
         "setex" | "psetex" => {
@@ -54,7 +54,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             } else {
                 ttl
             };
-            kv.db.set(a[0].clone(), Value::Str(a[2].clone()), false);
+            kv.db.set(&a[0], Value::Str(a[2].clone()), false);
             kv.db
                 .set_expiry(&a[0], Some(call.now.saturating_add(ms)), call.now);
             Ok(Reply::Ok)
@@ -62,7 +62,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         "getset" => {
             arity(a.len() == 2)?;
             let old = get_str(kv, &a[0], call.now)?.cloned();
-            kv.db.set(a[0].clone(), Value::Str(a[1].clone()), false);
+            kv.db.set(&a[0], Value::Str(a[1].clone()), false);
             Ok(Reply::bulk_or_nil(old))
         }
         "getdel" => {
@@ -82,7 +82,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                     Ok(Reply::Int(s.len() as i64))
                 }
                 _ => {
-                    kv.db.set(a[0].clone(), Value::Str(a[1].clone()), false);
+                    kv.db.set(&a[0], Value::Str(a[1].clone()), false);
                     Ok(Reply::Int(a[1].len() as i64))
                 }
             }
@@ -148,8 +148,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 return Ok(Reply::Int(0));
             }
             for pair in a.chunks(2) {
-                kv.db
-                    .set(pair[0].clone(), Value::Str(pair[1].clone()), false);
+                kv.db.set(&pair[0], Value::Str(pair[1].clone()), false);
             }
             Ok(if call.name == "mset" {
                 Reply::Ok
@@ -165,7 +164,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 fn store_keep_ttl(kv: &mut Kv, key: &[u8], bytes: Vec<u8>, now: i64) {
     match kv.db.get_mut(key, now) {
         Some(Value::Str(s)) => *s = bytes,
-        _ => kv.db.set(key.to_vec(), Value::Str(bytes), false),
+        _ => kv.db.set(key, Value::Str(bytes), false),
     }
 }
 
@@ -224,7 +223,8 @@ fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     } else {
         None
     };
-    let exists = kv.db.exists(&a[0], call.now);
+    // A plain SET needs no lookup before the write.
+    let exists = (nx || xx) && kv.db.exists(&a[0], call.now);
     if (nx && exists) || (xx && !exists) {
         return Ok(if get {
             Reply::bulk_or_nil(old)
@@ -232,7 +232,7 @@ fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             Reply::Nil
         });
     }
-    kv.db.set(a[0].clone(), Value::Str(a[1].clone()), keep_ttl);
+    kv.db.set(&a[0], Value::Str(a[1].clone()), keep_ttl);
     if expires_at.is_some() {
         kv.db.set_expiry(&a[0], expires_at, call.now);
     }
