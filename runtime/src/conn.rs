@@ -4,6 +4,7 @@
 //! job. Everything an IO step touches is inside it, so the step needs no
 //! lock and cannot reach the loop.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
@@ -19,8 +20,16 @@ const ENCODE_BATCH: usize = 64 * 1024;
 /// A write buffer larger than this is released once empty, so an idle
 /// connection does not keep the memory of its largest reply.
 const KEEP_WRITE_BUF: usize = 64 * 1024;
-/// Same for the receive buffer.
+/// Same for the receive buffers.
 const KEEP_RECV_BUF: usize = 64 * 1024;
+
+thread_local! {
+    /// This thread's read buffer (the loop's, or an IO thread's). A
+    /// connection holding no partial frame reads into it and keeps only the
+    /// bytes of a frame not complete yet, so an idle connection holds no
+    /// receive buffer at all (it held 16 KiB each: BENCHMARKS.md, memory).
+    static SCRATCH: RefCell<RecvBuf> = RefCell::new(RecvBuf::new());
+}
 
 /// IO limits an IO step needs; copied into each IO thread.
 #[derive(Debug, Clone, Copy)]
@@ -240,7 +249,40 @@ impl<C: Codec> Conn<C> {
     }
 
     fn read_and_decode(&mut self, limits: IoLimits, report: &mut StepReport) {
-        match self.transport.read(&mut self.recv, limits.read_budget) {
+        if self.recv.is_empty() {
+            // No partial frame held: read into this thread's buffer and keep
+            // only what is left after decoding (usually nothing).
+            SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                // Whatever a panicking step may have left must never reach
+                // another connection.
+                let stale = scratch.len();
+                scratch.consume(stale);
+                self.read_into(&mut scratch, limits, report);
+                if !scratch.is_empty() {
+                    self.recv.extend_from_slice(scratch.as_slice());
+                    let kept = scratch.len();
+                    scratch.consume(kept);
+                }
+                scratch.shrink_if_idle(KEEP_RECV_BUF);
+            });
+        } else {
+            let mut recv = std::mem::take(&mut self.recv);
+            self.read_into(&mut recv, limits, report);
+            self.recv = recv;
+            self.recv.shrink_if_idle(KEEP_RECV_BUF);
+        }
+        if self.decode_error.is_none() && self.recv.len() > limits.max_frame_size {
+            self.decode_error = Some(ProtocolError {
+                kind: ProtocolErrorKind::FrameTooLarge,
+                message: format!("frame larger than {} bytes", limits.max_frame_size),
+            });
+        }
+    }
+
+    /// Reads into `recv` and decodes every complete frame from it.
+    fn read_into(&mut self, recv: &mut RecvBuf, limits: IoLimits, report: &mut StepReport) {
+        match self.transport.read(recv, limits.read_budget) {
             Ok(progress) => {
                 report.bytes_in += progress.bytes as u64;
                 match progress.state {
@@ -258,19 +300,12 @@ impl<C: Codec> Conn<C> {
             }
         }
         while self.decode_error.is_none() {
-            match self.codec.decode(&mut self.recv) {
+            match self.codec.decode(recv) {
                 Ok(Some(frame)) => self.frames.push_back(frame),
                 Ok(None) => break,
                 Err(error) => self.decode_error = Some(error),
             }
         }
-        if self.decode_error.is_none() && self.recv.len() > limits.max_frame_size {
-            self.decode_error = Some(ProtocolError {
-                kind: ProtocolErrorKind::FrameTooLarge,
-                message: format!("frame larger than {} bytes", limits.max_frame_size),
-            });
-        }
-        self.recv.shrink_if_idle(KEEP_RECV_BUF);
     }
 }
 
