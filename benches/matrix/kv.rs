@@ -149,7 +149,7 @@ pub fn io_threads(ctx: &mut Ctx) -> Result<(), String> {
     let _ = writeln!(
         md,
         "### KV with IO threads\n\n\
-         baton `--io-threads 2` (the loop plus two IO threads, activated only while the loop is busy) against baton inline \
+         baton `--io-threads 2` (the loop plus two IO threads, used for every IO step: no adaptive activation yet) against baton inline \
          in the same rounds; redis and valkey with `--io-threads 2` (their count includes the main thread).\n\n\
          | case | kv inline | kv io2 | redis io2 | valkey io2 | kv io2 / kv inline | kv io2 / redis io2 | kv io2 / valkey io2 | p99 kv inline | p99 kv io2 | CPU/M kv io2 |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
