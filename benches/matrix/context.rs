@@ -170,6 +170,22 @@ pub fn si(v: f64) -> String {
     }
 }
 
+/// Table cells of a median that may be missing (`-`): requests/s, p99 in
+/// ms, CPU seconds per million.
+pub fn rps_cell(s: &Option<Sample>) -> String {
+    s.map_or("-".into(), |s| si(s.throughput))
+}
+
+/// See [`rps_cell`].
+pub fn p99_cell(s: &Option<Sample>) -> String {
+    s.map_or("-".into(), |s| format!("{:.2}", s.p99_us / 1000.0))
+}
+
+/// See [`rps_cell`].
+pub fn cpu_cell(s: &Option<Sample>) -> String {
+    s.map_or("-".into(), |s| format!("{:.3}", s.cpu_per_million))
+}
+
 /// A ratio cell: `1.07x`, or `-` when either side is missing.
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {

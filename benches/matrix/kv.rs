@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::context::{ratio, si, Case, Ctx};
+use crate::context::{cpu_cell as cpu, p99_cell as p99, ratio, rps_cell as cell, Case, Ctx};
 use crate::measure::Sample;
 use crate::plots::{bars, Series};
 use crate::requests::Workload;
@@ -58,7 +58,6 @@ pub fn single_threaded(ctx: &mut Ctx) -> Result<(), String> {
          | case | baton kv | redis | valkey | limit | kv/redis | kv/valkey | kv/limit |\n|---|---|---|---|---|---|---|---|"
     );
     for (label, m) in &rows {
-        let cell = |s: &Option<Sample>| s.map_or("-".into(), |s| si(s.throughput));
         let _ = writeln!(
             md,
             "| {label} | {} | {} | {} | {} | {} | {} | {} |",
@@ -77,10 +76,6 @@ pub fn single_threaded(ctx: &mut Ctx) -> Result<(), String> {
          | case | p99 kv | p99 redis | p99 valkey | p99 limit | CPU/M kv | CPU/M redis | CPU/M valkey | CPU/M limit | kv CPU / redis CPU |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for (label, m) in &rows {
-        let p99 =
-            |s: &Option<Sample>| s.map_or("-".into(), |s| format!("{:.2}", s.p99_us / 1000.0));
-        let cpu =
-            |s: &Option<Sample>| s.map_or("-".into(), |s| format!("{:.3}", s.cpu_per_million));
         let _ = writeln!(
             md,
             "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -154,9 +149,6 @@ pub fn io_threads(ctx: &mut Ctx) -> Result<(), String> {
          | case | kv inline | kv io2 | redis io2 | valkey io2 | kv io2 / kv inline | kv io2 / redis io2 | kv io2 / valkey io2 | p99 kv inline | p99 kv io2 | CPU/M kv io2 |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (label, m) in &rows {
-        let cell = |s: &Option<Sample>| s.map_or("-".into(), |s| si(s.throughput));
-        let p99 =
-            |s: &Option<Sample>| s.map_or("-".into(), |s| format!("{:.2}", s.p99_us / 1000.0));
         let _ = writeln!(
             md,
             "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -169,7 +161,7 @@ pub fn io_threads(ctx: &mut Ctx) -> Result<(), String> {
             ratio(tp(&m[1]), tp(&m[3])),
             p99(&m[0]),
             p99(&m[1]),
-            m[1].map_or("-".into(), |s| format!("{:.3}", s.cpu_per_million)),
+            cpu(&m[1]),
         );
     }
     let _ = writeln!(md);
