@@ -107,7 +107,7 @@ impl Report {
 pub fn run(target: &Target, plan: &Plan, live: &Live) -> Result<Report, String> {
     let threads = plan.threads.clamp(1, plan.connections.max(1));
     let barrier = Barrier::new(threads);
-    let parts: Vec<Result<Part, String>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Report, String>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 // Spread connections evenly: thread t gets every t-th one.
@@ -124,15 +124,12 @@ pub fn run(target: &Target, plan: &Plan, live: &Live) -> Result<Report, String> 
             .map(|w| w.join().expect("a load generator thread panicked"))
             .collect()
     });
-    let mut total: Option<Report> = None;
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().expect("at least one thread")?;
     for part in parts {
-        let part = part?;
-        match &mut total {
-            None => total = Some(part.report),
-            Some(t) => t.merge(part.report),
-        }
+        total.merge(part?);
     }
-    Ok(total.expect("at least one thread"))
+    Ok(total)
 }
 
 /// Sets every key of the key space once, over one connection, so a GET run
@@ -177,10 +174,6 @@ impl Report {
     }
 }
 
-struct Part {
-    report: Report,
-}
-
 const READ_BUDGET: usize = 1 << 18;
 
 fn worker(
@@ -190,7 +183,7 @@ fn worker(
     conns: usize,
     live: &Live,
     barrier: &Barrier,
-) -> Result<Part, String> {
+) -> Result<Report, String> {
     let poller = Poller::new().map_err(|e| format!("poller: {e}"))?;
     let mut report = Report {
         requests: 0,
@@ -285,7 +278,7 @@ fn worker(
             .delete(conn.transport.socket())
             .map_err(|e| format!("poller delete: {e}"))?;
     }
-    Ok(Part { report })
+    Ok(report)
 }
 
 fn register(poller: &Poller, conn: &Conn, key: usize) -> Result<(), String> {
