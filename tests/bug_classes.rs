@@ -48,6 +48,7 @@ mod worker_mutates_loop {
         let server = spawn_tls_server(
             Config {
                 io_threads: 2,
+                io_activation: baton::IoActivation::Always,
                 // Too small for a handshake flight: the IO thread's read of
                 // the ClientHello leaves TLS wanting to write.
                 socket_send_buffer: Some(4096),
@@ -311,6 +312,7 @@ mod use_after_close {
         let server = spawn_server(
             Config {
                 io_threads: 2,
+                io_activation: baton::IoActivation::Always,
                 ..Config::default()
             },
             Relay::default,
@@ -438,6 +440,7 @@ mod shutdown_deadlock {
         let server = spawn_tls_server(
             Config {
                 io_threads: 2,
+                io_activation: baton::IoActivation::Always,
                 ..Config::default()
             },
             cert.server_config(),
@@ -581,6 +584,7 @@ mod error_path_leak {
         let server = spawn_tls_server(
             Config {
                 io_threads: 2,
+                io_activation: baton::IoActivation::Always,
                 // Long timeouts: nothing may wait for them to be released.
                 idle_timeout: Some(Duration::from_secs(300)),
                 handshake_timeout: Duration::from_secs(60),
@@ -811,6 +815,7 @@ mod check_then_act {
         let server = spawn_server(
             Config {
                 io_threads: 2,
+                io_activation: baton::IoActivation::Always,
                 ..Config::default()
             },
             || {

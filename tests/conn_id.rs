@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::time::{Duration, Instant};
 
-use baton::{Codec, Config, ConnId, ConnInfo, Ctx, ProtocolError, RecvBuf, SendError, Service};
+use baton::{
+    Codec, Config, ConnId, ConnInfo, Ctx, IoActivation, ProtocolError, RecvBuf, SendError, Service,
+};
 use util::lines::Lines;
 use util::spawn_server;
 
@@ -68,6 +70,7 @@ fn stale_id_is_gone_and_never_reaches_the_slots_next_owner(io_threads: usize) {
     let server = spawn_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         move || Tracker { opened: opened_tx },
@@ -140,6 +143,7 @@ fn output_queued_while_away_arrives_in_order() {
     let server = spawn_server(
         Config {
             io_threads: 2,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         move || Tracker { opened: opened_tx },
@@ -266,6 +270,7 @@ fn output_queued_while_away_joins_the_connection_when_it_returns() {
     let server = spawn_server(
         Config {
             io_threads: 2,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         move || Holder { opened: opened_tx },

@@ -8,7 +8,7 @@ mod echo;
 
 use std::time::Duration;
 
-use baton::Config;
+use baton::{Config, IoActivation};
 use util::{run_echo_clients, spawn_server, EchoPlan};
 
 const CLIENTS: usize = 500;
@@ -18,6 +18,7 @@ fn echo_integrity(io_threads: usize, seed: u64) {
     let server = spawn_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         || echo::Echo,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use baton::Config;
+use baton::{Config, IoActivation};
 use redis::{Connection, Value};
 use util::{spawn_server, spawn_tls_server, TestCert, TestServer};
 
@@ -31,6 +31,7 @@ fn kv_server(io_threads: usize, requirepass: Option<&str>) -> TestServer<()> {
     spawn_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         move || service::Kv::new(kv),
@@ -399,6 +400,7 @@ fn commands_reply_as_redis_does_over_tls() {
         let kv = kv_config(io_threads, None);
         let config = Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         };
         let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));
@@ -668,6 +670,7 @@ fn redis_benchmark_and_redis_cli_over_tls() {
     let kv = kv_config(2, None);
     let config = Config {
         io_threads: 2,
+        io_activation: IoActivation::Always,
         ..Config::default()
     };
     let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));

@@ -11,7 +11,9 @@ use std::net::TcpStream;
 use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
-use baton::{CloseReason, Config, ConnId, ConnInfo, Ctx, ProtocolErrorKind, SendError, Service};
+use baton::{
+    CloseReason, Config, ConnId, ConnInfo, Ctx, IoActivation, ProtocolErrorKind, SendError, Service,
+};
 use util::lines::Lines;
 use util::spawn_server;
 
@@ -86,6 +88,7 @@ fn a_frame_over_the_limit_closes_only_that_connection() {
     for io_threads in [0, 2] {
         let config = Config {
             io_threads,
+            io_activation: IoActivation::Always,
             max_frame_size: 1024,
             ..Config::default()
         };
@@ -184,6 +187,7 @@ fn pipelined_requests_wait_undelivered_while_output_is_over_the_soft_limit() {
     for io_threads in [0, 2] {
         let config = Config {
             io_threads,
+            io_activation: IoActivation::Always,
             output_soft_limit: 256 << 10,
             output_hard_limit: 4 << 20,
             ..Config::default()
@@ -240,6 +244,7 @@ fn output_past_the_hard_limit_closes_the_connection() {
         let (tx, opened) = channel();
         let config = Config {
             io_threads,
+            io_activation: IoActivation::Always,
             output_hard_limit: 4 << 20,
             ..Config::default()
         };

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use baton::{CloseReason, Config, ConnId, ConnInfo, Ctx, Service};
+use baton::{CloseReason, Config, ConnId, ConnInfo, Ctx, IoActivation, Service};
 use util::lines::Lines;
 use util::spawn_server;
 
@@ -52,6 +52,7 @@ fn a_panic_closes_only_its_connection(io_threads: usize, trigger: &str, reason: 
     let server = spawn_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         || Fragile,

@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use baton::Config;
+use baton::{Config, IoActivation};
 use util::{open_fds, reset, run_echo_clients, spawn_server, wait_for_fds, EchoPlan};
 
 const RESETS: usize = 10_000;
@@ -21,6 +21,7 @@ fn resets_under_load(io_threads: usize) {
     let server = spawn_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         || echo::Echo,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::{CloseReason, Config};
+use baton::{CloseReason, Config, IoActivation};
 use util::{spawn_server, thread_names};
 
 const BUSY: usize = 200;
@@ -22,6 +22,7 @@ const NEVER_READ: usize = 50;
 fn shutdown_under_load_meets_its_deadline_and_joins_io_threads() {
     let config = Config {
         io_threads: 2,
+        io_activation: IoActivation::Always,
         output_soft_limit: 256 << 10,
         ..Config::default()
     };

@@ -18,7 +18,7 @@ include!("util/kv_example.rs");
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton::{CloseReason, Config, ProtocolErrorKind, Service, TlsFailure};
+use baton::{CloseReason, Config, IoActivation, ProtocolErrorKind, Service, TlsFailure};
 use util::faults::{honest_client, run_storm, Storm, Workload};
 use util::heap::{live_bytes, wait_for_heap};
 use util::workloads::{EchoWorkload, KvWorkload};
@@ -37,6 +37,7 @@ const KV_MAX_BULK: usize = 1 << 20;
 fn storm_config(io_threads: usize) -> Config {
     Config {
         io_threads,
+        io_activation: IoActivation::Always,
         idle_timeout: Some(Duration::from_secs(2)),
         handshake_timeout: Duration::from_secs(1),
         output_soft_limit: 256 << 10,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use baton::tls::rustls;
 use baton::tls::{ClientAuth, IoState, SniCert, TlsSettings};
-use baton::{CloseReason, Config, RecvBuf, TlsFailure};
+use baton::{CloseReason, Config, IoActivation, RecvBuf, TlsFailure};
 use util::{
     open_fds, reset, run_echo_clients_with, spawn_tls_server, wait_for_fds, ClientMode, EchoPlan,
     TestCert,
@@ -153,6 +153,7 @@ fn tls_echo(name: &str, io_threads: usize) -> (TestCert, util::TestServer<()>) {
     let server = spawn_tls_server(
         Config {
             io_threads,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         cert.server_config(),
@@ -298,6 +299,7 @@ fn bad_handshakes_close_only_their_connection_with_a_counted_reason() {
     };
     let config = Config {
         io_threads: 2,
+        io_activation: IoActivation::Always,
         handshake_timeout: Duration::from_millis(300),
         ..Config::default()
     };
@@ -373,6 +375,7 @@ fn a_blocked_handshake_flight_comes_back_to_the_loop_as_a_write_step() {
     };
     let config = Config {
         io_threads: 2,
+        io_activation: IoActivation::Always,
         socket_send_buffer: Some(4096),
         ..Config::default()
     };
@@ -427,6 +430,7 @@ fn certificate_reload_under_load_keeps_connections_and_refuses_a_bad_file() {
     let server = spawn_tls_server(
         Config {
             io_threads: 2,
+            io_activation: IoActivation::Always,
             ..Config::default()
         },
         old.server_config(),
@@ -560,6 +564,7 @@ fn slowloris_handshakes_are_closed_by_the_timeout_while_others_are_served() {
     let cert = TestCert::new("slowloris");
     let config = Config {
         io_threads: 2,
+        io_activation: IoActivation::Always,
         handshake_timeout: Duration::from_millis(500),
         ..Config::default()
     };

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::IoActivation;
+
 /// How a server behaves. Every field has a default chosen for a server
 /// exposed to clients it does not trust; see each field.
 #[derive(Debug, Clone)]
@@ -9,6 +11,10 @@ pub struct Config {
     /// IO threads besides the main loop. `0`: all socket IO runs inline on
     /// the loop (like Redis without `io-threads`). Default `0`.
     pub io_threads: usize,
+    /// When the IO threads are used: [`IoActivation::Adaptive`] (default)
+    /// runs IO inline until the loop is saturated and handing off measurably
+    /// serves more; [`IoActivation::Always`] hands off every step.
+    pub io_activation: IoActivation,
     /// Capacity of each IO thread's job queue; when full the loop does the
     /// work inline. Default 1024.
     pub io_queue_capacity: usize,
@@ -53,6 +59,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             io_threads: 0,
+            io_activation: IoActivation::Adaptive,
             io_queue_capacity: 1024,
             io_spin: 2000,
             max_connections: 10_000,

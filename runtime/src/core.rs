@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use baton_io_threads::{IoPool, LoopSignal, Slot};
 use slab::Slab;
 
+use crate::activation::Activation;
 use crate::conn::{Conn, IoLimits, StepReport};
 use crate::conn_timers::{ConnTimer, ConnTimers};
 use crate::handle::Mailbox;
@@ -96,6 +97,8 @@ pub(crate) struct Core<S: Service> {
     pub(crate) table: Slab<Entry<S::Codec>>,
     pub(crate) next_generation: u64,
     pub(crate) pool: Option<Pool<S::Codec>>,
+    /// Whether IO steps go to the pool now (meaningless without one).
+    pub(crate) activation: Activation,
     pub(crate) signal: Arc<LoopSignal>,
     pub(crate) mailbox: Arc<Mailbox<S::Command>>,
     pub(crate) stats: Arc<Stats>,

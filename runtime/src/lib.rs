@@ -11,6 +11,7 @@
 //! use [`LoopHandle`] from other threads. `ARCHITECTURE.md` in the
 //! repository explains the design.
 
+mod activation;
 mod config;
 mod conn;
 mod conn_id;
@@ -27,6 +28,7 @@ mod stats;
 mod timers;
 mod tls_failure;
 
+pub use activation::IoActivation;
 pub use baton_tls::RecvBuf;
 pub use config::Config;
 pub use conn_id::ConnId;

@@ -11,6 +11,7 @@ use baton_io_threads::{IoPool, LoopSignal, PoolConfig, Slot};
 use baton_tls::Transport;
 use slab::Slab;
 
+use crate::activation::Activation;
 use crate::conn::{Conn, IoLimits, StepReport};
 use crate::conn_timers::{ConnTimer, ConnTimers};
 use crate::core::{run_job, Core, Done, Job, TimerKind};
@@ -241,6 +242,11 @@ impl<S: Service> Server<S> {
                 failing: None,
             }));
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let activation = Activation::new(config.io_activation, cores, Instant::now(), 0);
+        stats
+            .io_offloading
+            .add(u64::from(pool.is_some() && activation.offloading()));
         let core = Core {
             mailbox: Arc::new(Mailbox::new(Arc::clone(&signal))),
             config,
@@ -253,6 +259,7 @@ impl<S: Service> Server<S> {
             stats,
             stats_source,
             timers: Timers::new(),
+            activation,
             conn_timers: ConnTimers::default(),
             scheduled: Vec::new(),
             shutdown_deadline: None,
@@ -302,6 +309,8 @@ impl<S: Service> Server<S> {
         loop {
             let timeout = self.next_timeout();
             let block = timeout != Some(Duration::ZERO) && self.core.signal.try_sleep();
+            let adaptive = self.core.pool.is_some() && self.core.activation.adaptive();
+            let wait_started = (adaptive && block).then(Instant::now);
             self.core.reactor.wait(
                 if block { timeout } else { Some(Duration::ZERO) },
                 &mut self.events,
@@ -309,6 +318,9 @@ impl<S: Service> Server<S> {
             self.core.signal.begin_drain();
             self.core.now = Instant::now();
             self.core.stats.loop_iterations.add(1);
+            if adaptive {
+                self.update_activation(wait_started);
+            }
 
             for i in 0..self.events.len() {
                 let event = self.events[i];
@@ -326,6 +338,28 @@ impl<S: Service> Server<S> {
                 return Ok(());
             }
         }
+    }
+
+    /// Feeds the activation decision with this iteration's wait; counts a
+    /// change of mode.
+    fn update_activation(&mut self, wait_started: Option<Instant>) {
+        let core = &mut self.core;
+        let idle = wait_started.map_or(Duration::ZERO, |t| core.now.saturating_duration_since(t));
+        let was = core.activation.offloading();
+        let trials = core.activation.trials();
+        let offloading = core
+            .activation
+            .tick(core.now, idle, core.stats.frames_in.get());
+        if offloading != was {
+            core.stats.io_offloading.add(u64::from(offloading));
+            core.stats.io_offloading.sub(u64::from(was));
+            tracing::debug!(
+                offloading,
+                "IO threads {}",
+                if offloading { "on" } else { "off" }
+            );
+        }
+        core.stats.io_trials.add(core.activation.trials() - trials);
     }
 
     /// How long the next wait may block: zero while work is pending, else
@@ -745,11 +779,12 @@ impl<S: Service> Server<S> {
         }
     }
 
-    /// Hands the step to an IO thread, or runs it inline when there are none
+    /// Hands the step to an IO thread, or runs it inline when there are none,
+    /// they are not in use now (see [`IoActivation`](crate::IoActivation)),
     /// or that thread's queue is full.
     fn run_step(&mut self, id: ConnId, step: Step) {
         let core = &mut self.core;
-        if let Some(pool) = &core.pool {
+        if let Some(pool) = core.pool.as_ref().filter(|_| core.activation.offloading()) {
             let slot = core
                 .table
                 .get_mut(id.slot())

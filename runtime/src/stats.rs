@@ -59,6 +59,8 @@ pub(crate) struct Stats {
     pub(crate) jobs_dispatched: Counter,
     pub(crate) inline_fallbacks: Counter,
     pub(crate) inline_steps: Counter,
+    pub(crate) io_offloading: Counter,
+    pub(crate) io_trials: Counter,
     pub(crate) loop_iterations: Counter,
     pub(crate) service_panics: Counter,
     pub(crate) closed: [Counter; CloseReason::NAMES.len()],
@@ -138,6 +140,8 @@ impl StatsSource {
             jobs_dispatched: s.jobs_dispatched.get(),
             inline_fallbacks: s.inline_fallbacks.get(),
             inline_steps: s.inline_steps.get(),
+            io_offloading: s.io_offloading.get() != 0,
+            io_trials: s.io_trials.get(),
             loop_iterations: s.loop_iterations.get(),
             service_panics: s.service_panics.get(),
             wakeups_sent: signal.wakeups_sent,
@@ -206,8 +210,17 @@ pub struct StatsSnapshot {
     pub jobs_dispatched: u64,
     /// Jobs run inline because an IO thread's queue was full.
     pub inline_fallbacks: u64,
-    /// IO steps run inline on the loop (all of them with zero IO threads).
+    /// IO steps run inline on the loop: all of them with zero IO threads,
+    /// and with [`IoActivation::Adaptive`](crate::IoActivation) those run
+    /// while the loop has headroom.
     pub inline_steps: u64,
+    /// IO steps go to the IO threads right now (always with
+    /// [`IoActivation::Always`](crate::IoActivation); with `Adaptive`, only
+    /// while the loop is saturated and the IO threads serve more).
+    pub io_offloading: bool,
+    /// Times adaptive activation tried the mode not in use (IO threads when
+    /// inline, inline when handing off) to measure which serves more.
+    pub io_trials: u64,
     /// Iterations of the main loop.
     pub loop_iterations: u64,
     /// Service callbacks that panicked.
