@@ -121,18 +121,10 @@ pub fn single_threaded(ctx: &mut Ctx) -> Result<(), String> {
 pub fn io_threads(ctx: &mut Ctx) -> Result<(), String> {
     let who = [
         Contender::single(Server::BatonKv),
-        Contender {
-            server: Server::BatonKv,
-            threads: 2,
-        },
-        Contender {
-            server: Server::Redis,
-            threads: 2,
-        },
-        Contender {
-            server: Server::Valkey,
-            threads: 2,
-        },
+        Contender::threaded(Server::BatonKv, 2),
+        Contender::always(Server::BatonKv, 2),
+        Contender::threaded(Server::Redis, 2),
+        Contender::threaded(Server::Valkey, 2),
     ];
     let mut rows = Vec::new();
     for case in cases(ctx) {
@@ -144,21 +136,24 @@ pub fn io_threads(ctx: &mut Ctx) -> Result<(), String> {
     let _ = writeln!(
         md,
         "### KV with IO threads\n\n\
-         baton `--io-threads 2` (the loop plus two IO threads, used for every IO step: no adaptive activation yet) against baton inline \
-         in the same rounds; redis and valkey with `--io-threads 2` (their count includes the main thread).\n\n\
-         | case | kv inline | kv io2 | redis io2 | valkey io2 | kv io2 / kv inline | kv io2 / redis io2 | kv io2 / valkey io2 | p99 kv inline | p99 kv io2 | CPU/M kv io2 |\n|---|---|---|---|---|---|---|---|---|---|---|"
+         baton `--io-threads 2` (the loop plus two IO threads, adaptive: inline until the loop is saturated and handing off serves more), \
+         baton `--io-threads 2 --io-threads-always` (every IO step handed off) and baton inline, in the same rounds; \
+         redis and valkey with `--io-threads 2` (their count includes the main thread).\n\n\
+         | case | kv inline | kv io2 | kv io2 always | redis io2 | valkey io2 | io2 / inline | always / inline | io2 / redis io2 | io2 / valkey io2 | p99 inline | p99 io2 | CPU/M io2 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for (label, m) in &rows {
         let _ = writeln!(
             md,
-            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&m[0]),
             cell(&m[1]),
             cell(&m[2]),
             cell(&m[3]),
+            cell(&m[4]),
             ratio(tp(&m[1]), tp(&m[0])),
-            ratio(tp(&m[1]), tp(&m[2])),
+            ratio(tp(&m[2]), tp(&m[0])),
             ratio(tp(&m[1]), tp(&m[3])),
+            ratio(tp(&m[1]), tp(&m[4])),
             p99(&m[0]),
             p99(&m[1]),
             cpu(&m[1]),

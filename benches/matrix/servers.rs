@@ -32,12 +32,33 @@ pub struct Contender {
     /// (threads including the main one); tokio: worker threads (0: the
     /// current-thread runtime).
     pub threads: usize,
+    /// baton only: `--io-threads-always` (every IO step handed off) instead
+    /// of adaptive activation.
+    pub always: bool,
 }
 
 impl Contender {
     /// A single-threaded contender.
     pub const fn single(server: Server) -> Self {
-        Contender { server, threads: 0 }
+        Contender::threaded(server, 0)
+    }
+
+    /// With `threads` (see the field); baton's IO threads adaptive.
+    pub const fn threaded(server: Server, threads: usize) -> Self {
+        Contender {
+            server,
+            threads,
+            always: false,
+        }
+    }
+
+    /// baton with `threads` IO threads used for every IO step.
+    pub const fn always(server: Server, threads: usize) -> Self {
+        Contender {
+            server,
+            threads,
+            always: true,
+        }
     }
 
     /// Its name in tables and plots.
@@ -52,6 +73,9 @@ impl Contender {
         };
         match (self.server, self.threads) {
             (_, 0) => base.to_string(),
+            (Server::BatonKv | Server::BatonEcho, n) if self.always => {
+                format!("{base} io{n} always")
+            }
             (Server::BatonKv | Server::BatonEcho, n) => format!("{base} io{n}"),
             (Server::TokioEcho, n) => format!("{base} mt{n}"),
             (_, n) => format!("{base} io{n}"),
@@ -136,6 +160,9 @@ impl Env {
                 c.args(["--port", &ports[0], "--tls-port", &ports[1]]);
                 c.args(["--tls-cert-file", cert, "--tls-key-file", key]);
                 c.args(["--io-threads", &threads, "--maxclients", "20000"]);
+                if who.always {
+                    c.arg("--io-threads-always");
+                }
                 c
             }
             Server::Redis | Server::Valkey => {

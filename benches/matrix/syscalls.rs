@@ -18,10 +18,8 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         Contender::single(Server::Redis),
         Contender::single(Server::Valkey),
         Contender::single(Server::Limit),
-        Contender {
-            server: Server::BatonKv,
-            threads: 2,
-        },
+        Contender::threaded(Server::BatonKv, 2),
+        Contender::always(Server::BatonKv, 2),
     ];
     let cases = [(false, 1), (false, 16), (true, 16)];
     let mut rows = Vec::new();

@@ -26,7 +26,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             std::process::id(),
             kv.config.port,
             kv.started.elapsed().as_secs(),
-            kv.config.io_threads
+            u8::from(stats.io_offloading)
         );
     }
     if want("clients") {
@@ -44,7 +44,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\n\
-             io_threaded_reads_processed:{}\r\ninline_fallbacks:{}\r\nwakeups_sent:{}\r\nwakeups_coalesced:{}\r\n\
+             io_threaded_reads_processed:{}\r\ninline_fallbacks:{}\r\nio_activation_trials:{}\r\nwakeups_sent:{}\r\nwakeups_coalesced:{}\r\n\
              tls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\ntls_handshakes_resumed:{}\r\n",
             stats.connections_accepted,
             stats.connections_rejected,
@@ -55,6 +55,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             kv.channels.len(),
             stats.jobs_dispatched,
             stats.inline_fallbacks,
+            stats.io_trials,
             stats.wakeups_sent,
             stats.wakeups_coalesced,
             stats.handshakes_ok,
