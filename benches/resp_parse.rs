@@ -5,6 +5,10 @@
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
 
+#[path = "../examples/kv/blob.rs"]
+// Only the reply type is needed (and its tests do not run here).
+#[allow(dead_code, unused_imports)]
+mod blob;
 #[path = "../examples/kv/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;

@@ -100,6 +100,9 @@ fn a_saturated_loop_tries_its_io_threads() {
     }
     let stats = server.stop(Duration::from_secs(5)).stats;
     assert!(stats.io_trials >= 1, "saturated, no trial: {stats:#?}");
-    assert!(stats.jobs_dispatched > 0, "the trial handed off: {stats:#?}");
+    assert!(
+        stats.jobs_dispatched > 0,
+        "the trial handed off: {stats:#?}"
+    );
     assert!(stats.inline_steps > 0, "inline before it: {stats:#?}");
 }

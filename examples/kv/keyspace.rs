@@ -11,13 +11,14 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+use crate::blob::Blob;
 use crate::key::Key;
 use crate::zset::ZSet;
 
 /// A stored value.
 #[derive(Debug)]
 pub enum Value {
-    Str(Vec<u8>),
+    Str(Blob),
     List(VecDeque<Vec<u8>>),
     Set(HashSet<Vec<u8>>),
     Hash(HashMap<Vec<u8>, Vec<u8>>),
@@ -261,8 +262,8 @@ mod tests {
     #[test]
     fn keys_expire_lazily_and_actively_and_ttls_follow_set_and_rename() {
         let mut db = Db::default();
-        db.set(b"a", Value::Str(b"1".to_vec()), false);
-        db.set(b"b", Value::Str(b"2".to_vec()), false);
+        db.set(b"a", Value::Str(b"1".to_vec().into()), false);
+        db.set(b"b", Value::Str(b"2".to_vec().into()), false);
         assert!(db.set_expiry(b"a", Some(100), 0));
         assert!(db.set_expiry(b"b", Some(200), 0));
         assert!(db.get(b"a", 99).is_some());
@@ -275,11 +276,11 @@ mod tests {
         );
         assert_eq!((db.len(), db.keys_with_ttl(), db.expired()), (0, 0, 2));
 
-        db.set(b"c", Value::Str(b"3".to_vec()), false);
+        db.set(b"c", Value::Str(b"3".to_vec().into()), false);
         db.set_expiry(b"c", Some(500), 0);
-        db.set(b"c", Value::Str(b"4".to_vec()), true);
+        db.set(b"c", Value::Str(b"4".to_vec().into()), true);
         assert_eq!(db.expiry(b"c", 0), Some(Some(500)), "KEEPTTL");
-        db.set(b"c", Value::Str(b"5".to_vec()), false);
+        db.set(b"c", Value::Str(b"5".to_vec().into()), false);
         assert_eq!(db.expiry(b"c", 0), Some(None), "a plain SET clears the TTL");
         assert_eq!(db.keys_with_ttl(), 0);
         db.set_expiry(b"c", Some(700), 0);
@@ -292,7 +293,7 @@ mod tests {
     fn the_active_cycle_respects_its_budget() {
         let mut db = Db::default();
         for i in 0..10u8 {
-            db.set(&[i], Value::Str(vec![i]), false);
+            db.set(&[i], Value::Str(vec![i].into()), false);
             db.set_expiry(&[i], Some(i as i64), 0);
         }
         assert_eq!(db.expire_due(100, 4), (4, true));

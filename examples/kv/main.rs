@@ -11,6 +11,7 @@ mod serve;
 #[path = "../common/tls_args.rs"]
 mod tls_args;
 
+mod blob;
 mod commands;
 mod glob;
 mod info;

@@ -5,6 +5,8 @@
 
 use baton::{Codec, ProtocolError, RecvBuf};
 
+use crate::blob::Blob;
+
 /// Redis's limit on the number of arguments in one request.
 const MAX_ARRAY_LEN: usize = 1024 * 1024;
 /// Redis's limit on an inline request.
@@ -26,6 +28,8 @@ pub enum Reply {
     Int(i64),
     /// `$n\r\n...`
     Bulk(Vec<u8>),
+    /// `$n\r\n...` of a stored string (short ones copied without allocating).
+    Stored(Blob),
     /// `$-1`
     Nil,
     /// `*n` followed by the elements.
@@ -45,6 +49,10 @@ impl Reply {
 
     pub fn bulk_or_nil(value: Option<Vec<u8>>) -> Self {
         value.map_or(Reply::Nil, Reply::Bulk)
+    }
+
+    pub fn stored_or_nil(value: Option<Blob>) -> Self {
+        value.map_or(Reply::Nil, Reply::Stored)
     }
 
     pub fn array_of_bulks(items: impl IntoIterator<Item = Vec<u8>>) -> Self {
@@ -251,11 +259,8 @@ fn encode(reply: &Reply, dst: &mut Vec<u8>) {
         Reply::Status(s) => line(dst, b'+', s.as_bytes()),
         Reply::Error(e) => line(dst, b'-', e.as_bytes()),
         Reply::Int(n) => line(dst, b':', itoa.format(*n).as_bytes()),
-        Reply::Bulk(bytes) => {
-            line(dst, b'$', itoa.format(bytes.len()).as_bytes());
-            dst.extend_from_slice(bytes);
-            dst.extend_from_slice(b"\r\n");
-        }
+        Reply::Bulk(bytes) => bulk(dst, bytes),
+        Reply::Stored(bytes) => bulk(dst, bytes),
         Reply::Nil => dst.extend_from_slice(b"$-1\r\n"),
         Reply::Array(items) => {
             line(dst, b'*', itoa.format(items.len()).as_bytes());
@@ -273,6 +278,20 @@ fn line(dst: &mut Vec<u8>, prefix: u8, text: &[u8]) {
     dst.extend_from_slice(b"\r\n");
 }
 
+fn bulk(dst: &mut Vec<u8>, bytes: &[u8]) {
+    line(
+        dst,
+        b'$',
+        itoa::Buffer::new().format(bytes.len()).as_bytes(),
+    );
+    dst.extend_from_slice(bytes);
+    dst.extend_from_slice(b"\r\n");
+}
+
+fn bulk_len(bytes: &[u8]) -> usize {
+    digits(bytes.len()) + 3 + bytes.len() + 2
+}
+
 fn digits(n: usize) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
@@ -283,7 +302,8 @@ fn encoded_len(reply: &Reply) -> usize {
         Reply::Status(s) => s.len() + 3,
         Reply::Error(e) => e.len() + 3,
         Reply::Int(n) => digits(n.unsigned_abs() as usize) + usize::from(*n < 0) + 3,
-        Reply::Bulk(b) => digits(b.len()) + 3 + b.len() + 2,
+        Reply::Bulk(b) => bulk_len(b),
+        Reply::Stored(b) => bulk_len(b),
         Reply::Nil | Reply::NilArray => 5,
         Reply::Array(items) => {
             digits(items.len()) + 3 + items.iter().map(encoded_len).sum::<usize>()

@@ -1,6 +1,8 @@
 // The KV example's modules, for test binaries that run it in-process:
 // `include!("util/kv_example.rs");` at the binary's root (its modules use
 // `crate::` paths, so they must sit at the crate root).
+#[path = "../../examples/kv/blob.rs"]
+mod blob;
 #[path = "../../examples/kv/commands/mod.rs"]
 mod commands;
 #[path = "../../examples/kv/glob.rs"]

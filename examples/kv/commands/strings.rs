@@ -1,6 +1,7 @@
 //! String commands.
 
 use super::{float, fmt_float, int, Call, NOT_INTEGER, SYNTAX, WRONGTYPE};
+use crate::blob::Blob;
 use crate::keyspace::Value;
 use crate::protocol::Reply;
 use crate::service::Kv;
@@ -12,7 +13,7 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
 }
 
 /// The string at `key`: `Ok(None)` if absent, `Err(WRONGTYPE)` if another type.
-fn get_str<'a>(kv: &'a mut Kv, key: &[u8], now: i64) -> Result<Option<&'a Vec<u8>>, Reply> {
+fn get_str<'a>(kv: &'a mut Kv, key: &[u8], now: i64) -> Result<Option<&'a Blob>, Reply> {
     match kv.db.get(key, now) {
         None => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s)),
@@ -26,7 +27,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     match call.name {
         "get" => {
             arity(a.len() == 1)?;
-            Ok(Reply::bulk_or_nil(get_str(kv, &a[0], call.now)?.cloned()))
+            Ok(Reply::stored_or_nil(get_str(kv, &a[0], call.now)?.cloned()))
         }
         "set" => {
             arity(a.len() >= 2)?;
@@ -37,7 +38,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             if kv.db.exists(&a[0], call.now) {
                 return Ok(Reply::Int(0));
             }
-            kv.db.set(&a[0], Value::Str(a[1].clone()), false);
+            kv.db.set(&a[0], Value::Str(Blob::from(&a[1][..])), false);
             Ok(Reply::Int(1))
         }
         "setex" | "psetex" => {
@@ -54,7 +55,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             } else {
                 ttl
             };
-            kv.db.set(&a[0], Value::Str(a[2].clone()), false);
+            kv.db.set(&a[0], Value::Str(Blob::from(&a[2][..])), false);
             kv.db
                 .set_expiry(&a[0], Some(call.now.saturating_add(ms)), call.now);
             Ok(Reply::Ok)
@@ -62,8 +63,8 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         "getset" => {
             arity(a.len() == 2)?;
             let old = get_str(kv, &a[0], call.now)?.cloned();
-            kv.db.set(&a[0], Value::Str(a[1].clone()), false);
-            Ok(Reply::bulk_or_nil(old))
+            kv.db.set(&a[0], Value::Str(Blob::from(&a[1][..])), false);
+            Ok(Reply::stored_or_nil(old))
         }
         "getdel" => {
             arity(a.len() == 1)?;
@@ -71,18 +72,19 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             if old.is_some() {
                 kv.db.remove(&a[0]);
             }
-            Ok(Reply::bulk_or_nil(old))
+            Ok(Reply::stored_or_nil(old))
         }
         "append" => {
             arity(a.len() == 2)?;
             get_str(kv, &a[0], call.now)?;
             match kv.db.get_mut(&a[0], call.now) {
                 Some(Value::Str(s)) => {
+                    let s = s.make_mut();
                     s.extend_from_slice(&a[1]);
                     Ok(Reply::Int(s.len() as i64))
                 }
                 _ => {
-                    kv.db.set(&a[0], Value::Str(a[1].clone()), false);
+                    kv.db.set(&a[0], Value::Str(Blob::from(&a[1][..])), false);
                     Ok(Reply::Int(a[1].len() as i64))
                 }
             }
@@ -133,7 +135,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let values = a
                 .iter()
                 .map(|key| match kv.db.get(key, call.now) {
-                    Some(Value::Str(s)) => Reply::Bulk(s.clone()),
+                    Some(Value::Str(s)) => Reply::Stored(s.clone()),
                     _ => Reply::Nil,
                 })
                 .collect();
@@ -148,7 +150,8 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 return Ok(Reply::Int(0));
             }
             for pair in a.chunks(2) {
-                kv.db.set(&pair[0], Value::Str(pair[1].clone()), false);
+                kv.db
+                    .set(&pair[0], Value::Str(Blob::from(&pair[1][..])), false);
             }
             Ok(if call.name == "mset" {
                 Reply::Ok
@@ -163,8 +166,8 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 /// Replaces a string's bytes, keeping its TTL (INCR and friends do).
 fn store_keep_ttl(kv: &mut Kv, key: &[u8], bytes: Vec<u8>, now: i64) {
     match kv.db.get_mut(key, now) {
-        Some(Value::Str(s)) => *s = bytes,
-        _ => kv.db.set(key, Value::Str(bytes), false),
+        Some(Value::Str(s)) => *s = bytes.into(),
+        _ => kv.db.set(key, Value::Str(bytes.into()), false),
     }
 }
 
@@ -227,17 +230,18 @@ fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let exists = (nx || xx) && kv.db.exists(&a[0], call.now);
     if (nx && exists) || (xx && !exists) {
         return Ok(if get {
-            Reply::bulk_or_nil(old)
+            Reply::stored_or_nil(old)
         } else {
             Reply::Nil
         });
     }
-    kv.db.set(&a[0], Value::Str(a[1].clone()), keep_ttl);
+    kv.db
+        .set(&a[0], Value::Str(Blob::from(&a[1][..])), keep_ttl);
     if expires_at.is_some() {
         kv.db.set_expiry(&a[0], expires_at, call.now);
     }
     Ok(if get {
-        Reply::bulk_or_nil(old)
+        Reply::stored_or_nil(old)
     } else {
         Reply::Ok
     })
