@@ -278,13 +278,13 @@ fn command_suite(c: &mut Connection) {
         panic!()
     };
     assert_eq!(ttl, 5);
-    let far = (commands::unix_ms() / 1000 + 1000).to_string();
+    let far = (clock::unix_ms() / 1000 + 1000).to_string();
     assert_eq!(ok(c, &["EXPIREAT", "e1", &far]), Value::Int(1));
     let Value::Int(ttl) = ok(c, &["TTL", "e1"]) else {
         panic!()
     };
     assert!((999..=1000).contains(&ttl));
-    let far_ms = (commands::unix_ms() + 7_000).to_string();
+    let far_ms = (clock::unix_ms() + 7_000).to_string();
     assert_eq!(ok(c, &["PEXPIREAT", "e1", &far_ms]), Value::Int(1));
     assert_eq!(ok(c, &["EXPIRE", "nope", "10"]), Value::Int(0));
     assert_eq!(ok(c, &["FLUSHDB"]), Value::Okay);

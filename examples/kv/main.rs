@@ -12,6 +12,7 @@ mod serve;
 mod tls_args;
 
 mod blob;
+mod clock;
 mod commands;
 mod glob;
 mod info;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use baton::{CloseReason, ConnId, ConnInfo, Ctx, Service, TimerId};
 
-use crate::commands::{self, unix_ms};
+use crate::clock::WallClock;
+use crate::commands;
 use crate::keyspace::Db;
 use crate::protocol::{Request, Resp};
 use crate::pubsub::{self, Channels};
@@ -46,6 +47,8 @@ pub struct Kv {
     pub config: KvConfig,
     pub commands_processed: u64,
     pub started: std::time::Instant,
+    /// Unix milliseconds from the loop's clock (see `clock.rs`).
+    pub clock: WallClock,
 }
 
 impl Kv {
@@ -58,6 +61,7 @@ impl Kv {
             config,
             commands_processed: 0,
             started: std::time::Instant::now(),
+            clock: WallClock::default(),
         }
     }
 
@@ -127,7 +131,8 @@ impl Service for Kv {
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
-        let (_, more_due) = self.db.expire_due(unix_ms(), EXPIRY_BUDGET);
+        let now = self.clock.now_ms(ctx.now());
+        let (_, more_due) = self.db.expire_due(now, EXPIRY_BUDGET);
         ctx.set_timer(
             if more_due {
                 Duration::ZERO

@@ -102,7 +102,7 @@ pub fn dispatch(
     let call = Call {
         name,
         args: &request[1..],
-        now: unix_ms(),
+        now: kv.clock.now_ms(ctx.now()),
     };
     if let Some(reply) = server::gate(kv, conn, &call) {
         return Some(reply);
@@ -151,13 +151,6 @@ fn unknown(call: &Call<'_>) -> Reply {
         "ERR unknown command '{}', with args beginning with: {args}",
         call.name
     ))
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Commands this server implements (for `COMMAND COUNT`).
