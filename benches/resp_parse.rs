@@ -5,10 +5,13 @@
 // criterion's macros generate undocumented public functions.
 #![allow(missing_docs)]
 
+// Only the reply type is needed (and these modules' tests do not run here).
 #[path = "../examples/kv/blob.rs"]
-// Only the reply type is needed (and its tests do not run here).
 #[allow(dead_code, unused_imports)]
 mod blob;
+#[path = "../examples/kv/key.rs"]
+#[allow(dead_code, unused_imports)]
+mod key;
 #[path = "../examples/kv/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;

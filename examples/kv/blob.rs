@@ -9,13 +9,13 @@
 
 use std::ops::Deref;
 
-const INLINE: usize = 22;
+use crate::key::Short;
 
 /// A string value: its bytes, inline when short.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Blob {
     /// Up to 22 bytes, in place.
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline(Short),
     /// Longer values, or values grown in place (APPEND, SETRANGE).
     Heap(Vec<u8>),
 }
@@ -24,38 +24,25 @@ impl Blob {
     /// The bytes as a vector to edit in place; a short value moves to the
     /// heap first (a value being appended to is likely to keep growing).
     pub fn make_mut(&mut self) -> &mut Vec<u8> {
-        if let Blob::Inline { .. } = self {
-            *self = Blob::Heap(self.to_vec());
+        if let Blob::Inline(short) = self {
+            *self = Blob::Heap(short.as_slice().to_vec());
         }
         match self {
             Blob::Heap(bytes) => bytes,
-            Blob::Inline { .. } => unreachable!("moved to the heap above"),
+            Blob::Inline(_) => unreachable!("moved to the heap above"),
         }
     }
 }
 
 impl From<&[u8]> for Blob {
     fn from(value: &[u8]) -> Self {
-        if value.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..value.len()].copy_from_slice(value);
-            Blob::Inline {
-                len: value.len() as u8,
-                bytes,
-            }
-        } else {
-            Blob::Heap(value.to_vec())
-        }
+        Short::new(value).map_or_else(|| Blob::Heap(value.to_vec()), Blob::Inline)
     }
 }
 
 impl From<Vec<u8>> for Blob {
     fn from(value: Vec<u8>) -> Self {
-        if value.len() <= INLINE {
-            Blob::from(value.as_slice())
-        } else {
-            Blob::Heap(value)
-        }
+        Short::new(&value).map_or(Blob::Heap(value), Blob::Inline)
     }
 }
 
@@ -64,7 +51,7 @@ impl Deref for Blob {
 
     fn deref(&self) -> &[u8] {
         match self {
-            Blob::Inline { len, bytes } => &bytes[..*len as usize],
+            Blob::Inline(short) => short.as_slice(),
             Blob::Heap(bytes) => bytes,
         }
     }
@@ -88,7 +75,7 @@ mod tests {
             let from_vec = Blob::from(value.clone());
             assert_eq!(&*from_slice, value.as_slice());
             assert_eq!(from_slice, from_vec);
-            assert_eq!(matches!(from_slice, Blob::Inline { .. }), len <= INLINE);
+            assert_eq!(matches!(from_slice, Blob::Inline(_)), len <= Short::MAX);
         }
     }
 

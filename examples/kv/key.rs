@@ -10,29 +10,45 @@ use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
-const INLINE: usize = 22;
+/// Up to 22 bytes held in place: with a one-byte tag, a 24-byte value, the
+/// size of the `Box<[u8]>` or `Vec<u8>` it stands in for. Keys and short
+/// string values (`blob.rs`) both use it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Short {
+    len: u8,
+    bytes: [u8; Short::MAX],
+}
+
+impl Short {
+    pub const MAX: usize = 22;
+
+    /// `bytes` in place, if they fit.
+    pub fn new(bytes: &[u8]) -> Option<Short> {
+        let mut short = Short {
+            len: u8::try_from(bytes.len()).ok()?,
+            bytes: [0; Short::MAX],
+        };
+        short.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(short)
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
 
 /// A key: its bytes, inline when short.
 #[derive(Clone)]
 pub enum Key {
     /// Up to 22 bytes, in place.
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline(Short),
     /// Longer keys.
     Heap(Box<[u8]>),
 }
 
 impl From<&[u8]> for Key {
     fn from(key: &[u8]) -> Self {
-        if key.len() <= INLINE {
-            let mut bytes = [0u8; INLINE];
-            bytes[..key.len()].copy_from_slice(key);
-            Key::Inline {
-                len: key.len() as u8,
-                bytes,
-            }
-        } else {
-            Key::Heap(key.into())
-        }
+        Short::new(key).map_or_else(|| Key::Heap(key.into()), Key::Inline)
     }
 }
 
@@ -41,7 +57,7 @@ impl Deref for Key {
 
     fn deref(&self) -> &[u8] {
         match self {
-            Key::Inline { len, bytes } => &bytes[..*len as usize],
+            Key::Inline(short) => short.as_slice(),
             Key::Heap(bytes) => bytes,
         }
     }
@@ -96,7 +112,7 @@ mod tests {
         assert_eq!(map.get(&[b'y'; 23][..]), Some(&3));
         assert_eq!(map.get(&long[..]), Some(&4));
         assert_eq!(map.get(&[b'x'; 21][..]), None);
-        assert!(matches!(Key::from(&[b'x'; 22][..]), Key::Inline { .. }));
+        assert!(matches!(Key::from(&[b'x'; 22][..]), Key::Inline(_)));
         assert!(matches!(Key::from(&[b'y'; 23][..]), Key::Heap(_)));
     }
 }
