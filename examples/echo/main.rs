@@ -6,6 +6,8 @@
 //! gracefully (in-flight replies flush for up to five seconds), then it exits
 //! 0; SIGHUP reloads the certificate files.
 
+#[path = "../common/runtime_args.rs"]
+mod runtime_args;
 #[path = "../common/serve.rs"]
 mod serve;
 mod service;
@@ -14,10 +16,9 @@ mod tls_args;
 
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use baton::{Config, IoActivation};
 use clap::Parser;
+use runtime_args::RuntimeArgs;
 use tls_args::TlsArgs;
 
 /// An echo server on baton.
@@ -36,19 +37,8 @@ struct Args {
     /// TLS port; 0 turns TLS off.
     #[arg(long, default_value_t = 7001)]
     tls_port: u16,
-    /// IO threads besides the main loop; 0 runs all socket IO inline on the loop.
-    #[arg(long, default_value_t = 0)]
-    io_threads: usize,
-    /// Hand every IO step to the IO threads. Without it they are used only
-    /// while the loop is saturated and they measurably serve more.
-    #[arg(long)]
-    io_threads_always: bool,
-    /// Maximum connections open at once; more are closed at once and counted.
-    #[arg(long, default_value_t = 10_000)]
-    maxclients: usize,
-    /// Close connections idle for this many seconds; 0 means never.
-    #[arg(long, default_value_t = 0)]
-    timeout: u64,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -56,17 +46,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     serve::main_with("echo", || {
-        let config = Config {
-            io_threads: args.io_threads,
-            io_activation: if args.io_threads_always {
-                IoActivation::Always
-            } else {
-                IoActivation::Adaptive
-            },
-            max_connections: args.maxclients,
-            idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
-            ..Config::default()
-        };
+        let config = args.runtime.config();
         let listen = serve::Listen {
             binds: &args.bind,
             port: args.port,

@@ -6,6 +6,8 @@
 //! `redis-cli -p 6381 --tls --insecure`. The keyspace lives on the main
 //! loop; IO threads (--io-threads) read, parse, encrypt and write.
 
+#[path = "../common/runtime_args.rs"]
+mod runtime_args;
 #[path = "../common/serve.rs"]
 mod serve;
 #[path = "../common/tls_args.rs"]
@@ -25,10 +27,10 @@ mod zset;
 
 use std::net::IpAddr;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use baton::{Config, IoActivation};
+use baton::Config;
 use clap::Parser;
+use runtime_args::RuntimeArgs;
 use tls_args::TlsArgs;
 
 /// A Redis-protocol key-value server on baton.
@@ -47,22 +49,11 @@ struct Args {
     /// TLS port; 0 turns TLS off.
     #[arg(long, default_value_t = 6381)]
     tls_port: u16,
-    /// IO threads besides the main loop; 0 runs all socket IO inline on the loop.
-    #[arg(long, default_value_t = 0)]
-    io_threads: usize,
-    /// Hand every IO step to the IO threads. Without it they are used only
-    /// while the loop is saturated and they measurably serve more.
-    #[arg(long)]
-    io_threads_always: bool,
-    /// Maximum connections open at once; more are closed at once and counted.
-    #[arg(long, default_value_t = 10_000)]
-    maxclients: usize,
     /// Require AUTH with this password.
     #[arg(long)]
     requirepass: Option<String>,
-    /// Close connections idle for this many seconds; 0 means never.
-    #[arg(long, default_value_t = 0)]
-    timeout: u64,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
     /// Largest bulk string a client may send, in bytes.
     #[arg(long, default_value_t = 512 << 20)]
     proto_max_bulk_len: usize,
@@ -77,27 +68,19 @@ fn main() -> ExitCode {
     let args = Args::parse();
     serve::main_with("kv", || {
         let config = Config {
-            io_threads: args.io_threads,
-            io_activation: if args.io_threads_always {
-                IoActivation::Always
-            } else {
-                IoActivation::Adaptive
-            },
-            max_connections: args.maxclients,
-            idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
             // A frame is at most one bulk string plus its framing.
             max_frame_size: args.proto_max_bulk_len.saturating_add(64 << 10),
             output_hard_limit: args.client_output_buffer_limit,
-            ..Config::default()
+            ..args.runtime.config()
         };
         let kv = service::Kv::new(service::KvConfig {
             requirepass: args.requirepass.clone(),
             proto_max_bulk_len: args.proto_max_bulk_len,
             port: args.port,
             tls_port: args.tls_port,
-            io_threads: args.io_threads,
-            maxclients: args.maxclients,
-            timeout_secs: args.timeout,
+            io_threads: args.runtime.io_threads,
+            maxclients: args.runtime.maxclients,
+            timeout_secs: args.runtime.timeout,
         });
         let listen = serve::Listen {
             binds: &args.bind,
