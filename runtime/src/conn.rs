@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use baton_tls::{IoState, RecvBuf, TlsInfo, Transport, TransportError};
+use baton_tls::{IoState, ReadMode, RecvBuf, TlsInfo, Transport, TransportError};
 
 use crate::plan::{ConnFacts, Step};
 use crate::{CloseReason, Codec, ConnId, ConnInfo, ProtocolError, ProtocolErrorKind, TlsFailure};
@@ -22,6 +22,11 @@ const ENCODE_BATCH: usize = 64 * 1024;
 const KEEP_WRITE_BUF: usize = 64 * 1024;
 /// Same for the receive buffers.
 const KEEP_RECV_BUF: usize = 64 * 1024;
+/// Frames one step decodes at most. Bytes are bounded by the read budget,
+/// but a budget of tiny frames (`PING\r\n` is 6 bytes) would be tens of
+/// thousands of decoded frames held at once; past this the rest of the
+/// input waits, undecoded, for the next step, which decodes before it reads.
+pub(crate) const MAX_FRAMES_PER_STEP: usize = 1024;
 
 thread_local! {
     /// This thread's read buffer (the loop's, or an IO thread's). A
@@ -60,7 +65,15 @@ pub(crate) struct Conn<C: Codec> {
     /// Readiness edges seen and not consumed (see `plan::ConnFacts`).
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// An edge reported the peer's end (FIN, hang-up, error). Sticky: that
+    /// end is announced once, so from now on reads go to `WouldBlock` or
+    /// EOF instead of trusting a short read (`ReadMode`).
+    pub(crate) peer_end: bool,
+    /// The peer's EOF was read.
     pub(crate) peer_eof: bool,
+    /// `recv` holds input not decoded yet because the last step stopped at
+    /// `MAX_FRAMES_PER_STEP`.
+    undecoded: bool,
     /// A graceful close was requested, with this reason.
     pub(crate) closing: Option<CloseReason>,
     /// A fatal error: close with this reason, now.
@@ -120,7 +133,9 @@ impl<C: Codec> Conn<C> {
             // A new socket may already hold data, and can take output.
             readable: true,
             writable: true,
+            peer_end: false,
             peer_eof: false,
+            undecoded: false,
             closing: None,
             failed: None,
             last_active: now,
@@ -165,6 +180,7 @@ impl<C: Codec> Conn<C> {
             readable: self.readable,
             writable: self.writable,
             has_output: self.app_output_ready() || self.transport.wants_write(),
+            undecoded: self.undecoded,
             output_over_soft_limit: output >= soft_limit,
             peer_eof: self.peer_eof,
             closing: self.closing.is_some(),
@@ -249,7 +265,14 @@ impl<C: Codec> Conn<C> {
     }
 
     fn read_and_decode(&mut self, limits: IoLimits, report: &mut StepReport) {
-        if self.recv.is_empty() {
+        if self.undecoded {
+            // Input from an earlier step waits: decode it before reading more,
+            // so what is held stays within one read budget.
+            let mut recv = std::mem::take(&mut self.recv);
+            self.decode(&mut recv);
+            self.recv = recv;
+            self.recv.shrink_if_idle(KEEP_RECV_BUF);
+        } else if self.recv.is_empty() {
             // No partial frame held: read into this thread's buffer and keep
             // only what is left after decoding (usually nothing).
             SCRATCH.with(|scratch| {
@@ -272,7 +295,9 @@ impl<C: Codec> Conn<C> {
             self.recv = recv;
             self.recv.shrink_if_idle(KEEP_RECV_BUF);
         }
-        if self.decode_error.is_none() && self.recv.len() > limits.max_frame_size {
+        // Held complete frames (a decode backlog) are not one large frame.
+        if self.decode_error.is_none() && !self.undecoded && self.recv.len() > limits.max_frame_size
+        {
             self.decode_error = Some(ProtocolError {
                 kind: ProtocolErrorKind::FrameTooLarge,
                 message: format!("frame larger than {} bytes", limits.max_frame_size),
@@ -280,9 +305,14 @@ impl<C: Codec> Conn<C> {
         }
     }
 
-    /// Reads into `recv` and decodes every complete frame from it.
+    /// Reads into `recv` and decodes the complete frames in it.
     fn read_into(&mut self, recv: &mut RecvBuf, limits: IoLimits, report: &mut StepReport) {
-        match self.transport.read(recv, limits.read_budget) {
+        let mode = if self.peer_end {
+            ReadMode::UntilWouldBlock
+        } else {
+            ReadMode::ShortReadDrains
+        };
+        match self.transport.read_with(recv, limits.read_budget, mode) {
             Ok(progress) => {
                 report.bytes_in += progress.bytes as u64;
                 match progress.state {
@@ -299,9 +329,24 @@ impl<C: Codec> Conn<C> {
                 return;
             }
         }
+        self.decode(recv);
+    }
+
+    /// Decodes complete frames from `recv`, at most `MAX_FRAMES_PER_STEP`
+    /// of them; `undecoded` records whether input was left for later.
+    fn decode(&mut self, recv: &mut RecvBuf) {
+        let mut decoded = 0;
+        self.undecoded = false;
         while self.decode_error.is_none() {
+            if decoded == MAX_FRAMES_PER_STEP {
+                self.undecoded = !recv.is_empty();
+                break;
+            }
             match self.codec.decode(recv) {
-                Ok(Some(frame)) => self.frames.push_back(frame),
+                Ok(Some(frame)) => {
+                    self.frames.push_back(frame);
+                    decoded += 1;
+                }
                 Ok(None) => break,
                 Err(error) => self.decode_error = Some(error),
             }
@@ -317,5 +362,108 @@ fn failure(error: TransportError) -> CloseReason {
             tracing::debug!(error = %e, "TLS error");
             CloseReason::Tls(TlsFailure::classify(&e))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::{Shutdown, TcpListener, TcpStream};
+
+    /// One byte per frame.
+    struct Bytes;
+
+    impl Codec for Bytes {
+        type In = u8;
+        type Out = u8;
+        fn decode(&mut self, src: &mut RecvBuf) -> Result<Option<u8>, ProtocolError> {
+            let Some(&byte) = src.as_slice().first() else {
+                return Ok(None);
+            };
+            src.consume(1);
+            Ok(Some(byte))
+        }
+        fn encode(&mut self, frame: u8, dst: &mut Vec<u8>) {
+            dst.push(frame);
+        }
+        fn encoded_len(_: &u8) -> usize {
+            1
+        }
+    }
+
+    const LIMITS: IoLimits = IoLimits {
+        read_budget: 1 << 20,
+        max_frame_size: 1 << 20,
+    };
+    const READ: Step = Step {
+        read: true,
+        write: false,
+    };
+
+    fn conn_and_client() -> (Conn<Bytes>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let info = ConnInfo {
+            peer,
+            local: listener.local_addr().unwrap(),
+            listener: 0,
+            tls: false,
+        };
+        let id = ConnId::new(0, 1);
+        let conn = Conn::new(id, info, Transport::plain(server), Bytes, Instant::now());
+        (conn, client)
+    }
+
+    /// Sends `bytes` then the FIN, and waits until the server socket has them.
+    fn send_then_fin(client: &mut TcpStream, conn: &Conn<Bytes>, bytes: &[u8]) {
+        client.write_all(bytes).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut peek = vec![0; bytes.len()];
+        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < bytes.len() {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_step_decodes_at_most_the_cap_and_the_rest_waits_for_the_next_step() {
+        let (mut conn, mut client) = conn_and_client();
+        let total = MAX_FRAMES_PER_STEP * 2 + 10;
+        conn.peer_end = true;
+        send_then_fin(&mut client, &conn, &vec![b'x'; total]);
+        conn.run_step(READ, LIMITS);
+        assert_eq!(conn.frames.len(), MAX_FRAMES_PER_STEP);
+        assert!(conn.undecoded && conn.facts(usize::MAX).undecoded);
+        assert!(conn.peer_eof, "the read itself went to the end");
+        conn.run_step(READ, LIMITS);
+        assert_eq!(conn.frames.len(), 2 * MAX_FRAMES_PER_STEP);
+        conn.run_step(READ, LIMITS);
+        assert_eq!(conn.frames.len(), total, "every frame before the FIN");
+        assert!(!conn.undecoded);
+    }
+
+    #[test]
+    fn once_the_peer_end_was_reported_a_read_goes_past_a_short_read_to_the_eof() {
+        let (mut conn, mut client) = conn_and_client();
+        send_then_fin(&mut client, &conn, b"ab");
+        conn.peer_end = true;
+        conn.run_step(READ, LIMITS);
+        assert_eq!(conn.frames.len(), 2);
+        assert!(conn.peer_eof, "the FIN behind the data was read");
+    }
+
+    #[test]
+    fn without_a_reported_end_a_short_read_ends_the_step() {
+        // The other side of the shortcut: one system call fewer per request
+        // while the edge said nothing of an end (the FIN is left for the
+        // edge that reported it, which the test above plays).
+        let (mut conn, mut client) = conn_and_client();
+        send_then_fin(&mut client, &conn, b"ab");
+        conn.run_step(READ, LIMITS);
+        assert_eq!(conn.frames.len(), 2);
+        assert!(!conn.peer_eof && !conn.readable);
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Away<C: Codec> {
     /// Readiness edges that arrived while away.
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// An edge that arrived while away reported the peer's end.
+    pub(crate) peer_end: bool,
     /// A graceful close requested while away.
     pub(crate) close: Option<CloseReason>,
     /// An abortive close decided while away (output limit, timeout).
@@ -45,6 +47,7 @@ impl<C: Codec> Default for Away<C> {
             pending_bytes: 0,
             readable: false,
             writable: false,
+            peer_end: false,
             close: None,
             abort: None,
         }

@@ -10,6 +10,10 @@ pub(crate) struct ConnFacts {
     pub(crate) writable: bool,
     /// Output is queued, or the transport holds bytes to send.
     pub(crate) has_output: bool,
+    /// Input was received but not decoded yet (a step stops decoding at a
+    /// frame cap): it needs a read step even without a readable edge, and
+    /// even after the peer's EOF, which came after it.
+    pub(crate) undecoded: bool,
     /// Queued output is above the soft limit: stop reading (backpressure).
     pub(crate) output_over_soft_limit: bool,
     /// The peer closed its side.
@@ -43,10 +47,11 @@ pub(crate) fn next(f: ConnFacts) -> Next {
         return Next::Close;
     }
     let write = f.has_output && f.writable;
-    let read = f.readable && !f.peer_eof && !f.closing && !f.output_over_soft_limit;
+    let input = (f.readable && !f.peer_eof) || f.undecoded;
+    let read = input && !f.closing && !f.output_over_soft_limit;
     if read || write {
         Next::Io(Step { read, write })
-    } else if (f.peer_eof || f.closing) && !f.has_output {
+    } else if !f.has_output && (f.closing || (f.peer_eof && !f.undecoded)) {
         Next::Close
     } else {
         Next::Wait
@@ -154,6 +159,48 @@ mod tests {
             ..facts()
         };
         assert_eq!(next(eof), Next::Close);
+    }
+
+    #[test]
+    fn undecoded_input_is_decoded_before_an_eof_closes() {
+        let backlog = ConnFacts {
+            undecoded: true,
+            peer_eof: true,
+            ..facts()
+        };
+        assert_eq!(
+            next(backlog),
+            Next::Io(Step {
+                read: true,
+                write: false
+            }),
+            "requests that came before the FIN are still served"
+        );
+        assert_eq!(
+            next(ConnFacts {
+                output_over_soft_limit: true,
+                has_output: true,
+                writable: false,
+                ..backlog
+            }),
+            Next::Wait,
+            "backpressure holds the backlog too"
+        );
+        assert_eq!(
+            next(ConnFacts {
+                closing: true,
+                ..backlog
+            }),
+            Next::Close,
+            "a service close drops input not yet decoded"
+        );
+        assert_eq!(
+            next(ConnFacts {
+                undecoded: false,
+                ..backlog
+            }),
+            Next::Close
+        );
     }
 
     #[test]

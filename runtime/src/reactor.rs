@@ -28,6 +28,10 @@ pub(crate) struct Readiness {
     pub(crate) key: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The edge reported the peer's end: a FIN (`EPOLLRDHUP`), a hang-up or
+    /// an error (a reset). The end sits behind any data that came with it,
+    /// and no later edge reports it again, so whoever reads must read to it.
+    pub(crate) peer_end: bool,
 }
 
 pub(crate) struct Reactor {
@@ -103,6 +107,7 @@ impl Reactor {
             key: e.key,
             readable: e.readable,
             writable: e.writable,
+            peer_end: e.is_interrupt() || e.is_err().unwrap_or(false),
         }));
         Ok(())
     }
@@ -179,5 +184,90 @@ mod tests {
     fn the_loop_thread_itself_may_wait() {
         let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
         reactor.wait(Some(Duration::ZERO), &mut Vec::new()).unwrap();
+    }
+}
+
+/// The kernel behaviour the loop relies on (Linux epoll, edge-triggered, as
+/// registered here): when a peer's end arrives with or before the loop's
+/// wait, the one edge that reports the data reports the end too.
+#[cfg(test)]
+mod kernel_edges {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+
+    fn registered() -> (Reactor, TcpStream, TcpStream) {
+        let reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        reactor.register(&server, 7).unwrap();
+        (reactor, server, client)
+    }
+
+    /// Waits until the server socket holds `n` bytes, then a little longer
+    /// for what follows them (a FIN or reset) to be queued too.
+    fn until_queued(server: &TcpStream, n: usize) {
+        let mut peek = vec![0; n];
+        while server.peek(&mut peek).unwrap_or(0) < n {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    fn events(reactor: &mut Reactor) -> Vec<Readiness> {
+        let mut out = Vec::new();
+        reactor
+            .wait(Some(Duration::from_millis(50)), &mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn data_alone_is_readable_without_an_end() {
+        let (mut reactor, server, mut client) = registered();
+        client.write_all(b"PING\r\n").unwrap();
+        until_queued(&server, 6);
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && !got[0].peer_end,
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn data_then_fin_before_the_wait_is_one_edge_that_reports_the_end() {
+        let (mut reactor, mut server, mut client) = registered();
+        client.write_all(b"PING\r\n").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        until_queued(&server, 6);
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && got[0].peer_end,
+            "{got:?}"
+        );
+        // Reading the data (a short read) raises no further edge: the end
+        // was reported once, on the edge above.
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 6);
+        assert!(events(&mut reactor).is_empty());
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 0, "the FIN was queued");
+    }
+
+    #[test]
+    fn data_then_reset_before_the_wait_is_one_edge_that_reports_the_end() {
+        let (mut reactor, server, client) = registered();
+        (&client).write_all(b"PING\r\n").unwrap();
+        until_queued(&server, 6);
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        std::thread::sleep(Duration::from_millis(20));
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && got[0].peer_end,
+            "{got:?}"
+        );
     }
 }

@@ -500,12 +500,14 @@ impl<S: Service> Server<S> {
             Some(Slot::Home(conn)) => {
                 conn.readable |= event.readable;
                 conn.writable |= event.writable;
+                conn.peer_end |= event.peer_end;
                 let id = conn.id;
                 core.schedule(id);
             }
             Some(Slot::Away(away)) => {
                 away.readable |= event.readable;
                 away.writable |= event.writable;
+                away.peer_end |= event.peer_end;
             }
             None => {}
         }
@@ -533,6 +535,7 @@ impl<S: Service> Server<S> {
                 }
                 conn.readable |= away.readable;
                 conn.writable |= away.writable;
+                conn.peer_end |= away.peer_end;
                 if let Some(reason) = away.close.take() {
                     conn.closing.get_or_insert(reason);
                 }

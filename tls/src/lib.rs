@@ -14,9 +14,10 @@
 //! Contract shared by every step: it must be called repeatedly until it
 //! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
 //! `Interrupted` is retried inside; any other error is fatal for the stream.
-//! `Drained` may be reported after a short read or write without a final
-//! `WouldBlock` call: that is only sound with **edge-triggered** readiness,
-//! which baton's runtime uses.
+//! `Drained` may be reported after a short write, and after a short read in
+//! [`ReadMode::ShortReadDrains`], without a final `WouldBlock` call: that is
+//! only sound with **edge-triggered** readiness, which baton's runtime uses,
+//! and for reads only while no edge has reported the peer's end.
 #![forbid(unsafe_code)]
 
 mod config;
@@ -31,4 +32,4 @@ pub use config::{
 pub use recv_buf::RecvBuf;
 pub use rustls;
 pub use tls_stream::TlsStream;
-pub use transport::{IoState, Progress, TlsInfo, Transport, TransportError};
+pub use transport::{IoState, Progress, ReadMode, TlsInfo, Transport, TransportError};

@@ -32,6 +32,25 @@ pub enum IoState {
     Eof,
 }
 
+/// When a plain read may stop before the socket says `WouldBlock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Read until `WouldBlock`, EOF, an error or the budget. Always sound.
+    UntilWouldBlock,
+    /// A short read (fewer bytes than offered) ends the step as
+    /// [`IoState::Drained`], saving the final call that would only say
+    /// `WouldBlock`. Sound only when **both** hold:
+    /// * readiness is edge-triggered, so bytes that arrive after the read
+    ///   raise a new edge;
+    /// * the edge being consumed did not report the peer's end (FIN, hang-up
+    ///   or error). A FIN or reset that arrived with the data sits behind it
+    ///   in the socket: the short read returns the data, and no later edge
+    ///   reports the end again. Use `UntilWouldBlock` once an edge said so.
+    ///
+    /// TLS reads ignore it: rustls is always read until `WouldBlock`.
+    ShortReadDrains,
+}
+
 /// What one step moved and where the stream stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Progress {
@@ -139,14 +158,26 @@ impl Transport {
         }
     }
 
-    /// Reads application bytes into `dst` until the socket is drained, the
-    /// peer closed, or about `budget` bytes were read. For TLS this also
-    /// runs the handshake: afterwards [`wants_write`](Self::wants_write) may
-    /// be true (a handshake flight, a key update, an alert).
+    /// Reads application bytes into `dst` until the socket says
+    /// `WouldBlock`, the peer closed, or about `budget` bytes were read. For
+    /// TLS this also runs the handshake: afterwards
+    /// [`wants_write`](Self::wants_write) may be true (a handshake flight, a
+    /// key update, an alert).
     pub fn read(&mut self, dst: &mut RecvBuf, budget: usize) -> Result<Progress, TransportError> {
+        self.read_with(dst, budget, ReadMode::UntilWouldBlock)
+    }
+
+    /// [`read`](Self::read), where `mode` says whether a short read may end
+    /// the step (see [`ReadMode`] for when that is sound).
+    pub fn read_with(
+        &mut self,
+        dst: &mut RecvBuf,
+        budget: usize,
+        mode: ReadMode,
+    ) -> Result<Progress, TransportError> {
         match self {
             Transport::Plain(stream) => {
-                read_socket(stream, dst, budget).map_err(TransportError::Io)
+                read_socket(stream, dst, budget, mode).map_err(TransportError::Io)
             }
             Transport::Tls(tls) => tls.read(dst, budget),
         }
@@ -256,13 +287,21 @@ impl Transport {
     }
 }
 
-// A short read or write ends the step as `Drained` without a further call
-// that would only return `WouldBlock`: for a stream socket it proves the
-// kernel buffer was empty (or full) at that moment, and with edge-triggered
-// readiness any later change raises a new edge. This saves one system call
-// per request (measured with `strace -c`; see ARCHITECTURE.md).
+// A short write ends the step as `Drained` without a further call that would
+// only return `WouldBlock`: for a stream socket it proves the send buffer was
+// full at that moment, and with edge-triggered readiness space freed later
+// raises a new edge. Reads may do the same only in `ReadMode::ShortReadDrains`:
+// a short read proves the receive queue held no more *data*, but not that the
+// peer's FIN or reset was not already queued behind it (see `ReadMode`).
+// Each saves one system call per request (measured with `strace -c`; see
+// ARCHITECTURE.md).
 
-fn read_socket(stream: &mut TcpStream, dst: &mut RecvBuf, budget: usize) -> io::Result<Progress> {
+fn read_socket(
+    stream: &mut TcpStream,
+    dst: &mut RecvBuf,
+    budget: usize,
+    mode: ReadMode,
+) -> io::Result<Progress> {
     let mut total = 0;
     while total < budget {
         let spare = dst.spare(READ_CHUNK);
@@ -272,7 +311,7 @@ fn read_socket(stream: &mut TcpStream, dst: &mut RecvBuf, budget: usize) -> io::
             Ok(n) => {
                 dst.filled(n);
                 total += n;
-                if n < offered {
+                if n < offered && mode == ReadMode::ShortReadDrains {
                     return Ok(progress(total, IoState::Drained));
                 }
             }
@@ -338,6 +377,79 @@ mod tests {
                 _ => std::thread::yield_now(),
             }
         }
+    }
+
+    /// Sends `bytes`, then the FIN, and waits until the server's socket
+    /// holds both (a peek returns the data and the EOF is not yet read).
+    fn data_then_fin(client: &mut TcpStream, transport: &Transport, bytes: &[u8]) {
+        client.write_all(bytes).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut peek = vec![0; bytes.len() + 1];
+        while transport.socket().peek(&mut peek).map_or(0, |n| n) < bytes.len() {
+            std::thread::yield_now();
+        }
+        // Loopback queues the FIN during `shutdown`; give a busy machine time.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_short_read_returns_the_data_and_leaves_a_queued_fin_unread() {
+        // The kernel behaviour that makes `ShortReadDrains` unsound once the
+        // peer's end is known: data and FIN queued together, one short read
+        // returns only the data.
+        let (mut transport, mut client) = pair();
+        data_then_fin(&mut client, &transport, b"PING\r\n");
+        let mut buf = RecvBuf::new();
+        let first = transport
+            .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+            .unwrap();
+        assert_eq!(first, progress(6, IoState::Drained));
+        let second = transport
+            .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+            .unwrap();
+        assert_eq!(second, progress(0, IoState::Eof), "the FIN was still there");
+    }
+
+    #[test]
+    fn reading_until_would_block_sees_the_data_and_the_fin_in_one_step() {
+        let (mut transport, mut client) = pair();
+        data_then_fin(&mut client, &transport, b"PING\r\n");
+        let mut buf = RecvBuf::new();
+        assert_eq!(
+            transport.read(&mut buf, 1 << 20).unwrap(),
+            progress(6, IoState::Eof)
+        );
+        assert_eq!(buf.as_slice(), b"PING\r\n");
+    }
+
+    #[test]
+    fn data_then_reset_reads_the_data_then_fails() {
+        let (mut transport, client) = pair();
+        let mut client = client;
+        client.write_all(b"PING\r\n").unwrap();
+        let mut peek = [0u8; 8];
+        while transport.socket().peek(&mut peek).map_or(0, |n| n) < 6 {
+            std::thread::yield_now();
+        }
+        socket_linger_zero(&client);
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut buf = RecvBuf::new();
+        let err = transport
+            .read(&mut buf, 1 << 20)
+            .expect_err("the reset follows the data");
+        assert!(
+            matches!(err, TransportError::Io(ref e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "{err}"
+        );
+        assert_eq!(buf.as_slice(), b"PING\r\n", "the data came first");
+    }
+
+    /// `SO_LINGER` 0: closing sends a reset instead of a FIN.
+    fn socket_linger_zero(stream: &TcpStream) {
+        socket2::SockRef::from(stream)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
     }
 
     #[test]
