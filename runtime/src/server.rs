@@ -369,7 +369,10 @@ impl<S: Service> Server<S> {
             return Some(Duration::ZERO);
         }
         let mut deadline = self.core.timers.next_deadline();
-        if let Some(shutdown) = self.core.shutdown_deadline {
+        // Once the deadline has passed (and was acted on at the end of the
+        // last iteration), only connections on IO threads remain: their
+        // completions wake the loop, so it sleeps instead of spinning.
+        if let Some(shutdown) = self.core.shutdown_deadline.filter(|&d| self.core.now < d) {
             deadline = Some(deadline.map_or(shutdown, |d| d.min(shutdown)));
         }
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
@@ -731,6 +734,13 @@ impl<S: Service> Server<S> {
     }
 
     fn advance(&mut self, id: ConnId) {
+        if self.past_shutdown_deadline() {
+            // No step after the deadline: a connection that keeps becoming
+            // writable would otherwise be sent back to an IO thread every
+            // iteration and outlive the grace.
+            self.close_at_deadline(id);
+            return;
+        }
         let soft = self.core.config.output_soft_limit;
         let flush_timeout = self.core.config.close_flush_timeout;
         let Some((conn, stats)) = self.core.home_and_stats(id) else {
@@ -872,17 +882,34 @@ impl<S: Service> Server<S> {
             .collect()
     }
 
+    fn past_shutdown_deadline(&self) -> bool {
+        self.core
+            .shutdown_deadline
+            .is_some_and(|deadline| self.core.now >= deadline)
+    }
+
+    /// Closes `id` without flushing because the shutdown deadline passed,
+    /// if it is home; counts it.
+    fn close_at_deadline(&mut self, id: ConnId) {
+        if self.core.home_mut(id).is_some() {
+            self.close_now(id, CloseReason::Shutdown);
+            self.closed_at_deadline += 1;
+        }
+    }
+
     /// During a shutdown: `true` once every connection is closed. Past the
-    /// deadline, connections still home are closed without flushing.
+    /// deadline, connections home are closed without flushing, and those on
+    /// an IO thread are marked to drop their output when they come back;
+    /// `advance` then closes them in the iteration they return.
     fn shutdown_finished(&mut self) -> bool {
-        let Some(deadline) = self.core.shutdown_deadline else {
+        if self.core.shutdown_deadline.is_none() {
             return false;
-        };
-        if self.core.now >= deadline {
+        }
+        if self.past_shutdown_deadline() {
             for id in self.live_ids() {
-                if matches!(self.core.table.get(id.slot()), Some(Slot::Home(_))) {
-                    self.close_now(id, CloseReason::Shutdown);
-                    self.closed_at_deadline += 1;
+                match self.core.table.get(id.slot()) {
+                    Some(Slot::Home(_)) => self.close_at_deadline(id),
+                    _ => self.core.abort(id, CloseReason::Shutdown),
                 }
             }
         }
