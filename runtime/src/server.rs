@@ -14,7 +14,7 @@ use slab::Slab;
 use crate::activation::Activation;
 use crate::conn::{Conn, IoLimits, StepReport};
 use crate::conn_timers::{ConnTimer, ConnTimers};
-use crate::core::{run_job, Core, Done, Job, TimerKind};
+use crate::core::{catch, run_job, Core, Done, Job, TimerKind};
 use crate::handle::{Control, Mailbox};
 use crate::plan::{self, Next, Step};
 use crate::reactor::{Reactor, Readiness};
@@ -453,6 +453,23 @@ impl<S: Service> Server<S> {
             Ok(local) => local,
             Err(_) => return,
         };
+        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
+        let info = ConnInfo {
+            peer,
+            local,
+            listener: index,
+            tls: tls.is_some(),
+        };
+        // Made before the socket is registered, so a panic here leaves
+        // nothing to undo: the socket closes as `stream` drops.
+        let service = &mut self.service;
+        let Some(codec) = catch(|| service.codec(&info)) else {
+            core.stats.accepted.add(1);
+            core.stats.service_panics.add(1);
+            core.stats.closed[CloseReason::ServicePanic.index()].add(1);
+            tracing::error!(%peer, "Service::codec panicked; connection closed");
+            return;
+        };
         let entry = core.table.vacant_entry();
         if let Err(e) = core.reactor.register(&stream, entry.key()) {
             core.stats.accept_errors.add(1);
@@ -461,13 +478,6 @@ impl<S: Service> Server<S> {
         }
         core.next_generation += 1;
         let id = ConnId::new(entry.key(), core.next_generation);
-        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
-        let info = ConnInfo {
-            peer,
-            local,
-            listener: index,
-            tls: tls.is_some(),
-        };
         let transport = match tls {
             None => Transport::plain(stream),
             Some(config) => match Transport::tls_server(stream, config) {
@@ -480,7 +490,6 @@ impl<S: Service> Server<S> {
             },
         };
         let is_tls = info.tls;
-        let codec = self.service.codec(&info);
         let conn = Conn::new(id, info, transport, codec, core.now);
         tracing::debug!(parent: &conn.span, "connection opened");
         entry.insert(Slot::Home(Box::new(conn)));
@@ -530,8 +539,7 @@ impl<S: Service> Server<S> {
         };
         match slot.away_mut() {
             Some(away) if away.generation == id.generation => {
-                for frame in away.pending.drain(..) {
-                    let len = S::Codec::encoded_len(&frame);
+                for (frame, len) in away.pending.drain(..) {
                     conn.queue(frame, len);
                 }
                 conn.readable |= away.readable;
@@ -622,8 +630,17 @@ impl<S: Service> Server<S> {
         };
         tracing::info!(parent: &conn.span, %error, "protocol error; closing");
         if conn.closing.is_none() && conn.failed.is_none() {
-            if let Some(frame) = conn.codec.error_frame(&error) {
-                let _ = self.core.send(id, frame);
+            let codec = &mut conn.codec;
+            match catch(|| codec.error_frame(&error)) {
+                Some(Some(frame)) => {
+                    let _ = self.core.send(id, frame);
+                }
+                Some(None) => {}
+                None => {
+                    tracing::error!(parent: &conn.span, "codec panicked in error_frame; closing");
+                    self.core.abort(id, CloseReason::CodecPanic);
+                    return;
+                }
             }
         }
         let _ = self
@@ -846,7 +863,11 @@ impl<S: Service> Server<S> {
         if conn.transport.is_handshaking() {
             core.stats.handshakes_failed.add(1);
         }
-        drop(conn);
+        // Drops the codec and any frames left: user code too. Its socket
+        // closes either way (the other fields still drop while unwinding).
+        if catch(|| drop(conn)).is_none() {
+            tracing::error!(conn = ?id, "dropping the codec or a frame panicked");
+        }
         core.stats.open.sub(1);
         core.stats.closed[reason.index()].add(1);
         self.call_service(None, |s, ctx| s.on_close(ctx, id, reason));
