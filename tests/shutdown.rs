@@ -257,3 +257,63 @@ fn with_io_threads_a_short_grace_closes_busy_connections_at_the_deadline() {
 fn inline_a_short_grace_closes_busy_connections_at_the_deadline() {
     a_short_grace_is_met_while_clients_keep_the_server_writing(0);
 }
+
+/// A grace of `Duration::MAX` means no deadline (it used to overflow
+/// computing one): idle connections close at once, one whose client holds
+/// the server's output back stays until that client closes, and then `run`
+/// returns.
+#[test]
+fn shutdown_with_a_grace_of_duration_max_completes_once_clients_close() {
+    let _serial = one_at_a_time();
+    let server = spawn_server(Config::default(), || echo::Echo);
+    let mut idle: Vec<_> = (0..5)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).unwrap();
+    }
+    // A client that never reads: the server's echo backs up in its output.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stuck = TcpStream::from(socket);
+    stuck.set_nonblocking(true).unwrap();
+    let chunk = vec![3u8; 64 << 10];
+    let filling = Instant::now();
+    while server.handle.stats().connections_paused == 0 {
+        assert!(filling.elapsed() < Duration::from_secs(30), "never paused");
+        match (&stuck).write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+
+    server.handle.shutdown(Duration::MAX);
+    server.wait_for(
+        "the idle connections closed",
+        Duration::from_secs(10),
+        |s| s.closed_for(&CloseReason::Shutdown) == 5,
+    );
+    for stream in &mut idle {
+        let mut buf = [0u8; 16];
+        assert_eq!(stream.read(&mut buf).unwrap(), 0, "closed after the echo");
+    }
+    // No deadline: the stuck connection's output waits for it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.handle.is_running());
+    assert_eq!(server.handle.stats().connections_open, 1);
+    drop(stuck);
+    let report = server.stop(Duration::MAX);
+    assert_eq!(report.stats.connections_open, 0);
+    assert_eq!(report.closed_at_deadline, 0);
+    assert_eq!(report.stats.closed_total(), 6);
+    assert_eq!(report.stats.closed_for(&CloseReason::FlushTimeout), 0);
+}

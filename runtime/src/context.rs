@@ -80,7 +80,8 @@ impl<S: Service> Ctx<'_, S> {
         }
     }
 
-    /// Calls [`Service::on_timer`] with `token` after `after`.
+    /// Calls [`Service::on_timer`] with `token` after `after`. A delay of a
+    /// century or more (`Duration::MAX`) never fires in practice.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.core.set_timer(after, TimerKind::User(token))
     }

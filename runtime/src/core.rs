@@ -15,7 +15,7 @@ use crate::handle::Mailbox;
 use crate::plan::Step;
 use crate::reactor::Reactor;
 use crate::stats::{Stats, StatsSource};
-use crate::timers::Timers;
+use crate::timers::{deadline_after, Timers};
 use crate::{CloseReason, Codec, Config, ConnId, SendError, Service};
 
 pub(crate) type Out<S> = <<S as Service>::Codec as Codec>::Out;
@@ -241,7 +241,7 @@ impl<S: Service> Core<S> {
     }
 
     pub(crate) fn set_timer(&mut self, after: Duration, kind: TimerKind) -> crate::TimerId {
-        self.timers.set(self.now + after, kind)
+        self.timers.set(deadline_after(self.now, after), kind)
     }
 
     /// Sets `id`'s timer of kind `which` to fire `after` from now, replacing
@@ -252,7 +252,7 @@ impl<S: Service> Core<S> {
             ConnTimer::Handshake => TimerKind::Handshake(id),
             ConnTimer::CloseFlush => TimerKind::CloseFlush(id),
         };
-        let timer = self.timers.set(self.now + after, kind);
+        let timer = self.timers.set(deadline_after(self.now, after), kind);
         if let Some(old) = self.conn_timers.replace(id.slot(), which, timer) {
             self.timers.cancel(old);
         }

@@ -19,7 +19,7 @@ use crate::handle::{Control, Mailbox};
 use crate::plan::{self, Next, Step};
 use crate::reactor::{Reactor, Readiness};
 use crate::stats::{Stats, StatsSource};
-use crate::timers::Timers;
+use crate::timers::{deadline_after, Timers};
 use crate::{
     listener, CloseReason, Codec, Config, ConnId, ConnInfo, Ctx, LoopHandle, Service, StatsSnapshot,
 };
@@ -718,9 +718,9 @@ impl<S: Service> Server<S> {
         let next = match self.core.table.get(id.slot()) {
             Some(Slot::Home(conn)) if conn.id == id => {
                 let idle_until = if conn.idle_exempt {
-                    now + timeout
+                    deadline_after(now, timeout)
                 } else {
-                    conn.last_active + timeout
+                    deadline_after(conn.last_active, timeout)
                 };
                 if idle_until <= now {
                     self.core.abort(id, CloseReason::IdleTimeout);
