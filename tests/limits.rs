@@ -1,5 +1,6 @@
 //! The limits a user relies on: max connections, max frame size, output
-//! backpressure (soft limit) and the hard output limit, idle timeout.
+//! backpressure (soft limit) and the hard output limit, idle timeout, and
+//! timeouts and timers of any length.
 
 mod util;
 
@@ -12,7 +13,8 @@ use std::sync::mpsc::{channel, Sender};
 use std::time::Duration;
 
 use baton::{
-    CloseReason, Config, ConnId, ConnInfo, Ctx, IoActivation, ProtocolErrorKind, SendError, Service,
+    CloseReason, Config, ConnId, ConnInfo, Ctx, IoActivation, ProtocolErrorKind, SendError,
+    Service, TimerId,
 };
 use util::lines::Lines;
 use util::spawn_server;
@@ -307,4 +309,84 @@ fn idle_connections_are_closed_and_active_ones_are_not() {
         server.handle.stats().closed_for(&CloseReason::IdleTimeout),
         1
     );
+}
+
+/// Echoes lines; the line `TIMERS` sets a timer of `Duration::MAX` (which
+/// must never fire) and one of 1 ms, which answers `FIRED`.
+#[derive(Default)]
+struct Patient {
+    waiting: Option<ConnId>,
+}
+
+const NEVER: u64 = 1;
+const SOON: u64 = 2;
+
+impl Service for Patient {
+    type Codec = Lines;
+    type Command = ();
+    fn codec(&mut self, _: &ConnInfo) -> Lines {
+        Lines
+    }
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+        if line == b"TIMERS" {
+            self.waiting = Some(conn);
+            ctx.set_timer(Duration::MAX, NEVER);
+            ctx.set_timer(Duration::from_millis(1), SOON);
+        } else {
+            let _ = ctx.send(conn, line);
+        }
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, token: u64) {
+        assert_eq!(token, SOON, "a timer of Duration::MAX fired");
+        if let Some(conn) = self.waiting {
+            let _ = ctx.send(conn, b"FIRED".to_vec());
+        }
+    }
+}
+
+fn line_roundtrip(stream: &mut TcpStream, send: &[u8], expect: &[u8]) {
+    stream.write_all(send).unwrap();
+    let mut back = vec![0; expect.len()];
+    stream.read_exact(&mut back).unwrap();
+    assert_eq!(back, expect);
+}
+
+/// Every timeout and timer of `Duration::MAX` means "never": no overflow
+/// panic computing its deadline (there were: `Instant + Duration::MAX`).
+#[test]
+fn durations_of_duration_max_mean_never() {
+    let never = Config {
+        idle_timeout: Some(Duration::MAX),
+        close_flush_timeout: Duration::MAX,
+        handshake_timeout: Duration::MAX,
+        ..Config::default()
+    };
+    // Idle timeout (armed on accept), user timers, and the close flush
+    // timeout (armed by the shutdown).
+    let server = spawn_server(never.clone(), Patient::default);
+    let mut client = TcpStream::connect(server.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    line_roundtrip(&mut client, b"hello\n", b"hello\n");
+    line_roundtrip(&mut client, b"TIMERS\n", b"FIRED\n");
+    line_roundtrip(&mut client, b"still open\n", b"still open\n");
+    let report = server.stop(Duration::from_secs(10));
+    assert_eq!(report.stats.closed_for(&CloseReason::Shutdown), 1);
+    assert_eq!(report.stats.service_panics, 0);
+    expect_closed(&mut client, Duration::from_secs(10));
+
+    // The handshake timeout (armed on accept by a TLS listener).
+    let cert = util::TestCert::new("duration-max");
+    let server = util::spawn_tls_server(never, cert.server_config(), Patient::default);
+    let client = TcpStream::connect(server.addr).unwrap();
+    server.wait_for("the TLS connection", Duration::from_secs(10), |s| {
+        s.connections_open == 1
+    });
+    drop(client);
+    server.wait_for("its close", Duration::from_secs(10), |s| {
+        s.connections_open == 0 && s.closed_total() == 1
+    });
+    let report = server.stop(Duration::from_secs(10));
+    assert_eq!(report.stats.connections_accepted, 1);
 }

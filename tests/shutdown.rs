@@ -1,5 +1,6 @@
 //! Graceful shutdown under load returns by its deadline even when some
-//! clients never read, closes every connection and joins every IO thread.
+//! clients never read or keep the server writing to them, closes every
+//! connection and joins every IO thread.
 
 mod util;
 
@@ -7,19 +8,28 @@ mod util;
 mod echo;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use baton::{CloseReason, Config, IoActivation};
+use baton::{CloseReason, Config, ConnId, ConnInfo, Ctx, IoActivation, Service, TimerId};
 use util::{spawn_server, thread_names};
+
+/// The tests here look at the process's thread names to see IO threads come
+/// and go, so they run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const BUSY: usize = 200;
 const NEVER_READ: usize = 50;
 
 #[test]
 fn shutdown_under_load_meets_its_deadline_and_joins_io_threads() {
+    let _serial = one_at_a_time();
     let config = Config {
         io_threads: 2,
         io_activation: IoActivation::Always,
@@ -109,4 +119,201 @@ fn shutdown_under_load_meets_its_deadline_and_joins_io_threads() {
             .join()
             .expect("client saw only correct echoes, then a close");
     }
+}
+
+/// One client that keeps the server writing to it: it sends far more than
+/// the server buffers for it, then reads the echo back as it comes. It is
+/// slow because the server is: with the smallest send buffer the kernel
+/// allows and a loop busy with other work, the server writes about 4 KiB to
+/// it per loop iteration, so 16 MiB of output take seconds to drain, and
+/// each of those writes is answered by the client's read, which frees the
+/// send buffer and raises a new writable edge. Returns its writer and
+/// reader threads.
+fn slow_reader(addr: SocketAddr, stop: Arc<AtomicBool>) -> [std::thread::JoinHandle<()>; 2] {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream = TcpStream::from(socket);
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let writer_stop = Arc::clone(&stop);
+    let write = std::thread::spawn(move || {
+        let chunk = vec![7u8; 64 << 10];
+        // Bounded: at most 64 MiB, and nothing past the stop flag.
+        for _ in 0..1024 {
+            if writer_stop.load(Ordering::Relaxed) || writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut reader = stream;
+    let read = std::thread::spawn(move || {
+        let mut buf = [0u8; 16 << 10];
+        while !stop.load(Ordering::Relaxed) {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return, // closed by the shutdown
+                Ok(_) => {}
+            }
+        }
+    });
+    [write, read]
+}
+
+const SLOW_READERS: usize = 8;
+
+/// Echo on a loop that is busy: a periodic job (like Redis's `serverCron`
+/// expiring keys) takes about 2 ms of every loop iteration. The
+/// connection an IO thread writes to in one iteration is then still away
+/// from home when its client's read raises the next writable edge: the
+/// race that sent connections back to write again and again after the
+/// shutdown deadline. (Without the busy loop the race is still there but
+/// lost only now and then, depending on the machine's load.)
+struct EchoWithCron;
+
+const CRON_TOKEN: u64 = 1;
+
+impl Service for EchoWithCron {
+    type Codec = echo::EchoCodec;
+    type Command = ();
+    fn codec(&mut self, _: &ConnInfo) -> echo::EchoCodec {
+        echo::EchoCodec
+    }
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
+        ctx.set_timer(Duration::from_millis(1), CRON_TOKEN);
+    }
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, frame: Vec<u8>) {
+        let _ = ctx.send(conn, frame);
+    }
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
+        let work = Instant::now();
+        while work.elapsed() < Duration::from_millis(2) {
+            std::hint::spin_loop();
+        }
+        // Due again in the next iteration (a zero delay would be due in
+        // this one's pass over the timers, again and again).
+        ctx.set_timer(Duration::from_micros(1), CRON_TOKEN);
+    }
+}
+
+fn a_short_grace_is_met_while_clients_keep_the_server_writing(io_threads: usize) {
+    let _serial = one_at_a_time();
+    let config = Config {
+        io_threads,
+        io_activation: IoActivation::Always,
+        output_soft_limit: 16 << 20,
+        // Rounded up to the kernel's minimum.
+        socket_send_buffer: Some(1),
+        ..Config::default()
+    };
+    let server = spawn_server(config, || EchoWithCron);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..SLOW_READERS)
+        .flat_map(|_| slow_reader(server.addr, Arc::clone(&stop)))
+        .collect();
+    // Each client has 16 MiB waiting: seconds of output at the rate the
+    // server writes to it, so none can be flushed within the grace.
+    server.wait_for("every slow reader paused", Duration::from_secs(60), |s| {
+        s.connections_open == SLOW_READERS as u64 && s.connections_paused == SLOW_READERS as u64
+    });
+
+    let grace = Duration::from_millis(200);
+    let begun = Instant::now();
+    let report = server.stop(grace);
+    let took = begun.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    // Before the fix, connections on an IO thread at the deadline were sent
+    // back to write again and again and stayed open until the 5 s close
+    // flush timeout (or until drained).
+    assert!(
+        took < Duration::from_secs(2),
+        "shutdown with a {grace:?} grace took {took:?}"
+    );
+    assert_eq!(report.stats.connections_open, 0);
+    assert_eq!(
+        report.stats.closed_for(&CloseReason::Shutdown),
+        SLOW_READERS as u64
+    );
+    assert_eq!(report.stats.closed_for(&CloseReason::FlushTimeout), 0);
+    assert_eq!(
+        report.closed_at_deadline, SLOW_READERS,
+        "none could be flushed: every one was closed at the deadline"
+    );
+    for client in clients {
+        client.join().expect("client thread");
+    }
+}
+
+#[test]
+fn with_io_threads_a_short_grace_closes_busy_connections_at_the_deadline() {
+    a_short_grace_is_met_while_clients_keep_the_server_writing(2);
+}
+
+#[test]
+fn inline_a_short_grace_closes_busy_connections_at_the_deadline() {
+    a_short_grace_is_met_while_clients_keep_the_server_writing(0);
+}
+
+/// A grace of `Duration::MAX` means no deadline (it used to overflow
+/// computing one): idle connections close at once, one whose client holds
+/// the server's output back stays until that client closes, and then `run`
+/// returns.
+#[test]
+fn shutdown_with_a_grace_of_duration_max_completes_once_clients_close() {
+    let _serial = one_at_a_time();
+    let server = spawn_server(Config::default(), || echo::Echo);
+    let mut idle: Vec<_> = (0..5)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"ping").unwrap();
+        let mut back = [0u8; 4];
+        stream.read_exact(&mut back).unwrap();
+    }
+    // A client that never reads: the server's echo backs up in its output.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stuck = TcpStream::from(socket);
+    stuck.set_nonblocking(true).unwrap();
+    let chunk = vec![3u8; 64 << 10];
+    let filling = Instant::now();
+    while server.handle.stats().connections_paused == 0 {
+        assert!(filling.elapsed() < Duration::from_secs(30), "never paused");
+        match (&stuck).write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+
+    server.handle.shutdown(Duration::MAX);
+    server.wait_for(
+        "the idle connections closed",
+        Duration::from_secs(10),
+        |s| s.closed_for(&CloseReason::Shutdown) == 5,
+    );
+    for stream in &mut idle {
+        let mut buf = [0u8; 16];
+        assert_eq!(stream.read(&mut buf).unwrap(), 0, "closed after the echo");
+    }
+    // No deadline: the stuck connection's output waits for it.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.handle.is_running());
+    assert_eq!(server.handle.stats().connections_open, 1);
+    drop(stuck);
+    let report = server.stop(Duration::MAX);
+    assert_eq!(report.stats.connections_open, 0);
+    assert_eq!(report.closed_at_deadline, 0);
+    assert_eq!(report.stats.closed_total(), 6);
+    assert_eq!(report.stats.closed_for(&CloseReason::FlushTimeout), 0);
 }

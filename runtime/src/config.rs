@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::IoActivation;
 
 /// How a server behaves. Every field has a default chosen for a server
-/// exposed to clients it does not trust; see each field.
+/// exposed to clients it does not trust; see each field. A timeout of a
+/// century or more (up to `Duration::MAX`) means "never".
 #[derive(Debug, Clone)]
 pub struct Config {
     /// IO threads besides the main loop. `0`: all socket IO runs inline on

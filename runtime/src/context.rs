@@ -26,7 +26,9 @@ impl<S: Service> Ctx<'_, S> {
     /// connection. Frames to one connection are sent in the order queued.
     ///
     /// `Err(Gone)` if `conn` is closed or stale (it never reaches another
-    /// connection); `Err(Closing)` if it is closing; `Err(LimitExceeded)` if
+    /// connection); `Err(Closing)` if it is closing, or if the codec's
+    /// `encoded_len` panicked on `frame` (then `conn` is closed, as
+    /// `CodecPanic`, and the frame dropped); `Err(LimitExceeded)` if
     /// the frame would take it past the hard output limit, in which case the
     /// connection is closed (`OutputLimit`).
     pub fn send(
@@ -78,7 +80,8 @@ impl<S: Service> Ctx<'_, S> {
         }
     }
 
-    /// Calls [`Service::on_timer`] with `token` after `after`.
+    /// Calls [`Service::on_timer`] with `token` after `after`. A delay of a
+    /// century or more (`Duration::MAX`) never fires in practice.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.core.set_timer(after, TimerKind::User(token))
     }

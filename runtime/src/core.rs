@@ -1,6 +1,7 @@
 //! The loop's state apart from the service: the connection table, timers,
 //! the IO pool and the reactor. `Ctx` and the loop both work through it.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use crate::handle::Mailbox;
 use crate::plan::Step;
 use crate::reactor::Reactor;
 use crate::stats::{Stats, StatsSource};
-use crate::timers::Timers;
+use crate::timers::{deadline_after, Timers};
 use crate::{CloseReason, Codec, Config, ConnId, SendError, Service};
 
 pub(crate) type Out<S> = <<S as Service>::Codec as Codec>::Out;
@@ -25,7 +26,9 @@ pub(crate) struct Away<C: Codec> {
     pub(crate) generation: u64,
     /// Output bytes the connection held when it left.
     pub(crate) base_output: usize,
-    pub(crate) pending: Vec<C::Out>,
+    /// Frames sent while away, each with its `encoded_len` (taken once,
+    /// when sent, so joining them calls no codec code on the loop).
+    pub(crate) pending: Vec<(C::Out, usize)>,
     pub(crate) pending_bytes: usize,
     /// Readiness edges that arrived while away.
     pub(crate) readable: bool,
@@ -69,6 +72,14 @@ pub(crate) struct Job<C: Codec> {
 pub(crate) struct Done<C: Codec> {
     pub(crate) conn: Box<Conn<C>>,
     pub(crate) report: StepReport,
+}
+
+/// Runs codec or service code the loop calls itself (not a service
+/// callback, which `call_service` guards); `None` if it panicked. The caller
+/// closes the connection it was about, so the panic is pinned on that
+/// connection and never takes the loop down.
+pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Option<T> {
+    catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
 /// Runs a job on an IO thread.
@@ -154,7 +165,14 @@ impl<S: Service> Core<S> {
 
     /// Queues `frame` for `id`, home or away. See [`Ctx::send`](crate::Ctx::send).
     pub(crate) fn send(&mut self, id: ConnId, frame: Out<S>) -> Result<(), SendError> {
-        let len = S::Codec::encoded_len(&frame);
+        let Some(len) = catch(|| S::Codec::encoded_len(&frame)) else {
+            if !self.is_live(id) {
+                return Err(SendError::Gone);
+            }
+            tracing::error!(conn = ?id, "codec panicked in encoded_len; closing the connection");
+            self.abort(id, CloseReason::CodecPanic);
+            return Err(SendError::Closing);
+        };
         let hard = self.config.output_hard_limit;
         match self.table.get_mut(id.slot()) {
             Some(Slot::Home(conn)) if conn.id == id => {
@@ -181,7 +199,7 @@ impl<S: Service> Core<S> {
                     away.abort = Some(CloseReason::OutputLimit);
                     return Err(SendError::LimitExceeded);
                 }
-                away.pending.push(frame);
+                away.pending.push((frame, len));
                 away.pending_bytes += len;
                 self.stats.sends_while_away.add(1);
                 Ok(())
@@ -226,7 +244,7 @@ impl<S: Service> Core<S> {
     }
 
     pub(crate) fn set_timer(&mut self, after: Duration, kind: TimerKind) -> crate::TimerId {
-        self.timers.set(self.now + after, kind)
+        self.timers.set(deadline_after(self.now, after), kind)
     }
 
     /// Sets `id`'s timer of kind `which` to fire `after` from now, replacing
@@ -237,7 +255,7 @@ impl<S: Service> Core<S> {
             ConnTimer::Handshake => TimerKind::Handshake(id),
             ConnTimer::CloseFlush => TimerKind::CloseFlush(id),
         };
-        let timer = self.timers.set(self.now + after, kind);
+        let timer = self.timers.set(deadline_after(self.now, after), kind);
         if let Some(old) = self.conn_timers.replace(id.slot(), which, timer) {
             self.timers.cancel(old);
         }

@@ -10,6 +10,7 @@ use baton_tls::rustls::ServerConfig;
 use baton_tls::{TlsConfigError, TlsSettings};
 
 use crate::stats::StatsSource;
+use crate::timers::deadline_after;
 use crate::StatsSnapshot;
 
 /// What other threads can ask of the loop.
@@ -84,10 +85,13 @@ impl<C: Send + 'static> LoopHandle<C> {
     /// Starts a graceful shutdown: stop accepting, let queued output flush
     /// for up to `grace`, close every connection, join the IO threads; then
     /// [`Server::run`](crate::Server::run) returns. Returns at once; calling
-    /// it again (or after the loop stopped) does nothing.
+    /// it again (or after the loop stopped) does nothing. A `grace` of a
+    /// century or more (`Duration::MAX`) means no deadline: the shutdown
+    /// waits for every connection to flush (each still bounded by the close
+    /// flush timeout) or be closed by its client.
     pub fn shutdown(&self, grace: Duration) {
         let _ = self.mailbox.push(Control::Shutdown {
-            deadline: Instant::now() + grace,
+            deadline: deadline_after(Instant::now(), grace),
         });
     }
 }

@@ -14,12 +14,12 @@ use slab::Slab;
 use crate::activation::Activation;
 use crate::conn::{Conn, IoLimits, StepReport};
 use crate::conn_timers::{ConnTimer, ConnTimers};
-use crate::core::{run_job, Core, Done, Job, TimerKind};
+use crate::core::{catch, run_job, Core, Done, Job, TimerKind};
 use crate::handle::{Control, Mailbox};
 use crate::plan::{self, Next, Step};
 use crate::reactor::{Reactor, Readiness};
 use crate::stats::{Stats, StatsSource};
-use crate::timers::Timers;
+use crate::timers::{deadline_after, Timers};
 use crate::{
     listener, CloseReason, Codec, Config, ConnId, ConnInfo, Ctx, LoopHandle, Service, StatsSnapshot,
 };
@@ -369,7 +369,10 @@ impl<S: Service> Server<S> {
             return Some(Duration::ZERO);
         }
         let mut deadline = self.core.timers.next_deadline();
-        if let Some(shutdown) = self.core.shutdown_deadline {
+        // Once the deadline has passed (and was acted on at the end of the
+        // last iteration), only connections on IO threads remain: their
+        // completions wake the loop, so it sleeps instead of spinning.
+        if let Some(shutdown) = self.core.shutdown_deadline.filter(|&d| self.core.now < d) {
             deadline = Some(deadline.map_or(shutdown, |d| d.min(shutdown)));
         }
         deadline.map(|d| d.saturating_duration_since(Instant::now()))
@@ -450,6 +453,23 @@ impl<S: Service> Server<S> {
             Ok(local) => local,
             Err(_) => return,
         };
+        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
+        let info = ConnInfo {
+            peer,
+            local,
+            listener: index,
+            tls: tls.is_some(),
+        };
+        // Made before the socket is registered, so a panic here leaves
+        // nothing to undo: the socket closes as `stream` drops.
+        let service = &mut self.service;
+        let Some(codec) = catch(|| service.codec(&info)) else {
+            core.stats.accepted.add(1);
+            core.stats.service_panics.add(1);
+            core.stats.closed[CloseReason::ServicePanic.index()].add(1);
+            tracing::error!(%peer, "Service::codec panicked; connection closed");
+            return;
+        };
         let entry = core.table.vacant_entry();
         if let Err(e) = core.reactor.register(&stream, entry.key()) {
             core.stats.accept_errors.add(1);
@@ -458,13 +478,6 @@ impl<S: Service> Server<S> {
         }
         core.next_generation += 1;
         let id = ConnId::new(entry.key(), core.next_generation);
-        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
-        let info = ConnInfo {
-            peer,
-            local,
-            listener: index,
-            tls: tls.is_some(),
-        };
         let transport = match tls {
             None => Transport::plain(stream),
             Some(config) => match Transport::tls_server(stream, config) {
@@ -477,7 +490,6 @@ impl<S: Service> Server<S> {
             },
         };
         let is_tls = info.tls;
-        let codec = self.service.codec(&info);
         let conn = Conn::new(id, info, transport, codec, core.now);
         tracing::debug!(parent: &conn.span, "connection opened");
         entry.insert(Slot::Home(Box::new(conn)));
@@ -529,8 +541,7 @@ impl<S: Service> Server<S> {
         };
         match slot.away_mut() {
             Some(away) if away.generation == id.generation => {
-                for frame in away.pending.drain(..) {
-                    let len = S::Codec::encoded_len(&frame);
+                for (frame, len) in away.pending.drain(..) {
                     conn.queue(frame, len);
                 }
                 conn.readable |= away.readable;
@@ -622,8 +633,17 @@ impl<S: Service> Server<S> {
         };
         tracing::info!(parent: &conn.span, %error, "protocol error; closing");
         if conn.closing.is_none() && conn.failed.is_none() {
-            if let Some(frame) = conn.codec.error_frame(&error) {
-                let _ = self.core.send(id, frame);
+            let codec = &mut conn.codec;
+            match catch(|| codec.error_frame(&error)) {
+                Some(Some(frame)) => {
+                    let _ = self.core.send(id, frame);
+                }
+                Some(None) => {}
+                None => {
+                    tracing::error!(parent: &conn.span, "codec panicked in error_frame; closing");
+                    self.core.abort(id, CloseReason::CodecPanic);
+                    return;
+                }
             }
         }
         let _ = self
@@ -701,9 +721,9 @@ impl<S: Service> Server<S> {
         let next = match self.core.table.get(id.slot()) {
             Some(Slot::Home(conn)) if conn.id == id => {
                 let idle_until = if conn.idle_exempt {
-                    now + timeout
+                    deadline_after(now, timeout)
                 } else {
-                    conn.last_active + timeout
+                    deadline_after(conn.last_active, timeout)
                 };
                 if idle_until <= now {
                     self.core.abort(id, CloseReason::IdleTimeout);
@@ -734,6 +754,13 @@ impl<S: Service> Server<S> {
     }
 
     fn advance(&mut self, id: ConnId) {
+        if self.past_shutdown_deadline() {
+            // No step after the deadline: a connection that keeps becoming
+            // writable would otherwise be sent back to an IO thread every
+            // iteration and outlive the grace.
+            self.close_at_deadline(id);
+            return;
+        }
         let soft = self.core.config.output_soft_limit;
         let flush_timeout = self.core.config.close_flush_timeout;
         let Some((conn, stats)) = self.core.home_and_stats(id) else {
@@ -839,7 +866,11 @@ impl<S: Service> Server<S> {
         if conn.transport.is_handshaking() {
             core.stats.handshakes_failed.add(1);
         }
-        drop(conn);
+        // Drops the codec and any frames left: user code too. Its socket
+        // closes either way (the other fields still drop while unwinding).
+        if catch(|| drop(conn)).is_none() {
+            tracing::error!(conn = ?id, "dropping the codec or a frame panicked");
+        }
         core.stats.open.sub(1);
         core.stats.closed[reason.index()].add(1);
         self.call_service(None, |s, ctx| s.on_close(ctx, id, reason));
@@ -875,17 +906,34 @@ impl<S: Service> Server<S> {
             .collect()
     }
 
+    fn past_shutdown_deadline(&self) -> bool {
+        self.core
+            .shutdown_deadline
+            .is_some_and(|deadline| self.core.now >= deadline)
+    }
+
+    /// Closes `id` without flushing because the shutdown deadline passed,
+    /// if it is home; counts it.
+    fn close_at_deadline(&mut self, id: ConnId) {
+        if self.core.home_mut(id).is_some() {
+            self.close_now(id, CloseReason::Shutdown);
+            self.closed_at_deadline += 1;
+        }
+    }
+
     /// During a shutdown: `true` once every connection is closed. Past the
-    /// deadline, connections still home are closed without flushing.
+    /// deadline, connections home are closed without flushing, and those on
+    /// an IO thread are marked to drop their output when they come back;
+    /// `advance` then closes them in the iteration they return.
     fn shutdown_finished(&mut self) -> bool {
-        let Some(deadline) = self.core.shutdown_deadline else {
+        if self.core.shutdown_deadline.is_none() {
             return false;
-        };
-        if self.core.now >= deadline {
+        }
+        if self.past_shutdown_deadline() {
             for id in self.live_ids() {
-                if matches!(self.core.table.get(id.slot()), Some(Slot::Home(_))) {
-                    self.close_now(id, CloseReason::Shutdown);
-                    self.closed_at_deadline += 1;
+                match self.core.table.get(id.slot()) {
+                    Some(Slot::Home(_)) => self.close_at_deadline(id),
+                    _ => self.core.abort(id, CloseReason::Shutdown),
                 }
             }
         }

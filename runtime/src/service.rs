@@ -15,8 +15,12 @@ use crate::{ConnId, Ctx, TimerId, TlsFailure};
 /// It has no access to application state: that is the point. Parsing cost is
 /// spread across cores.
 ///
-/// A panic in any method closes this connection (`CodecPanic`), is logged
-/// and counted; other connections are unaffected.
+/// A panic in any method, wherever it runs (an IO step, or the loop
+/// sizing a frame with [`encoded_len`](Self::encoded_len) or asking for an
+/// [`error_frame`](Self::error_frame)), closes this connection
+/// (`CodecPanic`), is logged and counted; other connections are unaffected.
+/// A frame's `encoded_len` is counted against the connection the frame is
+/// sent to, not the callback that sent it.
 pub trait Codec: Send + 'static {
     /// A decoded request.
     type In: Send + 'static;
@@ -116,7 +120,9 @@ pub trait Service: Sized + 'static {
     /// Messages other threads post to the loop (use `()` for none).
     type Command: Send + 'static;
 
-    /// Makes the codec for a new connection.
+    /// Makes the codec for a new connection. A panic here closes the new
+    /// connection before it opens (`on_open` is not called); it is counted
+    /// as `ServicePanic` and in `service_panics`.
     fn codec(&mut self, info: &ConnInfo) -> Self::Codec;
 
     /// The loop is starting (called once, before any connection): a place

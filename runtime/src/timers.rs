@@ -2,9 +2,21 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
+
+/// Delays at least this long mean "never" in practice: a century.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `now + after`, with any delay of a century or more (up to
+/// `Duration::MAX`, from the configuration or the API) taken as a century,
+/// where `Instant + Duration` would panic on overflow. A monotonic clock
+/// (seconds since boot in an `i64`) is nowhere near overflowing a century
+/// from now.
+pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
+    now + after.min(FOREVER)
+}
 
 /// Cancelled heap nodes tolerated beyond the live ones before compacting.
 const COMPACT_SLACK: usize = 1024;
@@ -112,7 +124,6 @@ impl<K> Timers<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn fires_in_deadline_order_and_skips_cancelled() {
@@ -164,5 +175,22 @@ mod tests {
         let mut timers = Timers::new();
         timers.set(now + Duration::from_secs(1), ());
         assert!(timers.pop_due(now).is_none());
+    }
+
+    #[test]
+    fn the_longest_delays_mean_a_century_not_a_panic() {
+        let now = Instant::now();
+        let far = deadline_after(now, Duration::MAX);
+        assert!(far >= now + FOREVER);
+        assert_eq!(
+            deadline_after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let mut timers = Timers::new();
+        timers.set(far, "never");
+        assert_eq!(timers.next_deadline(), Some(far));
+        assert!(timers
+            .pop_due(now + Duration::from_secs(365 * 24 * 3600))
+            .is_none());
     }
 }
