@@ -1,16 +1,17 @@
-//! One place that decides where atomics, `Arc` and threads come from: `std`
-//! normally, `loom` under `--cfg loom`, so the same protocol code is both the
-//! production code and the model-checked code.
+//! One place that decides where atomics, `Arc`, threads and parking come
+//! from: `std` normally, `loom` under `--cfg loom`, so the same protocol code
+//! (with the same orderings) is both the production code and the
+//! model-checked code.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
@@ -26,45 +27,16 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// Parks the current worker until an unpark, remembering an unpark that comes
-/// first (a sticky token), like `std::thread::park`.
+/// Parks the calling thread until its `Thread::unpark` (a token given first
+/// is remembered). May return spuriously.
 ///
-/// Under loom a Mutex + Condvar stand-in is used: loom's own `park` drops the
-/// token when the target thread happens to be blocked on something else (a
-/// model lock, a yield), which real threads never do.
-#[derive(Debug, Default)]
-pub(crate) struct Parker {
-    #[cfg(loom)]
-    token: loom::sync::Mutex<bool>,
-    #[cfg(loom)]
-    wake: loom::sync::Condvar,
-}
-
-impl Parker {
-    /// Blocks the calling thread (the one `unpark` will be given) until
-    /// unparked. May return spuriously.
-    pub(crate) fn park(&self) {
-        #[cfg(not(loom))]
-        std::thread::park();
-        #[cfg(loom)]
-        {
-            let mut token = self.token.lock().unwrap();
-            while !*token {
-                token = self.wake.wait(token).unwrap();
-            }
-            *token = false;
-        }
-    }
-
-    /// Unparks `thread`, the thread that parks on this parker.
-    pub(crate) fn unpark(&self, thread: &thread::Thread) {
-        #[cfg(not(loom))]
-        thread.unpark();
-        #[cfg(loom)]
-        {
-            let _ = thread;
-            *self.token.lock().unwrap() = true;
-            self.wake.notify_one();
-        }
-    }
+/// Under loom this is loom's own park, which keeps a token given to a
+/// running thread but drops one given to a thread blocked on something else
+/// (a yield, a model lock): stricter than real threads, so it can only add
+/// hangs, never hide a lost wake-up. The pool gives no model lock to block
+/// on, and a worker unparked while it spins (a yield) re-checks its queue and
+/// its wake state before it parks.
+#[inline]
+pub(crate) fn park() {
+    thread::park();
 }
