@@ -22,6 +22,16 @@
 //! sleeper's `try_sleep` fails) or `SLEEPING` (exactly one notifier sees it
 //! and wakes the sleeper). The wake primitive itself (poller notify, thread
 //! unpark) must remember a wake that arrives before the block.
+//!
+//! Encoding and orderings: the word holds one of the three states above and
+//! nothing else. `notify` is the release that publishes the notifier's push;
+//! `begin_drain` is the acquire that makes it visible to the drain that
+//! follows. Both are `AcqRel` swaps, and every transition is a
+//! read-modify-write of the one word, so each continues the release
+//! sequence of the ones before it. `try_sleep`'s failure is an acquire too,
+//! so a sleeper that skips its block has seen the notifier's push. The loom
+//! models run these exact orderings (see `tests/loom_handoff.rs` for the
+//! mutation that shows they matter).
 
 use crate::sync::{AtomicU8, Ordering};
 
