@@ -33,8 +33,12 @@
 //! read-modify-write (`AcqRel`) acquires every earlier one, so its drain sees
 //! every message enqueued before it, and the pops the loop made before
 //! `close`. The entering `fetch_add` publishes nothing and needs nothing
-//! published to it, so it is `Relaxed`. `tests/loom_handoff.rs`
-//! (`inbox_close_racing_pushes`) checks this with these orderings.
+//! published to it, so it is `Relaxed`. `close`'s release half is not
+//! load-bearing (the queue hands its consumers over by itself; loom passes
+//! with `Acquire`) but is kept: it costs nothing on a once-only call.
+//! `tests/loom_handoff.rs` (`inbox_close_racing_pushes`) checks this with
+//! these orderings; weakening the leaving `fetch_sub` to `Release` or
+//! `Relaxed`, or `close` to `Release`, makes it fail.
 
 use crate::queue::Unbounded;
 use crate::signal::LoopSignal;

@@ -14,7 +14,7 @@
 
 use crate::queue::{Bounded, Unbounded};
 use crate::signal::LoopSignal;
-use crate::sync::{park, spin_hint, thread, Arc, AtomicBool, AtomicU64, Ordering};
+use crate::sync::{spin_hint, thread, Arc, AtomicBool, AtomicU64, Ordering, Parker};
 use crate::wake_state::WakeState;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -57,7 +57,8 @@ pub struct WorkerStats {
 }
 
 /// A worker's counters; kept apart from its queue so a [`PoolStatsReader`]
-/// can read them without knowing the job type.
+/// can read them without knowing the job type. Each is a plain count,
+/// written only by its worker, `Relaxed`: statistics that order nothing.
 #[derive(Debug, Default)]
 struct Counters {
     done: AtomicU64,
@@ -89,6 +90,7 @@ struct Worker<J> {
     /// drained its queue. A dispatcher whose `notify` returns `true` owes
     /// the worker one `unpark`.
     state: WakeState,
+    parker: Parker,
 }
 
 struct Shared<J> {
@@ -150,6 +152,7 @@ impl<J: Send + 'static> IoPool<J> {
             .map(|_| Worker {
                 jobs: Bounded::new(config.queue_capacity),
                 state: WakeState::new(),
+                parker: Parker::default(),
             })
             .collect();
         let counters = Arc::new((0..config.threads).map(|_| Counters::default()).collect());
@@ -188,7 +191,7 @@ impl<J: Send + 'static> IoPool<J> {
         let target = &self.shared.workers[index];
         target.jobs.push(job)?;
         if target.state.notify() {
-            self.threads[index].thread().unpark();
+            target.parker.unpark(self.threads[index].thread());
         }
         Ok(())
     }
@@ -228,7 +231,7 @@ impl<J> IoPool<J> {
         self.shared.stop.store(true, Ordering::Release);
         for (worker, handle) in self.shared.workers.iter().zip(&self.threads) {
             worker.state.notify();
-            handle.thread().unpark();
+            worker.parker.unpark(handle.thread());
         }
         for handle in self.threads.drain(..) {
             // A worker only panics outside the handler on a bug in this file;
@@ -283,7 +286,7 @@ where
         counters.parks.fetch_add(1, Ordering::Relaxed);
         // Spurious returns are fine: the loop drains and re-checks. An unpark
         // that came before this call is remembered by the thread's token.
-        park();
+        me.parker.park();
     }
 }
 

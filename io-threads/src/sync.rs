@@ -27,16 +27,41 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// Parks the calling thread until its `Thread::unpark` (a token given first
-/// is remembered). May return spuriously.
+/// Parks a worker until an unpark, remembering an unpark that comes first
+/// (a sticky token), like `std::thread::park`; a park may return
+/// spuriously. An unpark happens before the park that consumes its token
+/// returns, and orders nothing else.
 ///
-/// Under loom this is loom's own park, which keeps a token given to a
-/// running thread but drops one given to a thread blocked on something else
-/// (a yield, a model lock): stricter than real threads, so it can only add
-/// hangs, never hide a lost wake-up. The pool gives no model lock to block
-/// on, and a worker unparked while it spins (a yield) re-checks its queue and
-/// its wake state before it parks.
-#[inline]
-pub(crate) fn park() {
-    thread::park();
+/// Under loom this is a `loom::sync::Notify` (one waiter, a sticky token,
+/// release on notify and acquire on the wait that consumes it, spurious
+/// returns explored), not loom's own `park`: loom's `unpark` joins the
+/// unparker's causality into the target thread at once, even while the
+/// target is running, which is stronger than `std` and hid a weakened stop
+/// flag ordering from the models.
+#[derive(Debug, Default)]
+pub(crate) struct Parker {
+    #[cfg(loom)]
+    notify: loom::sync::Notify,
+}
+
+impl Parker {
+    /// Blocks the calling thread (the one `unpark` will be given) until
+    /// unparked, or spuriously.
+    pub(crate) fn park(&self) {
+        #[cfg(not(loom))]
+        std::thread::park();
+        #[cfg(loom)]
+        self.notify.wait();
+    }
+
+    /// Unparks `thread`, the one thread that parks on this parker.
+    pub(crate) fn unpark(&self, thread: &thread::Thread) {
+        #[cfg(not(loom))]
+        thread.unpark();
+        #[cfg(loom)]
+        {
+            let _ = thread;
+            self.notify.notify();
+        }
+    }
 }

@@ -28,10 +28,13 @@
 //! `begin_drain` is the acquire that makes it visible to the drain that
 //! follows. Both are `AcqRel` swaps, and every transition is a
 //! read-modify-write of the one word, so each continues the release
-//! sequence of the ones before it. `try_sleep`'s failure is an acquire too,
-//! so a sleeper that skips its block has seen the notifier's push. The loom
-//! models run these exact orderings (see `tests/loom_handoff.rs` for the
-//! mutation that shows they matter).
+//! sequence of the ones before it. `try_sleep`'s orderings are not
+//! load-bearing: its callers always `begin_drain` before they drain again,
+//! and a wake-up is carried by the wake primitive (loom passes with both of
+//! its orderings `Relaxed`); they are kept as a free margin. The loom models
+//! run these exact orderings; `notify` or `begin_drain` weakened to
+//! `Relaxed` (or `notify` to `Acquire`) makes them find a loop that sleeps
+//! through an item (see `tests/loom_handoff.rs`).
 
 use crate::sync::{AtomicU8, Ordering};
 

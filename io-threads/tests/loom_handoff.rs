@@ -4,7 +4,9 @@
 //! The models drive the production `IoPool`, `LoopSignal`, `Inbox` and
 //! `Slot`. Under `--cfg loom` their atomics (`WakeState`, the inbox's state
 //! word, the pool's stop flag and counters), threads and parking are loom's,
-//! with the orderings production runs. The crossbeam queues, which loom
+//! with the orderings production runs; a worker's park is a loom `Notify`
+//! (see `sync::Parker`: loom's own `unpark` synchronizes too much). The
+//! crossbeam queues, which loom
 //! cannot instrument, are replaced by lock-free loom stand-ins that promise
 //! only crossbeam's contract (a push happens before the pop that returns
 //! it; see `src/queue.rs`), so whether a pop finds an item is decided by
@@ -21,10 +23,11 @@
 //! runs were: `cargo test ... --test loom_handoff --release MODEL_NAME`).
 //!
 //! Outside every model: the real crossbeam queues, the real poller and
-//! sockets, `std::thread::park`'s spurious returns (loom's park has none;
-//! the workers re-check after any return), and the runtime's service
+//! sockets, memory orderings loom does not model (it treats `SeqCst` as
+//! `AcqRel`; baton's protocol uses no `SeqCst`), and the runtime's service
 //! callbacks (single-threaded code on the loop, tested by the integration
-//! tests).
+//! tests). Every model runs under `LOOM_MAX_PREEMPTIONS=2`: interleavings
+//! that need three or more preemptions are not explored.
 #![cfg(loom)]
 
 use std::sync::atomic::{AtomicUsize as StdCount, Ordering::SeqCst as Std};
@@ -276,8 +279,10 @@ fn handoff_with_output_and_close_while_away() {
 /// before the shutdown, or from `shutdown`; both workers are joined.
 ///
 /// Mutation that fails it: the worker's read of `stop` with
-/// `Ordering::Relaxed` (instead of `Acquire`): a worker sees `stop` without
-/// the job dispatched before it, exits, and the job is lost.
+/// `Ordering::Relaxed` (instead of `Acquire`), or `shutdown`'s store of it
+/// with `Relaxed` (instead of `Release`): a worker sees `stop` without the
+/// job dispatched before it, exits, and the job is lost. (With loom's own
+/// `park` as the worker's parker this passed: see `sync::Parker`.)
 ///
 /// Outside this model: what the runtime does with the returned connections
 /// (closes them; covered by the shutdown integration tests) and the grace
@@ -321,7 +326,9 @@ fn shutdown_racing_completions_loses_nothing() {
 /// Mutation that fails it: `WakeState::begin_drain` with
 /// `Ordering::Relaxed` (instead of `AcqRel`): the loop's drain reads the
 /// queue stale and empty, `try_sleep` succeeds, and loom reports the
-/// deadlock.
+/// deadlock. `WakeState::notify` with `Relaxed` or `Acquire` fails the same
+/// way; the queue stand-in's slot publication with `Relaxed` is reported as
+/// a data race.
 ///
 /// Outside this model: the poller's own notify (an eventfd write, modelled
 /// as a `Notify`) and a wait's timeout (the loop's timers).
@@ -531,9 +538,11 @@ impl Drop for Msg {
 ///
 /// Mutation that fails it: `Inbox::leave` without its drain (the last push
 /// out of a closed inbox no longer empties it): an accepted message stays
-/// queued after the close. Also the leaving `fetch_sub` with
-/// `Ordering::Relaxed` (instead of `AcqRel`): `close` sees no push in
-/// progress but drains a stale, empty queue, and the message stays queued.
+/// queued after the close. Also: the leaving `fetch_sub` with
+/// `Ordering::Relaxed` or `Release` (instead of `AcqRel`), or `close`'s
+/// `fetch_or` with `Release`: the drainer sees the count it expects but
+/// drains a stale, empty queue, and the message stays queued. And the old
+/// design (check `is_open`, then enqueue) fails the same assertion.
 ///
 /// Outside this model: more than two pushers (each extra one only adds to
 /// the count in the same word), and pops after `close` (the loop makes
