@@ -31,8 +31,8 @@ fn handoff_round_trip(c: &mut Criterion) {
         threads: 1,
         ..PoolConfig::default()
     };
-    let pool: IoPool<u64, u64> =
-        IoPool::new(&config, Arc::clone(&signal), |_, job| job + 1).expect("start the pool");
+    let pool: IoPool<u64> =
+        IoPool::new(&config, Arc::clone(&signal), |_, job| *job += 1).expect("start the pool");
     c.bench_function("handoff_round_trip", |b| {
         let mut n = 0u64;
         b.iter(|| {

@@ -12,14 +12,19 @@
 //! * Completions go back through one lock-free queue (IO threads -> main loop,
 //!   MPSC) followed by [`LoopSignal::notify`], which wakes the loop only when
 //!   it may be asleep; concurrent notifications coalesce into one wake-up.
+//!   Every dispatched job comes back as a [`Completion`], even if its handler
+//!   panicked.
 //! * Idle workers spin briefly, then park; dispatch unparks only a parked one.
 //! * [`Inbox`]: messages from any thread to the loop (MPSC, lock-free,
-//!   unbounded), with the same coalesced wake-up.
+//!   unbounded), with the same coalesced wake-up; a message it accepts is
+//!   popped by the loop or dropped by its close, never left queued.
 //! * [`Slot`]: the state of a table entry whose value may be away on a worker
 //!   (`Home` or `Away`), with what was recorded for it while away.
 //!
-//! Under `--cfg loom` the atomics, threads and queues come from `loom`, and
-//! `tests/loom_handoff.rs` model-checks the protocol.
+//! Under `--cfg loom` the atomics, threads and parking come from `loom` (the
+//! same orderings as production) and the crossbeam queues are replaced by
+//! lock-free loom stand-ins, and `tests/loom_handoff.rs` model-checks the
+//! protocol.
 #![forbid(unsafe_code)]
 
 mod handoff;
@@ -32,5 +37,5 @@ mod wake_state;
 
 pub use handoff::{NotAway, Slot};
 pub use inbox::Inbox;
-pub use pool::{IoPool, PoolConfig, PoolStatsReader, WorkerStats};
+pub use pool::{Completion, IoPool, PoolConfig, PoolStatsReader, WorkerStats};
 pub use signal::{LoopSignal, SignalStats, Wake};

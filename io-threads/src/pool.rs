@@ -7,11 +7,16 @@
 //! * workers -> main loop: unbounded, MPSC (`completions`), each push followed
 //!   by [`LoopSignal::notify`]. Unbounded is safe because each value has at
 //!   most one job in flight, so completions never outnumber values.
+//!
+//! A job's value is never lost: the worker owns the job while its handler
+//! works on it (`handler(index, &mut job)`), and sends it home whatever the
+//! handler did, marked [`Completion::panicked`] if the handler panicked.
 
 use crate::queue::{Bounded, Unbounded};
 use crate::signal::LoopSignal;
 use crate::sync::{spin_hint, thread, Arc, AtomicBool, AtomicU64, Ordering, Parker};
 use crate::wake_state::WakeState;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// How the pool is sized and how its idle workers behave.
 #[derive(Debug, Clone)]
@@ -42,16 +47,18 @@ impl Default for PoolConfig {
 /// Per-worker counters, read at any time from any thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
-    /// Jobs this worker has completed.
+    /// Jobs this worker has completed without a panic.
     pub jobs: u64,
     /// Times this worker parked (went to sleep with an empty queue).
     pub parks: u64,
-    /// Jobs whose handler panicked (the job's value was dropped on the worker).
+    /// Jobs whose handler panicked (each was still sent home, marked
+    /// [`Completion::panicked`]).
     pub panics: u64,
 }
 
 /// A worker's counters; kept apart from its queue so a [`PoolStatsReader`]
-/// can read them without knowing the job type.
+/// can read them without knowing the job type. Each is a plain count,
+/// written only by its worker, `Relaxed`: statistics that order nothing.
 #[derive(Debug, Default)]
 struct Counters {
     done: AtomicU64,
@@ -86,28 +93,42 @@ struct Worker<J> {
     parker: Parker,
 }
 
-struct Shared<J, D> {
+struct Shared<J> {
     workers: Vec<Worker<J>>,
     counters: Arc<Vec<Counters>>,
-    completions: Unbounded<D>,
+    completions: Unbounded<Completion<J>>,
     signal: Arc<LoopSignal>,
-    /// Set once by `shutdown`; a worker exits when it sees it with an empty queue.
+    /// `false` until `shutdown` stores `true` (once, before it notifies the
+    /// workers). Invariant: a worker exits only after a drain that began
+    /// after it read `true` (the store's release, the load's acquire), so
+    /// every job dispatched before the shutdown is run and sent home.
     stop: AtomicBool,
     spin: u32,
+}
+
+/// A job handed back to the loop by a worker: always the job itself, so its
+/// value is never lost, whatever the handler did.
+#[derive(Debug)]
+pub struct Completion<J> {
+    /// The job, as the handler left it.
+    pub job: J,
+    /// The handler panicked while working on `job` (the panic was caught on
+    /// the worker, which goes on): `job` may be half updated, and the owner
+    /// should treat it as failed.
+    pub panicked: bool,
 }
 
 /// The IO thread pool. Owned by the main loop; `dispatch`, `pop_completion`
 /// and `shutdown` are called only from the thread that owns it (the type is
 /// `Send`, so it may be created on one thread and moved to the loop's).
 ///
-/// Generic over the job `J` and its completion `D`: the pool moves values
-/// and never looks inside them.
-pub struct IoPool<J, D> {
-    shared: Arc<Shared<J, D>>,
+/// Generic over the job `J`: the pool moves jobs and never looks inside them.
+pub struct IoPool<J> {
+    shared: Arc<Shared<J>>,
     threads: Vec<thread::JoinHandle<()>>,
 }
 
-impl<J, D> std::fmt::Debug for IoPool<J, D> {
+impl<J> std::fmt::Debug for IoPool<J> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IoPool")
             .field("threads", &self.threads.len())
@@ -115,16 +136,17 @@ impl<J, D> std::fmt::Debug for IoPool<J, D> {
     }
 }
 
-impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
-    /// Starts `config.threads` workers. Each runs `handler(worker_index, job)`
-    /// for every job dispatched to it and pushes the result as a completion,
-    /// then notifies `signal`.
+impl<J: Send + 'static> IoPool<J> {
+    /// Starts `config.threads` workers. Each runs `handler(worker_index, &mut
+    /// job)` for every job dispatched to it, pushes the job back as a
+    /// [`Completion`], then notifies `signal`.
     ///
-    /// `handler` should not panic; if it does, the panic is caught and
-    /// counted, the job's value is dropped on the worker, and the worker goes on.
+    /// If `handler` panics, the panic is caught and counted
+    /// ([`WorkerStats::panics`]), the job is still sent home with
+    /// `panicked: true`, and the worker goes on with its next job.
     pub fn new<H>(config: &PoolConfig, signal: Arc<LoopSignal>, handler: H) -> std::io::Result<Self>
     where
-        H: Fn(usize, J) -> D + Send + Sync + 'static,
+        H: Fn(usize, &mut J) + Send + Sync + 'static,
     {
         let workers = (0..config.threads)
             .map(|_| Worker {
@@ -175,7 +197,7 @@ impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
     }
 
     /// Takes one completion, if any. Called by the main loop.
-    pub fn pop_completion(&self) -> Option<D> {
+    pub fn pop_completion(&self) -> Option<Completion<J>> {
         self.shared.completions.pop()
     }
 
@@ -189,10 +211,11 @@ impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
         PoolStatsReader(Arc::clone(&self.shared.counters))
     }
 
-    /// Stops the workers and joins them. Jobs already queued are run first and
-    /// their completions stay poppable. Takes no lock; returns once every
-    /// worker thread has exited.
-    pub fn shutdown(mut self) -> Vec<D> {
+    /// Stops the workers and joins them. Jobs already queued are run first;
+    /// returns every completion not popped yet (so with the ones popped
+    /// before, every dispatched job comes back exactly once). Takes no lock;
+    /// returns once every worker thread has exited.
+    pub fn shutdown(mut self) -> Vec<Completion<J>> {
         self.stop_and_join();
         let mut left = Vec::new();
         while let Some(done) = self.shared.completions.pop() {
@@ -202,10 +225,10 @@ impl<J: Send + 'static, D: Send + 'static> IoPool<J, D> {
     }
 }
 
-impl<J, D> IoPool<J, D> {
+impl<J> IoPool<J> {
     /// Idempotent: a second call finds no threads left to join.
     fn stop_and_join(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::Release);
         for (worker, handle) in self.shared.workers.iter().zip(&self.threads) {
             worker.state.notify();
             worker.parker.unpark(handle.thread());
@@ -218,15 +241,15 @@ impl<J, D> IoPool<J, D> {
     }
 }
 
-impl<J, D> Drop for IoPool<J, D> {
+impl<J> Drop for IoPool<J> {
     fn drop(&mut self) {
         self.stop_and_join();
     }
 }
 
-fn worker_loop<J, D, H>(shared: &Shared<J, D>, index: usize, handler: &H)
+fn worker_loop<J, H>(shared: &Shared<J>, index: usize, handler: &H)
 where
-    H: Fn(usize, J) -> D,
+    H: Fn(usize, &mut J),
 {
     let me = &shared.workers[index];
     let counters = &shared.counters[index];
@@ -237,17 +260,21 @@ where
         // drain lost a job; the loom model `shutdown_racing_completions`
         // found that.)
         let stopping = shared.stop.load(Ordering::Acquire);
-        while let Some(job) = me.jobs.pop() {
-            let run = std::panic::AssertUnwindSafe(|| handler(index, job));
-            match std::panic::catch_unwind(run) {
-                Ok(done) => {
-                    shared.completions.push(done);
-                    shared.signal.notify();
-                    counters.done.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(_) => {
-                    counters.panics.fetch_add(1, Ordering::Relaxed);
-                }
+        while let Some(mut job) = me.jobs.pop() {
+            let ran = catch_unwind(AssertUnwindSafe(|| handler(index, &mut job)));
+            let panicked = ran.is_err();
+            // Home first, whatever happened: the job's value must reach the
+            // loop even if dropping the panic's payload panics too.
+            shared.completions.push(Completion { job, panicked });
+            shared.signal.notify();
+            let counter = if panicked {
+                &counters.panics
+            } else {
+                &counters.done
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if let Err(payload) = ran {
+                drop_payload(payload);
             }
         }
         if stopping {
@@ -260,6 +287,15 @@ where
         // Spurious returns are fine: the loop drains and re-checks. An unpark
         // that came before this call is remembered by the thread's token.
         me.parker.park();
+    }
+}
+
+/// Drops a caught panic's payload, which is user code too: a panic in its
+/// `Drop` must not end the worker (its queue would never be drained).
+fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        // Not dropped again: that could panic a third time.
+        std::mem::forget(again);
     }
 }
 
@@ -288,4 +324,107 @@ fn spawn(
     run: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<thread::JoinHandle<()>> {
     Ok(thread::spawn(run))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::Wake;
+    use std::time::{Duration, Instant};
+
+    struct NoWake;
+    impl Wake for NoWake {
+        fn wake(&self) {}
+    }
+
+    /// Pops `n` completions, or panics after a generous "did not hang" bound.
+    fn pop_n<J: Send + 'static>(pool: &IoPool<J>, n: usize) -> Vec<Completion<J>> {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        while got.len() < n {
+            match pool.pop_completion() {
+                Some(done) => got.push(done),
+                None => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "completions lost"
+                    );
+                    std::thread::yield_now();
+                }
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn a_panicking_handler_still_sends_its_job_home_marked_and_the_worker_goes_on() {
+        let config = PoolConfig {
+            threads: 2,
+            ..PoolConfig::default()
+        };
+        let signal = Arc::new(LoopSignal::new(NoWake));
+        let pool = IoPool::new(&config, signal, |_, job: &mut (u32, bool)| {
+            job.1 = true;
+            assert!(!job.0.is_multiple_of(3), "handler told to panic");
+        })
+        .unwrap();
+        // The payload's message goes to stderr; that is expected here.
+        for id in 0..12 {
+            pool.dispatch(id as usize, (id, false)).expect("room");
+        }
+        let mut done = pop_n(&pool, 12);
+        done.sort_by_key(|c| c.job.0);
+        for (id, c) in done.iter().enumerate() {
+            assert_eq!(c.job.0 as usize, id, "every job came home once");
+            assert!(c.job.1, "the handler worked on the job in place");
+            assert_eq!(c.panicked, id.is_multiple_of(3), "job {id}");
+        }
+        let stats = pool.stats_reader().worker_stats();
+        assert_eq!(stats.iter().map(|s| s.panics).sum::<u64>(), 4);
+        assert_eq!(stats.iter().map(|s| s.jobs).sum::<u64>(), 8);
+        assert!(pool.shutdown().is_empty());
+    }
+
+    #[test]
+    fn a_payload_whose_drop_panics_does_not_end_the_worker() {
+        struct Nasty;
+        impl Drop for Nasty {
+            fn drop(&mut self) {
+                panic!("payload drop panics");
+            }
+        }
+        let config = PoolConfig {
+            threads: 1,
+            ..PoolConfig::default()
+        };
+        let signal = Arc::new(LoopSignal::new(NoWake));
+        let pool = IoPool::new(&config, signal, |_, job: &mut u32| {
+            if *job == 0 {
+                std::panic::panic_any(Nasty);
+            }
+        })
+        .unwrap();
+        pool.dispatch(0, 0).unwrap();
+        pool.dispatch(0, 1).unwrap();
+        let done = pop_n(&pool, 2);
+        assert!(done[0].panicked && !done[1].panicked);
+        assert!(pool.shutdown().is_empty());
+    }
+
+    #[test]
+    fn shutdown_runs_queued_jobs_and_returns_their_completions() {
+        let config = PoolConfig {
+            threads: 1,
+            ..PoolConfig::default()
+        };
+        let signal = Arc::new(LoopSignal::new(NoWake));
+        let pool = IoPool::new(&config, signal, |_, job: &mut u32| *job += 100).unwrap();
+        for job in 0..5 {
+            pool.dispatch(0, job).unwrap();
+        }
+        let mut seen: Vec<u32> = pool.pop_completion().into_iter().map(|c| c.job).collect();
+        seen.extend(pool.shutdown().into_iter().map(|c| c.job));
+        seen.sort_unstable();
+        assert_eq!(seen, vec![100, 101, 102, 103, 104]);
+    }
 }

@@ -22,7 +22,8 @@ pub struct LoopSignal {
     /// Whether the loop is awake, blocked, or notified since it last drained.
     state: WakeState,
     waker: Box<dyn Wake>,
-    /// Wake-ups actually sent (a `Wake::wake` call).
+    /// Wake-ups actually sent (a `Wake::wake` call). This and `coalesced`
+    /// are `Relaxed` counts: statistics that order nothing.
     sent: AtomicU64,
     /// Notifications that needed no wake-up (the loop was awake, or another
     /// producer already woke it).

@@ -1,16 +1,17 @@
-//! One place that decides where atomics, `Arc` and threads come from: `std`
-//! normally, `loom` under `--cfg loom`, so the same protocol code is both the
-//! production code and the model-checked code.
+//! One place that decides where atomics, `Arc`, threads and parking come
+//! from: `std` normally, `loom` under `--cfg loom`, so the same protocol code
+//! (with the same orderings) is both the production code and the
+//! model-checked code.
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(not(loom))]
 pub(crate) use std::sync::Arc;
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
 #[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 #[cfg(loom)]
 pub(crate) use loom::sync::Arc;
 #[cfg(loom)]
@@ -26,45 +27,41 @@ pub(crate) fn spin_hint() {
     loom::thread::yield_now();
 }
 
-/// Parks the current worker until an unpark, remembering an unpark that comes
-/// first (a sticky token), like `std::thread::park`.
+/// Parks a worker until an unpark, remembering an unpark that comes first
+/// (a sticky token), like `std::thread::park`; a park may return
+/// spuriously. An unpark happens before the park that consumes its token
+/// returns, and orders nothing else.
 ///
-/// Under loom a Mutex + Condvar stand-in is used: loom's own `park` drops the
-/// token when the target thread happens to be blocked on something else (a
-/// model lock, a yield), which real threads never do.
+/// Under loom this is a `loom::sync::Notify` (one waiter, a sticky token,
+/// release on notify and acquire on the wait that consumes it, spurious
+/// returns explored), not loom's own `park`: loom's `unpark` joins the
+/// unparker's causality into the target thread at once, even while the
+/// target is running, which is stronger than `std` and hid a weakened stop
+/// flag ordering from the models.
 #[derive(Debug, Default)]
 pub(crate) struct Parker {
     #[cfg(loom)]
-    token: loom::sync::Mutex<bool>,
-    #[cfg(loom)]
-    wake: loom::sync::Condvar,
+    notify: loom::sync::Notify,
 }
 
 impl Parker {
     /// Blocks the calling thread (the one `unpark` will be given) until
-    /// unparked. May return spuriously.
+    /// unparked, or spuriously.
     pub(crate) fn park(&self) {
         #[cfg(not(loom))]
         std::thread::park();
         #[cfg(loom)]
-        {
-            let mut token = self.token.lock().unwrap();
-            while !*token {
-                token = self.wake.wait(token).unwrap();
-            }
-            *token = false;
-        }
+        self.notify.wait();
     }
 
-    /// Unparks `thread`, the thread that parks on this parker.
+    /// Unparks `thread`, the one thread that parks on this parker.
     pub(crate) fn unpark(&self, thread: &thread::Thread) {
         #[cfg(not(loom))]
         thread.unpark();
         #[cfg(loom)]
         {
             let _ = thread;
-            *self.token.lock().unwrap() = true;
-            self.wake.notify_one();
+            self.notify.notify();
         }
     }
 }

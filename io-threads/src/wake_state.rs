@@ -22,6 +22,19 @@
 //! sleeper's `try_sleep` fails) or `SLEEPING` (exactly one notifier sees it
 //! and wakes the sleeper). The wake primitive itself (poller notify, thread
 //! unpark) must remember a wake that arrives before the block.
+//!
+//! Encoding and orderings: the word holds one of the three states above and
+//! nothing else. `notify` is the release that publishes the notifier's push;
+//! `begin_drain` is the acquire that makes it visible to the drain that
+//! follows. Both are `AcqRel` swaps, and every transition is a
+//! read-modify-write of the one word, so each continues the release
+//! sequence of the ones before it. `try_sleep`'s orderings are not
+//! load-bearing: its callers always `begin_drain` before they drain again,
+//! and a wake-up is carried by the wake primitive (loom passes with both of
+//! its orderings `Relaxed`); they are kept as a free margin. The loom models
+//! run these exact orderings; `notify` or `begin_drain` weakened to
+//! `Relaxed` (or `notify` to `Acquire`) makes them find a loop that sleeps
+//! through an item (see `tests/loom_handoff.rs`).
 
 use crate::sync::{AtomicU8, Ordering};
 

@@ -5,7 +5,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_io_threads::{IoPool, LoopSignal, Slot};
+use baton_io_threads::{Completion, IoPool, LoopSignal, Slot};
 use slab::Slab;
 
 use crate::activation::Activation;
@@ -60,17 +60,14 @@ impl<C: Codec> Default for Away<C> {
 pub(crate) type Entry<C> = Slot<Box<Conn<C>>, Away<C>>;
 
 /// The IO threads, moving connections out as jobs and back as completions.
-pub(crate) type Pool<C> = IoPool<Job<C>, Done<C>>;
+pub(crate) type Pool<C> = IoPool<Job<C>>;
 
-/// A connection handed to an IO thread, with the step to run.
+/// A connection handed to an IO thread, with the step to run; it comes back
+/// (always, even if the step panicked outside its own `catch_unwind`) with
+/// what the step did.
 pub(crate) struct Job<C: Codec> {
     pub(crate) conn: Box<Conn<C>>,
     pub(crate) step: Step,
-}
-
-/// A connection handed back, with what its step did.
-pub(crate) struct Done<C: Codec> {
-    pub(crate) conn: Box<Conn<C>>,
     pub(crate) report: StepReport,
 }
 
@@ -82,11 +79,12 @@ pub(crate) fn catch<T>(f: impl FnOnce() -> T) -> Option<T> {
     catch_unwind(AssertUnwindSafe(f)).ok()
 }
 
-/// Runs a job on an IO thread.
-pub(crate) fn run_job<C: Codec>(job: Job<C>, limits: IoLimits) -> Done<C> {
-    let mut conn = job.conn;
-    let report = conn.run_step(job.step, limits);
-    Done { conn, report }
+/// A job handed back by an IO thread (or run inline).
+pub(crate) type Done<C> = Completion<Job<C>>;
+
+/// Runs a job's step, in place, on an IO thread or inline.
+pub(crate) fn run_job<C: Codec>(job: &mut Job<C>, limits: IoLimits) {
+    job.report = job.conn.run_step(job.step, limits);
 }
 
 /// What a timer does when it fires.

@@ -221,7 +221,7 @@ impl<S: Service> Server<S> {
             Some(IoPool::new(
                 &pool_config,
                 Arc::clone(&signal),
-                move |_, job| run_job(job, limits),
+                move |_, job: &mut Job<S::Codec>| run_job(job, limits),
             )?)
         } else {
             None
@@ -532,9 +532,13 @@ impl<S: Service> Server<S> {
     }
 
     /// A connection came home: join what happened while it was away, then
-    /// act on what its step did.
+    /// act on what its step did. A step that panicked outside `run_step`'s
+    /// own `catch_unwind` (a tracing subscriber, say) closes the connection.
     fn complete(&mut self, done: Done<S::Codec>) {
-        let Done { mut conn, report } = done;
+        let Done { job, panicked } = done;
+        let Job {
+            mut conn, report, ..
+        } = job;
         let id = conn.id;
         let Some(slot) = self.core.table.get_mut(id.slot()) else {
             unreachable!("an away slot is never removed");
@@ -556,6 +560,12 @@ impl<S: Service> Server<S> {
                 }
             }
             _ => unreachable!("a completion always returns to its own away slot"),
+        }
+        if panicked {
+            // The step may have stopped anywhere: nothing it left is trusted.
+            tracing::warn!(parent: &conn.span, "IO step panicked on an IO thread; closing the connection");
+            conn.discard_output();
+            conn.failed = Some(CloseReason::CodecPanic);
         }
         if let Err((_, conn)) = slot.restore(conn) {
             unreachable!("slot {} was away", conn.id.slot());
@@ -824,15 +834,23 @@ impl<S: Service> Server<S> {
             let away = slot.away_mut().expect("just taken");
             away.generation = id.generation;
             away.base_output = base_output;
-            match pool.dispatch(id.slot(), Job { conn, step }) {
+            let job = Job {
+                conn,
+                step,
+                report: StepReport::default(),
+            };
+            match pool.dispatch(id.slot(), job) {
                 Ok(()) => {
                     core.stats.jobs_dispatched.add(1);
                     return;
                 }
-                Err(job) => {
+                Err(mut job) => {
                     core.stats.inline_fallbacks.add(1);
-                    let done = run_job(job, core.limits);
-                    self.complete(done);
+                    run_job(&mut job, core.limits);
+                    self.complete(Done {
+                        job,
+                        panicked: false,
+                    });
                     return;
                 }
             }
@@ -945,9 +963,14 @@ impl<S: Service> Server<S> {
     fn finish_shutdown(&mut self) {
         if let Some(pool) = self.core.pool.take() {
             for done in pool.shutdown() {
-                let id = done.conn.id;
+                let id = done.job.conn.id;
+                let reason = if done.panicked {
+                    CloseReason::CodecPanic
+                } else {
+                    CloseReason::Shutdown
+                };
                 self.complete(done);
-                self.close_now(id, CloseReason::Shutdown);
+                self.close_now(id, reason);
                 self.closed_at_deadline += 1;
             }
         }
