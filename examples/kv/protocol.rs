@@ -182,7 +182,8 @@ fn line_end(
 /// No `+`, no spaces, no `-0`.
 pub fn string2ll(s: &[u8]) -> Option<i64> {
     // Redis's LONG_STR_SIZE: 20 bytes hold every i64.
-    if s.is_empty() || s.len() > 20 {
+    // (The empty string fails below: no first digit.)
+    if s.len() > 20 {
         return None;
     }
     if s == b"0" {
@@ -350,7 +351,10 @@ fn split_inline(line: &[u8]) -> Result<Request, ProtocolError> {
                 {
                     arg.push(hi * 16 + lo);
                     i += 3;
-                } else if c == b'\\' && at(i + 1) != 0 {
+                } else if c == b'\\' {
+                    // Redis checks for a byte after the `\`; at the end
+                    // the NUL taken here ends the line unterminated all
+                    // the same.
                     i += 1;
                     arg.push(match at(i) {
                         b'n' => b'\n',
@@ -388,11 +392,8 @@ fn split_inline(line: &[u8]) -> Result<Request, ProtocolError> {
                 }
             } else {
                 match c {
-                    b' ' | b'\n' | b'\r' | b'\t' => {
-                        i += 1;
-                        break;
-                    }
-                    0 => break,
+                    // The blank is skipped with the ones after it.
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
                     b'"' => in_double = true,
                     b'\'' => in_single = true,
                     other => arg.push(other),
@@ -628,6 +629,38 @@ mod tests {
         assert_eq!(decode_all(&line).unwrap().len(), 1);
         line.insert(0, b' ');
         assert_eq!(err(&line), "Protocol error: too big inline request");
+        // Redis's PROTO_INLINE_MAX_SIZE: 64 KiB may be buffered without a
+        // line end, one byte more may not.
+        let mut line = vec![b'*'; 65_536];
+        assert_eq!(decode_all(&line).unwrap(), Vec::<Request>::new());
+        line.push(b'1');
+        assert_eq!(err(&line), "Protocol error: too big mbulk count string");
+    }
+
+    #[test]
+    fn the_argument_index_is_reused_unless_huge() {
+        let mut codec = Resp::new(512 << 20);
+        for (count, kept) in [(RESERVE_ARGS, true), (RESERVE_ARGS + 1, false)] {
+            let mut buf = RecvBuf::new();
+            buf.extend_from_slice(format!("*{count}\r\n").as_bytes());
+            for _ in 0..count {
+                buf.extend_from_slice(b"$1\r\nx\r\n");
+            }
+            assert_eq!(
+                codec.decode(&mut buf).unwrap().map(|r| r.len()),
+                Some(count)
+            );
+            assert_eq!(
+                codec.partial.args.capacity() >= RESERVE_ARGS,
+                kept,
+                "{count}"
+            );
+        }
+        // A small request after a huge one reserves only what it needs.
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        codec.decode(&mut buf).unwrap();
+        assert!(codec.partial.args.capacity() < RESERVE_ARGS);
     }
 
     #[test]
@@ -662,6 +695,11 @@ mod tests {
                 b"x'\\n".to_vec(),
                 Vec::new(),
             ]]
+        );
+        // A closing quote may end the line.
+        assert_eq!(
+            decode_all(b"ECHO 'a b'\r\nECHO \"c\"\n").unwrap(),
+            vec![args(&["ECHO", "a b"]), args(&["ECHO", "c"])]
         );
         // A NUL before the end of a line stops Redis's search: not complete.
         assert_eq!(decode_all(b"ECHO a\0b\r\n").unwrap(), Vec::<Request>::new());
@@ -734,6 +772,23 @@ mod tests {
         }
         assert!(buf.is_empty());
         assert_eq!(codec.partial.pos, 0, "reset for the next request");
+    }
+
+    #[test]
+    fn the_codec_encodes_and_frames_errors() {
+        let mut codec = Resp::new(512 << 20);
+        let reply = Reply::Array(vec![Reply::Int(-7), Reply::Bulk(b"ab".to_vec())]);
+        let mut out = Vec::new();
+        codec.encode(reply.clone(), &mut out);
+        assert_eq!(out, b"*2\r\n:-7\r\n$2\r\nab\r\n");
+        assert_eq!(<Resp as Codec>::encoded_len(&reply), out.len());
+        let error = decode_all(b"*x\r\n").unwrap_err();
+        assert_eq!(
+            codec.error_frame(&error),
+            Some(Reply::Error(
+                "ERR Protocol error: invalid multibulk length".into()
+            ))
+        );
     }
 
     #[test]
