@@ -1,16 +1,35 @@
 //! RESP2 on the IO threads: requests (multibulk and inline) in, replies out.
 //!
-//! Errors use Redis's texts; a malformed request gets `-ERR Protocol error:
-//! ...` and the connection closes, as Redis does.
+//! Requests are parsed as Redis 7's `processMultibulkBuffer` and
+//! `processInlineBuffer` do, with their limits and error texts; a malformed
+//! request gets `-ERR Protocol error: ...` and the connection closes.
+//!
+//! Parsing is incremental: a request not complete yet stays in the receive
+//! buffer (so the runtime's frame-size limit still covers all of it), and
+//! the codec remembers how far it got (the arguments found, the position
+//! reached, how far the current line was searched), so each byte is
+//! examined once and copied once however the request is split. A 32 MiB
+//! argument followed by the rest of its request one byte at a time costs
+//! the same as the request in one piece.
+//!
+//! Where Redis's C strings show through, it is followed: a header or inline
+//! line that holds a NUL byte before its end is never complete (Redis's
+//! `strchr` stops at the NUL) until it is too big. Not followed: the byte
+//! in `expected '$', got 'X'` is sent as a character (two bytes in UTF-8
+//! for bytes from 0x80) where Redis sends the raw byte.
 
 use baton::{Codec, ProtocolError, RecvBuf};
 
 use crate::blob::Blob;
 
-/// Redis's limit on the number of arguments in one request.
-const MAX_ARRAY_LEN: usize = 1024 * 1024;
-/// Redis's limit on an inline request.
+/// Redis's limit on the number of arguments in one request (`INT_MAX`).
+const MAX_ARRAY_LEN: i64 = i32::MAX as i64;
+/// Redis's limit on an inline request or a `*`/`$` line
+/// (`PROTO_INLINE_MAX_SIZE`).
 const MAX_INLINE: usize = 64 * 1024;
+/// Argument slots reserved up front at most, whatever the count claims (as
+/// Redis's `argv_len`): a header alone allocates no more.
+const RESERVE_ARGS: usize = 1024;
 
 /// One request: the command name and its arguments, as sent.
 pub type Request = Vec<Vec<u8>>;
@@ -64,11 +83,58 @@ impl Reply {
 #[derive(Debug)]
 pub struct Resp {
     max_bulk_len: usize,
+    /// Progress through the request at the front of the receive buffer.
+    partial: Partial,
+}
+
+/// How far parsing of a request that is not complete yet got. Offsets are
+/// into the unconsumed bytes `decode` is given: the runtime hands the same
+/// bytes back, with more after them, until the codec consumes them.
+#[derive(Debug, Default)]
+struct Partial {
+    /// Bytes before it are parsed.
+    pos: usize,
+    /// The current line holds no end (`\r`, `\n` for inline) before it.
+    scanned: usize,
+    /// The `*` line is parsed; `remaining` arguments are still to come.
+    in_multibulk: bool,
+    remaining: usize,
+    /// The `$` line of the next argument is parsed: its length.
+    bulk: Option<usize>,
+    /// The arguments found so far: (offset, length).
+    args: Vec<(usize, usize)>,
+}
+
+impl Partial {
+    fn reset(&mut self) {
+        self.pos = 0;
+        self.scanned = 0;
+        self.in_multibulk = false;
+        self.remaining = 0;
+        self.bulk = None;
+        self.args.clear();
+        if self.args.capacity() > RESERVE_ARGS {
+            // Do not keep the index of one huge request for the
+            // connection's lifetime.
+            self.args = Vec::new();
+        }
+    }
+}
+
+/// A request parsed from the front of the buffer, and the bytes it took.
+enum Parsed {
+    /// A multibulk request: its arguments are `Partial::args`.
+    Multibulk(usize),
+    /// An inline request (its arguments are unescaped, so copied already).
+    Inline(Request, usize),
 }
 
 impl Resp {
     pub fn new(max_bulk_len: usize) -> Self {
-        Self { max_bulk_len }
+        Self {
+            max_bulk_len,
+            partial: Partial::default(),
+        }
     }
 }
 
@@ -76,141 +142,269 @@ fn malformed(what: impl std::fmt::Display) -> ProtocolError {
     ProtocolError::malformed(format!("Protocol error: {what}"))
 }
 
-/// Finds `\r\n` at or after `from`; the index of `\r`.
-fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| from + p)
+/// Finds the end of the line starting at `start`: the index of the first
+/// `end` byte, once the byte after it has arrived too (Redis skips that
+/// byte unread: `\n` for a `\r`). `scanned` carries the search across
+/// calls. Redis's `strchr` stops at a NUL byte, so a NUL before the end
+/// leaves the line incomplete for good. A line with no end within
+/// [`MAX_INLINE`] bytes is `too_big` (decided on the first `MAX_INLINE + 1`
+/// bytes only, so the answer does not depend on how the bytes arrived).
+fn line_end(
+    buf: &[u8],
+    start: usize,
+    end: u8,
+    scanned: &mut usize,
+    too_big: &str,
+) -> Result<Option<usize>, ProtocolError> {
+    let limit = buf.len().min(start.saturating_add(MAX_INLINE + 1));
+    let from = (*scanned).max(start);
+    let window = buf.get(from..limit).unwrap_or_default();
+    match window.iter().position(|&b| b == end || b == 0) {
+        Some(i) if window[i] == end => {
+            *scanned = from + i;
+            let found = from + i;
+            Ok((found + 1 < buf.len() || end == b'\n').then_some(found))
+        }
+        found => {
+            // At a NUL, stay on it: it is found again at once next time.
+            *scanned = found.map_or(limit, |i| from + i);
+            if buf.len() - start > MAX_INLINE {
+                Err(malformed(too_big))
+            } else {
+                Ok(None)
+            }
+        }
+    }
 }
 
-/// Parses the decimal integer of a `*` or `$` header line.
-fn header_number(line: &[u8]) -> Option<i64> {
-    std::str::from_utf8(line).ok()?.parse().ok()
+/// Redis's `string2ll`: an optional `-`, then decimal digits without a
+/// leading zero (`0` alone excepted), fitting an `i64`, at most 20 bytes.
+/// No `+`, no spaces, no `-0`.
+pub fn string2ll(s: &[u8]) -> Option<i64> {
+    // Redis's LONG_STR_SIZE: 20 bytes hold every i64.
+    // (The empty string fails below: no first digit.)
+    if s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let (&first, rest) = digits.split_first()?;
+    if !(b'1'..=b'9').contains(&first) {
+        return None;
+    }
+    let mut v = u64::from(first - b'0');
+    for &d in rest {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    if negative {
+        // -(i64::MIN) is one more than i64::MAX.
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    }
 }
 
 impl Resp {
-    /// A multibulk request starting at `buf[0] == b'*'`: `Ok(None)` until
-    /// it is complete; then the request and the bytes it took.
-    fn multibulk(&self, buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
-        let Some(end) = line_end(buf, 1) else {
-            return if buf.len() > MAX_INLINE {
-                Err(malformed("invalid multibulk length"))
-            } else {
-                Ok(None)
-            };
-        };
-        let count =
-            header_number(&buf[1..end]).ok_or_else(|| malformed("invalid multibulk length"))?;
-        if count > MAX_ARRAY_LEN as i64 {
-            return Err(malformed("invalid multibulk length"));
+    /// The request at the front of `buf`, continuing from `self.partial`:
+    /// `Ok(None)` until it is complete.
+    fn parse(&mut self, buf: &[u8]) -> Result<Option<Parsed>, ProtocolError> {
+        match buf.first() {
+            None => Ok(None),
+            Some(b'*') => Ok(self.multibulk(buf)?.map(Parsed::Multibulk)),
+            Some(_) => Ok(self.inline(buf)?.map(|(r, used)| Parsed::Inline(r, used))),
         }
-        let mut pos = end + 2;
-        if count <= 0 {
-            return Ok(Some((Vec::new(), pos)));
-        }
-        let mut args = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let Some(&first) = buf.get(pos) else {
-                return Ok(None);
-            };
-            if first != b'$' {
-                return Err(malformed(format!("expected '$', got '{}'", first as char)));
-            }
-            let Some(end) = line_end(buf, pos + 1) else {
-                return if buf.len() - pos > MAX_INLINE {
-                    Err(malformed("invalid bulk length"))
-                } else {
-                    Ok(None)
-                };
-            };
-            let len = header_number(&buf[pos + 1..end])
-                .ok_or_else(|| malformed("invalid bulk length"))?;
-            if len < 0 || len as u64 > self.max_bulk_len as u64 {
-                return Err(malformed("invalid bulk length"));
-            }
-            let start = end + 2;
-            let stop = start + len as usize;
-            if buf.len() < stop + 2 {
-                return Ok(None);
-            }
-            if &buf[stop..stop + 2] != b"\r\n" {
-                return Err(malformed("expected CRLF after bulk"));
-            }
-            args.push(buf[start..stop].to_vec());
-            pos = stop + 2;
-        }
-        Ok(Some((args, pos)))
     }
 
-    /// An inline request: one line, arguments split on spaces (with Redis's
-    /// quoting for `"..."` and `'...'`).
-    fn inline(buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
-        let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
-            return if buf.len() > MAX_INLINE {
-                Err(malformed("too big inline request"))
-            } else {
-                Ok(None)
+    /// A multibulk request: `*<count>\r\n` then `count` times
+    /// `$<len>\r\n<len bytes>\r\n`. The end of the request, once complete.
+    fn multibulk(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        let st = &mut self.partial;
+        if !st.in_multibulk {
+            let Some(cr) = line_end(buf, 0, b'\r', &mut st.scanned, "too big mbulk count string")?
+            else {
+                return Ok(None);
             };
+            let count = string2ll(&buf[1..cr])
+                .filter(|&n| n <= MAX_ARRAY_LEN)
+                .ok_or_else(|| malformed("invalid multibulk length"))?;
+            st.pos = cr + 2;
+            if count <= 0 {
+                return Ok(Some(st.pos));
+            }
+            st.in_multibulk = true;
+            st.remaining = count as usize;
+            st.args.reserve(st.remaining.min(RESERVE_ARGS));
+        }
+        while st.remaining > 0 {
+            let len = match st.bulk {
+                Some(len) => len,
+                None => {
+                    let Some(cr) = line_end(
+                        buf,
+                        st.pos,
+                        b'\r',
+                        &mut st.scanned,
+                        "too big bulk count string",
+                    )?
+                    else {
+                        return Ok(None);
+                    };
+                    let first = buf[st.pos];
+                    if first != b'$' {
+                        return Err(malformed(format!(
+                            "expected '$', got '{}'",
+                            printable(first)
+                        )));
+                    }
+                    let len = string2ll(&buf[st.pos + 1..cr])
+                        .and_then(|n| usize::try_from(n).ok())
+                        .filter(|&n| n <= self.max_bulk_len)
+                        .ok_or_else(|| malformed("invalid bulk length"))?;
+                    st.pos = cr + 2;
+                    st.bulk = Some(len);
+                    len
+                }
+            };
+            // The two bytes after the body are skipped unread, as Redis does.
+            if buf.len() - st.pos < len.saturating_add(2) {
+                return Ok(None);
+            }
+            st.args.push((st.pos, len));
+            st.pos += len + 2;
+            st.bulk = None;
+            st.remaining -= 1;
+        }
+        Ok(Some(st.pos))
+    }
+
+    /// An inline request: one line, split as Redis's `sdssplitargs` does.
+    fn inline(&mut self, buf: &[u8]) -> Result<Option<(Request, usize)>, ProtocolError> {
+        let st = &mut self.partial;
+        let Some(newline) = line_end(buf, 0, b'\n', &mut st.scanned, "too big inline request")?
+        else {
+            return Ok(None);
         };
-        let line = buf[..newline]
-            .strip_suffix(b"\r")
-            .unwrap_or(&buf[..newline]);
+        let line = &buf[..newline];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         Ok(Some((split_inline(line)?, newline + 1)))
+    }
+
+    /// The arguments of the multibulk request just parsed, copied out.
+    fn take_args(&mut self, buf: &[u8]) -> Request {
+        self.partial
+            .args
+            .iter()
+            .map(|&(at, len)| buf[at..at + len].to_vec())
+            .collect()
     }
 }
 
+/// The offending byte as Redis shows it: `\r` and `\n` become spaces.
+fn printable(byte: u8) -> char {
+    match byte {
+        b'\r' | b'\n' => ' ',
+        other => char::from(other),
+    }
+}
+
+/// C's `isspace` in the C locale.
+fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b).to_digit(16).map(|d| d as u8)
+}
+
+/// Redis's `sdssplitargs`: arguments separated by blanks; `"..."` with
+/// `\n \r \t \b \a \xHH` escapes, `'...'` with `\'`; a quote may start in
+/// the middle of an argument, and a closing quote must be followed by a
+/// blank or the end. `line` holds no NUL (see [`line_end`]); reads past its
+/// end see C's terminating NUL.
 fn split_inline(line: &[u8]) -> Result<Request, ProtocolError> {
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let unbalanced = || malformed("unbalanced quotes in request");
     let mut args = Vec::new();
     let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i].is_ascii_whitespace() {
+    loop {
+        while is_c_space(at(i)) {
             i += 1;
         }
-        if i == line.len() {
-            break;
+        if at(i) == 0 {
+            return Ok(args);
         }
         let mut arg = Vec::new();
-        match line[i] {
-            quote @ (b'"' | b'\'') => {
-                i += 1;
-                loop {
-                    let Some(&c) = line.get(i) else {
-                        return Err(malformed("unbalanced quotes in request"));
-                    };
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            let c = at(i);
+            if in_double {
+                if let (b'\\', b'x', Some(hi), Some(lo)) =
+                    (c, at(i + 1), hex_value(at(i + 2)), hex_value(at(i + 3)))
+                {
+                    arg.push(hi * 16 + lo);
+                    i += 3;
+                } else if c == b'\\' {
+                    // Redis checks for a byte after the `\`; at the end
+                    // the NUL taken here ends the line unterminated all
+                    // the same.
                     i += 1;
-                    if c == quote {
-                        break;
+                    arg.push(match at(i) {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if at(i + 1) != 0 && !is_c_space(at(i + 1)) {
+                        return Err(unbalanced());
                     }
-                    if c == b'\\' && quote == b'"' {
-                        let Some(&escaped) = line.get(i) else {
-                            return Err(malformed("unbalanced quotes in request"));
-                        };
-                        i += 1;
-                        arg.push(match escaped {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            other => other,
-                        });
-                    } else {
-                        arg.push(c);
-                    }
+                    i += 1;
+                    break;
+                } else if c == 0 {
+                    return Err(unbalanced());
+                } else {
+                    arg.push(c);
                 }
-                if line.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
-                    return Err(malformed("unbalanced quotes in request"));
+            } else if in_single {
+                if c == b'\\' && at(i + 1) == b'\'' {
+                    i += 1;
+                    arg.push(b'\'');
+                } else if c == b'\'' {
+                    if at(i + 1) != 0 && !is_c_space(at(i + 1)) {
+                        return Err(unbalanced());
+                    }
+                    i += 1;
+                    break;
+                } else if c == 0 {
+                    return Err(unbalanced());
+                } else {
+                    arg.push(c);
+                }
+            } else {
+                match c {
+                    // The blank is skipped with the ones after it.
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_double = true,
+                    b'\'' => in_single = true,
+                    other => arg.push(other),
                 }
             }
-            _ => {
-                while i < line.len() && !line[i].is_ascii_whitespace() {
-                    arg.push(line[i]);
-                    i += 1;
-                }
+            if at(i) != 0 {
+                i += 1;
             }
         }
         args.push(arg);
     }
-    Ok(args)
 }
 
 impl Codec for Resp {
@@ -220,18 +414,13 @@ impl Codec for Resp {
     fn decode(&mut self, src: &mut RecvBuf) -> Result<Option<Request>, ProtocolError> {
         loop {
             let buf = src.as_slice();
-            let Some(&first) = buf.first() else {
-                return Ok(None);
-            };
-            let parsed = if first == b'*' {
-                self.multibulk(buf)?
-            } else {
-                Self::inline(buf)?
-            };
-            let Some((request, used)) = parsed else {
-                return Ok(None);
+            let (request, used) = match self.parse(buf)? {
+                None => return Ok(None),
+                Some(Parsed::Multibulk(used)) => (self.take_args(buf), used),
+                Some(Parsed::Inline(request, used)) => (request, used),
             };
             src.consume(used);
+            self.partial.reset();
             // Empty lines and `*0` are skipped, as Redis does.
             if !request.is_empty() {
                 return Ok(Some(request));
@@ -330,6 +519,10 @@ mod tests {
         items.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
+    fn err(bytes: &[u8]) -> String {
+        decode_all(bytes).unwrap_err().message
+    }
+
     #[test]
     fn multibulk_inline_and_pipelined_requests() {
         let got = decode_all(
@@ -366,23 +559,235 @@ mod tests {
 
     #[test]
     fn malformed_requests_get_redis_errors() {
-        let err = |b: &[u8]| decode_all(b).unwrap_err().message;
         assert_eq!(
             err(b"*1\r\n+PING\r\n"),
             "Protocol error: expected '$', got '+'"
         );
-        assert_eq!(err(b"*x\r\n"), "Protocol error: invalid multibulk length");
-        assert_eq!(err(b"*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
+        // Redis maps CR and LF in error texts to spaces.
         assert_eq!(
-            err(b"set \"unterminated\r\n"),
-            "Protocol error: unbalanced quotes in request"
+            err(b"*1\r\r\n$4\r\nPING\r\n"),
+            "Protocol error: expected '$', got ' '"
         );
+        assert_eq!(err(b"*x\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*01\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*+1\r\n"), "Protocol error: invalid multibulk length");
+        assert_eq!(err(b"*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(err(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(err(b"*1\r\n$01\r\n"), "Protocol error: invalid bulk length");
+        assert_eq!(err(b"*1\r\n$\r\n"), "Protocol error: invalid bulk length");
+        for line in [
+            &b"set \"unterminated\r\n"[..],
+            b"echo \"ab\"c\r\n",
+            b"echo 'ab'c\r\n",
+            b"echo a\"b\"c\r\n",
+            b"echo \"a\\\"\r\n",
+            b"echo 'a\r\n",
+        ] {
+            assert_eq!(
+                err(line),
+                "Protocol error: unbalanced quotes in request",
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_redis_s() {
         let mut codec = Resp::new(10);
         let mut buf = RecvBuf::new();
         buf.extend_from_slice(b"*1\r\n$11\r\n");
         assert_eq!(
             codec.decode(&mut buf).unwrap_err().message,
             "Protocol error: invalid bulk length"
+        );
+        let mut codec = Resp::new(10);
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(b"*1\r\n$10\r\n0123456789\r\n");
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(args(&["0123456789"])));
+        // Up to INT_MAX arguments may be announced (nothing is allocated
+        // for them up front); one more is refused.
+        assert_eq!(
+            decode_all(b"*2147483647\r\n").unwrap(),
+            Vec::<Request>::new()
+        );
+        assert_eq!(
+            err(b"*2147483648\r\n"),
+            "Protocol error: invalid multibulk length"
+        );
+        let mut line = vec![b'*'];
+        line.resize(MAX_INLINE + 1, b'1');
+        assert_eq!(err(&line), "Protocol error: too big mbulk count string");
+        let mut line = b"*1\r\n$".to_vec();
+        line.resize(4 + MAX_INLINE + 1, b'1');
+        assert_eq!(err(&line), "Protocol error: too big bulk count string");
+        // An inline line of MAX_INLINE bytes is fine; one more is not,
+        // even when its end is already there.
+        let mut line = b"ECHO ".to_vec();
+        line.resize(MAX_INLINE, b'x');
+        line.push(b'\n');
+        assert_eq!(decode_all(&line).unwrap().len(), 1);
+        line.insert(0, b' ');
+        assert_eq!(err(&line), "Protocol error: too big inline request");
+        // Redis's PROTO_INLINE_MAX_SIZE: 64 KiB may be buffered without a
+        // line end, one byte more may not.
+        let mut line = vec![b'*'; 65_536];
+        assert_eq!(decode_all(&line).unwrap(), Vec::<Request>::new());
+        line.push(b'1');
+        assert_eq!(err(&line), "Protocol error: too big mbulk count string");
+    }
+
+    #[test]
+    fn the_argument_index_is_reused_unless_huge() {
+        let mut codec = Resp::new(512 << 20);
+        for (count, kept) in [(RESERVE_ARGS, true), (RESERVE_ARGS + 1, false)] {
+            let mut buf = RecvBuf::new();
+            buf.extend_from_slice(format!("*{count}\r\n").as_bytes());
+            for _ in 0..count {
+                buf.extend_from_slice(b"$1\r\nx\r\n");
+            }
+            assert_eq!(
+                codec.decode(&mut buf).unwrap().map(|r| r.len()),
+                Some(count)
+            );
+            assert_eq!(
+                codec.partial.args.capacity() >= RESERVE_ARGS,
+                kept,
+                "{count}"
+            );
+        }
+        // A small request after a huge one reserves only what it needs.
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        codec.decode(&mut buf).unwrap();
+        assert!(codec.partial.args.capacity() < RESERVE_ARGS);
+    }
+
+    #[test]
+    fn redis_quirks_are_kept() {
+        // The two bytes after a bulk are skipped unread, and so is the byte
+        // after the `\r` of a header line.
+        assert_eq!(
+            decode_all(b"*1\r\n$4\r\nPINGXY*1\rX$4\r\nPING\r\n").unwrap(),
+            vec![args(&["PING"]), args(&["PING"])]
+        );
+        // `*0` and `*-n` and blank lines are skipped.
+        assert_eq!(
+            decode_all(b"*0\r\n*-2\r\n\r\n\n   \r\nPING\r\n").unwrap(),
+            vec![args(&["PING"])]
+        );
+        // sdssplitargs: `\r` splits, `\v` `\f` only lead, quotes open
+        // mid-argument, hex escapes in double quotes only.
+        assert_eq!(
+            decode_all(b"PING\rPING\r\n").unwrap(),
+            vec![args(&["PING", "PING"])]
+        );
+        assert_eq!(
+            decode_all(b"\x0b ECHO a\x0bb\r\n").unwrap(),
+            vec![args(&["ECHO", "a\x0bb"])]
+        );
+        assert_eq!(
+            decode_all(b"ECHO a\"b c\" \"\\x41\\x4g\\b\\a\\q\" 'x\\'\\n' \"\"\r\n").unwrap(),
+            vec![vec![
+                b"ECHO".to_vec(),
+                b"ab c".to_vec(),
+                b"Ax4g\x08\x07q".to_vec(),
+                b"x'\\n".to_vec(),
+                Vec::new(),
+            ]]
+        );
+        // A closing quote may end the line.
+        assert_eq!(
+            decode_all(b"ECHO 'a b'\r\nECHO \"c\"\n").unwrap(),
+            vec![args(&["ECHO", "a b"]), args(&["ECHO", "c"])]
+        );
+        // A NUL before the end of a line stops Redis's search: not complete.
+        assert_eq!(decode_all(b"ECHO a\0b\r\n").unwrap(), Vec::<Request>::new());
+        assert_eq!(
+            decode_all(b"*1\r\n$4\0\r\nPING\r\n").unwrap(),
+            Vec::<Request>::new()
+        );
+        let mut line = b"ECHO \0".to_vec();
+        line.resize(MAX_INLINE + 1, b'\n');
+        assert_eq!(err(&line), "Protocol error: too big inline request");
+    }
+
+    #[test]
+    fn string2ll_is_redis_s() {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("1", Some(1)),
+            ("-1", Some(-1)),
+            ("99", Some(99)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            ("-9223372036854775809", None),
+            ("18446744073709551616", None),
+            ("99999999999999999999", None),
+            ("-99999999999999999999", None),
+            ("", None),
+            ("-", None),
+            ("00", None),
+            ("01", None),
+            ("-0", None),
+            ("+1", None),
+            (" 1", None),
+            ("1 ", None),
+            ("1a", None),
+            ("0x1", None),
+            ("1.0", None),
+            ("00000000000000000001", None),
+        ] {
+            assert_eq!(string2ll(s.as_bytes()), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_request_trickling_in_is_parsed_once() {
+        // A large argument, then the rest one byte at a time: the argument
+        // is found once and later calls resume after it.
+        let mut codec = Resp::new(512 << 20);
+        let mut buf = RecvBuf::new();
+        let big = vec![b'v'; 1 << 20];
+        buf.extend_from_slice(format!("*3\r\n$3\r\nSET\r\n${}\r\n", big.len()).as_bytes());
+        buf.extend_from_slice(&big);
+        buf.extend_from_slice(b"\r\n");
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        let found = codec.partial.pos;
+        assert_eq!(codec.partial.args.len(), 2);
+        let tail = b"$3\r\nkey\r\n";
+        for (i, &b) in tail.iter().enumerate() {
+            assert!(codec.partial.pos >= found);
+            buf.extend_from_slice(&[b]);
+            let got = codec.decode(&mut buf).unwrap();
+            if i + 1 < tail.len() {
+                assert_eq!(got, None);
+            } else {
+                assert_eq!(
+                    got,
+                    Some(vec![b"SET".to_vec(), big.clone(), b"key".to_vec()])
+                );
+            }
+        }
+        assert!(buf.is_empty());
+        assert_eq!(codec.partial.pos, 0, "reset for the next request");
+    }
+
+    #[test]
+    fn the_codec_encodes_and_frames_errors() {
+        let mut codec = Resp::new(512 << 20);
+        let reply = Reply::Array(vec![Reply::Int(-7), Reply::Bulk(b"ab".to_vec())]);
+        let mut out = Vec::new();
+        codec.encode(reply.clone(), &mut out);
+        assert_eq!(out, b"*2\r\n:-7\r\n$2\r\nab\r\n");
+        assert_eq!(<Resp as Codec>::encoded_len(&reply), out.len());
+        let error = decode_all(b"*x\r\n").unwrap_err();
+        assert_eq!(
+            codec.error_frame(&error),
+            Some(Reply::Error(
+                "ERR Protocol error: invalid multibulk length".into()
+            ))
         );
     }
 
@@ -432,9 +837,10 @@ mod properties {
         out
     }
 
-    /// Feeds `stream` in the given pieces; the requests decoded, or the error.
-    fn feed(stream: &[u8], cuts: &[usize]) -> Result<Vec<Request>, String> {
-        let mut codec = Resp::new(1 << 20);
+    /// Feeds `stream` in the given pieces to a codec with `max_bulk` as
+    /// proto-max-bulk-len; the requests decoded, then the error if any.
+    fn feed_with(max_bulk: usize, stream: &[u8], cuts: &[usize]) -> (Vec<Request>, Option<String>) {
+        let mut codec = Resp::new(max_bulk);
         let mut buf = RecvBuf::new();
         let mut got = Vec::new();
         let mut start = 0;
@@ -446,56 +852,135 @@ mod properties {
                 match codec.decode(&mut buf) {
                     Ok(Some(r)) => got.push(r),
                     Ok(None) => break,
-                    Err(e) => return Err(e.message),
+                    Err(e) => return (got, Some(e.message)),
                 }
             }
         }
-        Ok(got)
+        (got, None)
+    }
+
+    fn feed(stream: &[u8], cuts: &[usize]) -> (Vec<Request>, Option<String>) {
+        feed_with(1 << 20, stream, cuts)
+    }
+
+    fn byte_by_byte(max_bulk: usize, stream: &[u8]) -> (Vec<Request>, Option<String>) {
+        let cuts: Vec<usize> = (1..stream.len()).collect();
+        feed_with(max_bulk, stream, &cuts)
+    }
+
+    fn sorted_cuts(mut cuts: Vec<usize>, len: usize) -> Vec<usize> {
+        cuts.iter_mut().for_each(|c| *c %= len + 1);
+        cuts.sort_unstable();
+        cuts
+    }
+
+    /// Pieces of protocol, well-formed and not: headers with odd numbers,
+    /// inline lines with quotes and escapes, stray CR, LF and NUL.
+    fn piece() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => request().prop_map(|r| encode_request(&r)),
+            1 => Just(b"*".to_vec()),
+            1 => Just(b"$".to_vec()),
+            1 => Just(b"\r\n".to_vec()),
+            1 => Just(b"\r".to_vec()),
+            1 => Just(b"\n".to_vec()),
+            1 => Just(b"\0".to_vec()),
+            1 => Just(b"-".to_vec()),
+            1 => Just(b"0".to_vec()),
+            1 => Just(b"*2147483648\r\n".to_vec()),
+            1 => Just(b"$99\r\n".to_vec()),
+            1 => Just(b"\"".to_vec()),
+            1 => Just(b"'".to_vec()),
+            1 => Just(b"\\".to_vec()),
+            1 => Just(b" ".to_vec()),
+            1 => Just(b"\\x4".to_vec()),
+            1 => Just(b"PING ".to_vec()),
+            1 => (0i64..40).prop_map(|n| n.to_string().into_bytes()),
+            1 => any::<i64>().prop_map(|n| n.to_string().into_bytes()),
+            1 => prop::collection::vec(any::<u8>(), 0..8),
+        ]
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
         /// Any pipeline of valid requests, split anywhere, decodes to the
         /// same requests in the same order.
         #[test]
         fn any_split_of_valid_requests_decodes_the_same(
             requests in prop::collection::vec(request(), 1..8),
-            mut cuts in prop::collection::vec(any::<usize>(), 0..8),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
         ) {
             let stream: Vec<u8> = requests.iter().flat_map(encode_request).collect();
-            cuts.iter_mut().for_each(|c| *c %= stream.len() + 1);
-            cuts.sort_unstable();
-            prop_assert_eq!(feed(&stream, &cuts), Ok(requests));
+            let cuts = sorted_cuts(cuts, stream.len());
+            prop_assert_eq!(feed(&stream, &cuts), (requests.clone(), None));
+            prop_assert_eq!(byte_by_byte(1 << 20, &stream), (requests, None));
+        }
+
+        /// Protocol-looking input, valid or not: fed byte by byte or in
+        /// random pieces it gives the same requests and the same error as
+        /// in one piece.
+        #[test]
+        fn splits_agree_on_frames_and_errors(
+            parts in prop::collection::vec(piece(), 0..24),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            max_bulk in prop_oneof![Just(1usize << 20), 0usize..40],
+        ) {
+            let stream = parts.concat();
+            let cuts = sorted_cuts(cuts, stream.len());
+            let whole = feed_with(max_bulk, &stream, &[]);
+            prop_assert_eq!(&feed_with(max_bulk, &stream, &cuts), &whole);
+            prop_assert_eq!(&byte_by_byte(max_bulk, &stream), &whole);
         }
 
         /// Random bytes never panic, and split anywhere give the same
-        /// outcome as in one piece (the same requests, or the same error).
+        /// outcome as in one piece.
         #[test]
         fn random_bytes_never_panic_and_splits_agree(
             stream in prop::collection::vec(any::<u8>(), 0..512),
-            mut cuts in prop::collection::vec(any::<usize>(), 0..6),
+            cuts in prop::collection::vec(any::<usize>(), 0..6),
         ) {
-            cuts.iter_mut().for_each(|c| *c %= stream.len() + 1);
-            cuts.sort_unstable();
-            let whole = feed(&stream, &[]);
-            let split = feed(&stream, &cuts);
-            // A request cut short at the very end is simply not complete yet
-            // in both; errors must agree exactly.
-            prop_assert_eq!(whole, split);
+            let cuts = sorted_cuts(cuts, stream.len());
+            prop_assert_eq!(feed(&stream, &cuts), feed(&stream, &[]));
         }
 
-        /// Protocol-looking garbage (headers with random numbers) never
-        /// panics either.
+        /// Inline requests: the arguments of any line of plain words come
+        /// back as split on blanks, however the line arrives.
         #[test]
-        fn header_garbage_never_panics(parts in prop::collection::vec(
-            prop_oneof![
-                Just(b"*".to_vec()), Just(b"$".to_vec()), Just(b"\r\n".to_vec()), Just(b"-".to_vec()),
-                any::<i64>().prop_map(|n| n.to_string().into_bytes()),
-                prop::collection::vec(any::<u8>(), 0..8),
-            ],
-            0..32,
-        )) {
-            let stream: Vec<u8> = parts.concat();
-            let _ = feed(&stream, &[stream.len() / 2]);
+        fn inline_words_split_on_blanks(
+            words in prop::collection::vec("[a-zA-Z0-9:_]{1,8}", 1..6),
+            blanks in prop::collection::vec("[ \t]{1,3}", 6),
+            crlf in any::<bool>(),
+        ) {
+            let mut line = Vec::new();
+            for (word, blank) in words.iter().zip(&blanks) {
+                line.extend_from_slice(word.as_bytes());
+                line.extend_from_slice(blank.as_bytes());
+            }
+            line.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
+            let want: Request = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+            prop_assert_eq!(byte_by_byte(1 << 20, &line), (vec![want.clone()], None));
+            prop_assert_eq!(feed(&line, &[]), (vec![want], None));
+        }
+
+        /// Lines past the limits fail with Redis's texts, whatever the
+        /// split.
+        #[test]
+        fn too_big_lines_fail_the_same_however_split(
+            kind in 0usize..3,
+            extra in 1usize..64,
+            cuts in prop::collection::vec(any::<usize>(), 0..4),
+        ) {
+            let (mut stream, want) = match kind {
+                0 => (b"*".to_vec(), "Protocol error: too big mbulk count string"),
+                1 => (b"*1\r\n$".to_vec(), "Protocol error: too big bulk count string"),
+                _ => (b"ECHO ".to_vec(), "Protocol error: too big inline request"),
+            };
+            let start = if kind == 1 { 4 } else { 0 };
+            stream.resize(start + MAX_INLINE + extra, b'1');
+            stream.extend_from_slice(b"\r\n");
+            let cuts = sorted_cuts(cuts, stream.len());
+            prop_assert_eq!(feed(&stream, &cuts), (vec![], Some(want.to_string())));
         }
     }
 }

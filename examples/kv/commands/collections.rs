@@ -45,9 +45,11 @@ fn pop_count(call: &Call<'_>) -> Result<Option<usize>, Reply> {
     match call.args.get(1) {
         None => Ok(None),
         Some(n) => {
-            let n = int(n)?;
+            // Redis gives this text for a non-integer too.
+            let positive = || Reply::error("ERR value is out of range, must be positive");
+            let n = int(n).map_err(|_| positive())?;
             if n < 0 {
-                return Err(Reply::error("ERR value is out of range, must be positive"));
+                return Err(positive());
             }
             Ok(Some(n as usize))
         }

@@ -42,12 +42,22 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         "expire" | "pexpire" | "expireat" | "pexpireat" => {
             arity(a.len() == 2)?;
             let n = int(&a[1])?;
-            let at = match call.name {
-                "expire" => now.saturating_add(n.saturating_mul(1000)),
-                "pexpire" => now.saturating_add(n),
-                "expireat" => n.saturating_mul(1000),
+            // Redis refuses a time that overflows in milliseconds.
+            let invalid = || {
+                Reply::error(format!(
+                    "ERR invalid expire time in '{}' command",
+                    call.name
+                ))
+            };
+            let ms = match call.name {
+                "expire" | "expireat" => n.checked_mul(1000).ok_or_else(invalid)?,
                 _ => n,
             };
+            let base = match call.name {
+                "expire" | "pexpire" => now,
+                _ => 0,
+            };
+            let at = ms.checked_add(base).ok_or_else(invalid)?;
             if !kv.db.exists(&a[0], now) {
                 return Ok(Reply::Int(0));
             }
@@ -79,17 +89,14 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let found: Vec<Vec<u8>> = kv
                 .db
                 .live_keys(now)
-                .filter(|k| glob::matches(&a[0], k))
+                .filter(|k| matches_all(&a[0]) || glob::matches(&a[0], k))
                 .map(<[u8]>::to_vec)
                 .collect();
             Ok(Reply::array_of_bulks(found))
         }
         "scan" => {
             arity(!a.is_empty())?;
-            let cursor: u64 = std::str::from_utf8(&a[0])
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| Reply::error("ERR invalid cursor"))?;
+            let cursor = scan_cursor(&a[0]).ok_or_else(|| Reply::error("ERR invalid cursor"))?;
             let (mut pattern, mut count, mut kind) = (None, 10usize, None);
             for opt in a[1..].chunks(2) {
                 let [name, value] = opt else {
@@ -110,7 +117,7 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let (next, keys) = kv.db.scan(cursor, count, now);
             let keys: Vec<Vec<u8>> = keys
                 .into_iter()
-                .filter(|k| pattern.is_none_or(|p| glob::matches(p, k)))
+                .filter(|k| pattern.is_none_or(|p| matches_all(p) || glob::matches(p, k)))
                 .map(<[u8]>::to_vec)
                 .collect();
             let keys: Vec<Vec<u8>> = match kind {
@@ -134,5 +141,61 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             }
         }
         _ => unreachable!("dispatched here"),
+    }
+}
+
+/// Redis answers the pattern `*` alone without the matcher (which does not
+/// match the empty key with it).
+fn matches_all(pattern: &[u8]) -> bool {
+    pattern == b"*"
+}
+
+/// A SCAN cursor as Redis reads it: C's `strtoul` (an optional sign, `-`
+/// wrapping, leading zeros and the empty string allowed), refused if it
+/// starts with a blank, has anything after the digits, or overflows.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    let (negative, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        // strtoul parsed nothing: fine only if there was nothing at all.
+        return arg.is_empty().then_some(0);
+    }
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if negative { v.wrapping_neg() } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scan_cursor;
+
+    #[test]
+    fn scan_cursors_parse_as_strtoul() {
+        for (s, want) in [
+            ("0", Some(0)),
+            ("", Some(0)),
+            ("00", Some(0)),
+            ("+1", Some(1)),
+            ("-0", Some(0)),
+            ("-1", Some(u64::MAX)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-", None),
+            ("+", None),
+            (" 1", None),
+            ("1 ", None),
+            ("1a", None),
+            ("0x1", None),
+        ] {
+            assert_eq!(scan_cursor(s.as_bytes()), want, "{s:?}");
+        }
     }
 }

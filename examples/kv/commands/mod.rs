@@ -31,12 +31,10 @@ impl Call<'_> {
     }
 }
 
-/// Parses a Redis integer argument.
+/// Parses a Redis integer argument as redis-server does (`string2ll`: no
+/// `+`, no spaces, no leading zeros, no `-0`, at most 20 bytes).
 pub fn int(arg: &[u8]) -> Result<i64, Reply> {
-    std::str::from_utf8(arg)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Reply::error(NOT_INTEGER))
+    crate::protocol::string2ll(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
 }
 
 /// Parses a Redis float argument (`inf`, `-inf` allowed; NaN is not).

@@ -66,6 +66,10 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         "hello" => hello(kv, conn, call),
         "select" => arity(a.len() == 1).unwrap_or_else(|| match int(&a[0]) {
             Ok(0) => Reply::Ok,
+            // Redis reads the index as a C int first.
+            Ok(n) if i32::try_from(n).is_err() => Reply::error(
+                "ERR value is out of range, value must between -2147483648 and 2147483647",
+            ),
             Ok(_) => Reply::error("ERR DB index is out of range"),
             Err(e) => e,
         }),

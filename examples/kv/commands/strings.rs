@@ -43,21 +43,9 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "setex" | "psetex" => {
             arity(a.len() == 3)?;
-            let ttl = int(&a[1])?;
-            if ttl <= 0 {
-                return Err(Reply::error(format!(
-                    "ERR invalid expire time in '{}' command",
-                    call.name
-                )));
-            }
-            let ms = if call.name == "setex" {
-                ttl.saturating_mul(1000)
-            } else {
-                ttl
-            };
+            let at = expire_at(call, &a[1], call.name == "setex", true)?;
             kv.db.set(&a[0], Value::Str(Blob::from(&a[2][..])), false);
-            kv.db
-                .set_expiry(&a[0], Some(call.now.saturating_add(ms)), call.now);
+            kv.db.set_expiry(&a[0], Some(at), call.now);
             Ok(Reply::Ok)
         }
         "getset" => {
@@ -188,6 +176,31 @@ fn incr_by(kv: &mut Kv, key: &[u8], by: i64, now: i64) -> Result<Reply, Reply> {
     Ok(Reply::Int(next))
 }
 
+/// An expire time argument of SET or SETEX as Unix milliseconds, refused
+/// as Redis refuses it: not positive, or overflowing in milliseconds.
+fn expire_at(call: &Call<'_>, arg: &[u8], seconds: bool, relative: bool) -> Result<i64, Reply> {
+    let n = int(arg)?;
+    let invalid = || {
+        Reply::error(format!(
+            "ERR invalid expire time in '{}' command",
+            call.name
+        ))
+    };
+    if n <= 0 {
+        return Err(invalid());
+    }
+    let ms = if seconds {
+        n.checked_mul(1000).ok_or_else(invalid)?
+    } else {
+        n
+    };
+    if relative {
+        ms.checked_add(call.now).ok_or_else(invalid)
+    } else {
+        Ok(ms)
+    }
+}
+
 /// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
 fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let a = call.args;
@@ -205,16 +218,9 @@ fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 let Some(value) = a.get(i + 1) else {
                     return Err(Reply::error(SYNTAX));
                 };
-                let n = int(value)?;
-                if n <= 0 {
-                    return Err(Reply::error("ERR invalid expire time in 'set' command"));
-                }
-                expires_at = Some(match opt.as_slice() {
-                    b"ex" => call.now.saturating_add(n.saturating_mul(1000)),
-                    b"px" => call.now.saturating_add(n),
-                    b"exat" => n.saturating_mul(1000),
-                    _ => n,
-                });
+                let seconds = matches!(opt.as_slice(), b"ex" | b"exat");
+                let relative = matches!(opt.as_slice(), b"ex" | b"px");
+                expires_at = Some(expire_at(call, value, seconds, relative)?);
                 i += 1;
             }
             _ => return Err(Reply::error(SYNTAX)),
