@@ -15,6 +15,10 @@ mod key;
 #[path = "../examples/kv/protocol.rs"]
 #[allow(dead_code)]
 mod protocol;
+// The codec encodes RESP3's reply types through it.
+#[path = "../examples/kv/resp3.rs"]
+#[allow(dead_code)]
+mod resp3;
 
 use std::hint::black_box;
 use std::time::Duration;

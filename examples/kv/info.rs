@@ -51,7 +51,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             kv.commands_processed,
             stats.bytes_in,
             stats.bytes_out,
-            kv.db.expired(),
+            (0..kv.db_count()).map(|i| kv.db_ref(i).expired()).sum::<u64>(),
             kv.channels.len(),
             stats.jobs_dispatched,
             stats.inline_fallbacks,
@@ -69,13 +69,16 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
     }
     if want("keyspace") {
         out.push_str("# Keyspace\r\n");
-        if kv.db.len() > 0 {
-            let _ = write!(
-                out,
-                "db0:keys={},expires={},avg_ttl=0\r\n",
-                kv.db.len(),
-                kv.db.keys_with_ttl()
-            );
+        for i in 0..kv.db_count() {
+            let db = kv.db_ref(i);
+            if db.len() > 0 {
+                let _ = write!(
+                    out,
+                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    db.len(),
+                    db.keys_with_ttl()
+                );
+            }
         }
     }
     out

@@ -64,6 +64,10 @@ pub struct Db {
     scan_order: std::collections::hash_map::RandomState,
     deadlines: BTreeSet<(i64, Vec<u8>)>,
     expired: u64,
+    /// Keys some client WATCHes (kept by `multi.rs`): their expiry is
+    /// recorded in `touched` for it to collect.
+    pub watched: HashSet<Vec<u8>>,
+    touched: Vec<Vec<u8>>,
 }
 
 impl Db {
@@ -80,6 +84,32 @@ impl Db {
         self.expired
     }
 
+    /// Whether `key` is stored, even if past its deadline.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// CONFIG RESETSTAT: the expired-keys counter restarts from 0.
+    pub fn reset_stats(&mut self) {
+        self.expired = 0;
+    }
+
+    fn note_expired(&mut self, key: &[u8]) {
+        if !self.watched.is_empty() && self.watched.contains(key) {
+            self.touched.push(key.to_vec());
+        }
+    }
+
+    /// Whether watched keys expired since the last `take_touched`.
+    pub fn has_touched(&self) -> bool {
+        !self.touched.is_empty()
+    }
+
+    /// The watched keys that expired since the last call.
+    pub fn take_touched(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.touched)
+    }
+
     /// Removes `key` if its deadline passed; `true` if it is (still) live.
     fn check(&mut self, key: &[u8], now: i64) -> bool {
         match self.map.get(key) {
@@ -90,6 +120,7 @@ impl Db {
             }) if *at <= now => {
                 self.remove(key);
                 self.expired += 1;
+                self.note_expired(key);
                 false
             }
             Some(_) => true,
@@ -246,6 +277,7 @@ impl Db {
             let (_, key) = self.deadlines.pop_first().expect("peeked");
             self.map.remove(&key[..]);
             self.expired += 1;
+            self.note_expired(&key);
             removed += 1;
         }
         (

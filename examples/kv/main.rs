@@ -1,6 +1,7 @@
 //! cargo run --release --example kv
 //!
-//! A Redis-protocol key-value server on baton: RESP2, plain on 6380 and TLS
+//! A Redis-protocol key-value server on baton: RESP2 and RESP3 (HELLO),
+//! 16 databases, transactions; plain on 6380 and TLS
 //! on 6381 (a generated certificate unless --tls-cert-file/--tls-key-file
 //! are given). Try `redis-cli -p 6380` or
 //! `redis-cli -p 6381 --tls --insecure`. The keyspace lives on the main
@@ -15,14 +16,19 @@ mod tls_args;
 
 mod blob;
 mod clock;
+mod command_table;
 mod commands;
+mod db;
 mod glob;
 mod info;
 mod key;
 mod keyspace;
+mod multi;
 mod protocol;
 mod pubsub;
+mod resp3;
 mod service;
+mod session;
 mod zset;
 
 use std::net::IpAddr;
@@ -37,7 +43,7 @@ use tls_args::TlsArgs;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "A Redis-protocol key-value server on baton (RESP2, plain and TLS)."
+    about = "A Redis-protocol key-value server on baton (RESP2/RESP3, plain and TLS)."
 )]
 struct Args {
     /// Addresses to listen on (IPv4 or IPv6; list several).
@@ -49,6 +55,9 @@ struct Args {
     /// TLS port; 0 turns TLS off.
     #[arg(long, default_value_t = 6381)]
     tls_port: u16,
+    /// Number of databases (SELECT 0..N-1).
+    #[arg(long, default_value_t = 16)]
+    databases: usize,
     /// Require AUTH with this password.
     #[arg(long)]
     requirepass: Option<String>,
@@ -73,7 +82,7 @@ fn main() -> ExitCode {
             output_hard_limit: args.client_output_buffer_limit,
             ..args.runtime.config()
         };
-        let kv = service::Kv::new(service::KvConfig {
+        let mut kv = service::Kv::new(service::KvConfig {
             requirepass: args.requirepass.clone(),
             proto_max_bulk_len: args.proto_max_bulk_len,
             port: args.port,
@@ -82,6 +91,8 @@ fn main() -> ExitCode {
             maxclients: args.runtime.maxclients,
             timeout_secs: args.runtime.timeout,
         });
+        kv.dbs = db::Dbs::new(args.databases);
+        kv.client_output_buffer_limit = args.client_output_buffer_limit;
         let listen = serve::Listen {
             binds: &args.bind,
             port: args.port,

@@ -55,6 +55,29 @@ pub enum Reply {
     Array(Vec<Reply>),
     /// `*-1`
     NilArray,
+    /// RESP3 map `%n` (RESP2: a flat array of keys and values).
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 set `~n` (RESP2: an array).
+    Set(Vec<Reply>),
+    /// RESP3 double `,text`, holding the text Redis prints (RESP2: a bulk).
+    Double(Vec<u8>),
+    /// RESP3 null `_` (see `crate::resp3::adapt` for its RESP2 forms).
+    Null,
+    /// RESP3 boolean `#t`/`#f` (RESP2: `:1`/`:0`).
+    // No command kv implements replies with a boolean or a big number in
+    // Redis 7 either; both are encoded (and tested) for the ones that will.
+    #[allow(dead_code)]
+    Bool(bool),
+    /// RESP3 big number `(digits` (RESP2: a bulk).
+    #[allow(dead_code)]
+    BigNumber(String),
+    /// RESP3 verbatim string `=n\r\ntxt:...` (RESP2: a bulk of the text).
+    Verbatim(Vec<u8>),
+    /// RESP3 push `>n` (RESP2: an array).
+    Push(Vec<Reply>),
+    /// Bytes already encoded (the same in either protocol: the caller
+    /// picks the encoding before sending).
+    Raw(&'static [u8]),
 }
 
 impl Reply {
@@ -458,6 +481,7 @@ fn encode(reply: &Reply, dst: &mut Vec<u8>) {
             }
         }
         Reply::NilArray => dst.extend_from_slice(b"*-1\r\n"),
+        other => crate::resp3::encode(other, dst, encode),
     }
 }
 
@@ -497,6 +521,7 @@ fn encoded_len(reply: &Reply) -> usize {
         Reply::Array(items) => {
             digits(items.len()) + 3 + items.iter().map(encoded_len).sum::<usize>()
         }
+        other => crate::resp3::encoded_len(other, encoded_len),
     }
 }
 

@@ -1,6 +1,8 @@
 //! SUBSCRIBE / UNSUBSCRIBE / PUBLISH: server push is a write to another
 //! connection's `ConnId`; the runtime queues it even if that connection is
-//! on an IO thread at the moment.
+//! on an IO thread at the moment. Messages and confirmations are push
+//! frames on RESP3 (so a subscriber can also run commands) and arrays on
+//! RESP2 (`session::send` picks per connection).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -31,7 +33,12 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
                     c.channels.insert(channel.clone());
                     c.channels.len()
                 });
-                let _ = ctx.send(conn, confirmation("subscribe", Some(channel), count));
+                crate::session::send(
+                    kv,
+                    ctx,
+                    conn,
+                    confirmation("subscribe", Some(channel), count),
+                );
             }
             // Redis's timeout does not close subscribers waiting for messages.
             ctx.set_idle_exempt(conn, true);
@@ -47,12 +54,17 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
                 a.to_vec()
             };
             if channels.is_empty() {
-                let _ = ctx.send(conn, confirmation("unsubscribe", None, 0));
+                crate::session::send(kv, ctx, conn, confirmation("unsubscribe", None, 0));
             }
             for channel in channels {
                 remove(kv, conn, &channel);
                 let count = kv.clients.get(&conn).map_or(0, |c| c.channels.len());
-                let _ = ctx.send(conn, confirmation("unsubscribe", Some(&channel), count));
+                crate::session::send(
+                    kv,
+                    ctx,
+                    conn,
+                    confirmation("unsubscribe", Some(&channel), count),
+                );
             }
             if kv.clients.get(&conn).is_some_and(|c| c.channels.is_empty()) {
                 ctx.set_idle_exempt(conn, false);
@@ -66,10 +78,17 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             let mut delivered = 0;
             if let Some(subscribers) = kv.channels.0.get(&a[0]) {
                 for &subscriber in subscribers {
-                    let message =
-                        Reply::array_of_bulks([b"message".to_vec(), a[0].clone(), a[1].clone()]);
+                    let message = Reply::Push(vec![
+                        Reply::bulk(b"message".to_vec()),
+                        Reply::Bulk(a[0].clone()),
+                        Reply::Bulk(a[1].clone()),
+                    ]);
+                    let proto = crate::session::proto(kv, subscriber);
                     // A subscriber past its output limit is closed by the runtime.
-                    if ctx.send(subscriber, message).is_ok() {
+                    if ctx
+                        .send(subscriber, crate::resp3::adapt(message, proto))
+                        .is_ok()
+                    {
                         delivered += 1;
                     }
                 }
@@ -81,7 +100,7 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
 }
 
 fn confirmation(kind: &str, channel: Option<&Vec<u8>>, count: usize) -> Reply {
-    Reply::Array(vec![
+    Reply::Push(vec![
         Reply::bulk(kind.as_bytes().to_vec()),
         channel.map_or(Reply::Nil, |c| Reply::Bulk(c.clone())),
         Reply::Int(count as i64),

@@ -24,6 +24,10 @@ pub struct Client {
     pub authenticated: bool,
     pub channels: BTreeSet<Vec<u8>>,
     pub last_command: String,
+    /// Protocol, database and CLIENT settings.
+    pub session: crate::session::Session,
+    /// MULTI queue and WATCHed keys.
+    pub tx: crate::multi::Tx,
 }
 
 /// Settings the service needs (and reports through CONFIG GET and INFO).
@@ -40,7 +44,17 @@ pub struct KvConfig {
 
 #[derive(Debug)]
 pub struct Kv {
+    /// The database of the running command (see `db.rs`).
     pub db: Db,
+    /// The other databases.
+    pub dbs: crate::db::Dbs,
+    pub watches: crate::multi::Watches,
+    /// The largest bulk a new connection may send (CONFIG SET may lower it).
+    pub proto_max_bulk_len: usize,
+    /// The output limit the runtime enforces (reported by CONFIG GET).
+    pub client_output_buffer_limit: usize,
+    /// Unix seconds at start (LASTSAVE: nothing is ever saved).
+    pub started_unix_secs: i64,
     pub clients: HashMap<ConnId, Client>,
     pub channels: Channels,
     pub requirepass: Option<String>,
@@ -52,9 +66,19 @@ pub struct Kv {
 }
 
 impl Kv {
+    /// A server with Redis's default 16 databases (replace `dbs` before
+    /// serving for another count).
     pub fn new(config: KvConfig) -> Self {
+        let started_unix_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         Self {
             db: Db::default(),
+            dbs: crate::db::Dbs::new(16),
+            watches: crate::multi::Watches::default(),
+            proto_max_bulk_len: config.proto_max_bulk_len,
+            client_output_buffer_limit: baton::Config::default().output_hard_limit,
+            started_unix_secs,
             clients: HashMap::new(),
             channels: Channels::default(),
             requirepass: config.requirepass.clone(),
@@ -64,23 +88,6 @@ impl Kv {
             clock: WallClock::default(),
         }
     }
-
-    /// The values CONFIG GET reports (enough for redis-benchmark and tools).
-    pub fn config_values(&self) -> Vec<(&'static str, String)> {
-        let c = &self.config;
-        vec![
-            ("save", String::new()),
-            ("appendonly", "no".into()),
-            ("databases", "1".into()),
-            ("port", c.port.to_string()),
-            ("tls-port", c.tls_port.to_string()),
-            ("io-threads", c.io_threads.max(1).to_string()),
-            ("maxclients", c.maxclients.to_string()),
-            ("timeout", c.timeout_secs.to_string()),
-            ("proto-max-bulk-len", c.proto_max_bulk_len.to_string()),
-            ("requirepass", c.requirepass.clone().unwrap_or_default()),
-        ]
-    }
 }
 
 impl Service for Kv {
@@ -88,19 +95,22 @@ impl Service for Kv {
     type Command = ();
 
     fn codec(&mut self, _: &ConnInfo) -> Resp {
-        Resp::new(self.config.proto_max_bulk_len)
+        Resp::new(self.proto_max_bulk_len)
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.set_timer(EXPIRY_PERIOD, 0);
     }
 
-    fn on_open(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+        let now = self.clock.now_ms(ctx.now());
         let client = Client {
             name: None,
             authenticated: self.requirepass.is_none(),
             channels: BTreeSet::new(),
             last_command: "NULL".into(),
+            session: crate::session::Session::new(now),
+            tx: crate::multi::Tx::default(),
         };
         self.clients.insert(conn, client);
     }
@@ -118,21 +128,27 @@ impl Service for Kv {
                     .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
             }
         }
-        if let Some(reply) = commands::dispatch(self, ctx, conn, request) {
-            // Refused only if the connection is closing or gone; the runtime
-            // logs and counts why.
-            let _ = ctx.send(conn, reply);
-        }
+        crate::session::handle(self, ctx, conn, request);
     }
 
     fn on_close(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId, _: CloseReason) {
         pubsub::unsubscribe_all(self, conn);
+        crate::multi::reset(self, conn);
         self.clients.remove(&conn);
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
         let now = self.clock.now_ms(ctx.now());
-        let (_, more_due) = self.db.expire_due(now, EXPIRY_BUDGET);
+        let mut budget = EXPIRY_BUDGET;
+        let mut more_due = false;
+        for db in 0..self.db_count() {
+            let (removed, more) = self.db_at(db).expire_due(now, budget);
+            budget -= removed;
+            more_due |= more;
+        }
+        if self.watching() {
+            crate::multi::touch_expired(self);
+        }
         ctx.set_timer(
             if more_due {
                 Duration::ZERO

@@ -1,0 +1,176 @@
+//! The numbered databases (`databases`, 16 by default) and the commands
+//! that address them: SELECT, SWAPDB, MOVE, FLUSHDB, FLUSHALL, DBSIZE.
+//!
+//! Commands work on `kv.db`, "the database of the running command". The
+//! others wait in `Dbs`; before each command the service mounts the
+//! client's database into `kv.db` (two moves of a small struct, and none at
+//! all while clients stay on one database), so no command handler needs to
+//! know which database it runs in.
+
+use crate::commands::Call;
+use crate::keyspace::Db;
+use crate::protocol::Reply;
+use crate::service::Kv;
+
+/// The databases that are not mounted in `kv.db`.
+#[derive(Debug)]
+pub struct Dbs {
+    /// One per database; the slot of the mounted one holds an empty
+    /// placeholder while it is mounted.
+    slots: Vec<Db>,
+    mounted: usize,
+}
+
+impl Dbs {
+    /// `count` databases (at least 1); database 0 starts mounted.
+    pub fn new(count: usize) -> Self {
+        Self {
+            slots: (0..count.max(1)).map(|_| Db::default()).collect(),
+            mounted: 0,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl Kv {
+    /// Makes database `index` (< count) the one commands see as `kv.db`.
+    pub fn mount(&mut self, index: usize) {
+        if index != self.dbs.mounted {
+            std::mem::swap(&mut self.db, &mut self.dbs.slots[self.dbs.mounted]);
+            std::mem::swap(&mut self.db, &mut self.dbs.slots[index]);
+            self.dbs.mounted = index;
+        }
+    }
+
+    /// Database `index`, wherever it is.
+    pub fn db_at(&mut self, index: usize) -> &mut Db {
+        if index == self.dbs.mounted {
+            &mut self.db
+        } else {
+            &mut self.dbs.slots[index]
+        }
+    }
+
+    /// Database `index` for reading.
+    pub fn db_ref(&self, index: usize) -> &Db {
+        if index == self.dbs.mounted {
+            &self.db
+        } else {
+            &self.dbs.slots[index]
+        }
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.count()
+    }
+}
+
+/// Parses a database index argument as Redis does: `Err(None)` if it is
+/// not an integer, `Err(Some(reply))` if it is out of range.
+fn parse_index(kv: &Kv, arg: &[u8]) -> Result<usize, Option<Reply>> {
+    let n = crate::commands::int(arg).map_err(|_| None)?;
+    if n < 0 || n >= kv.db_count() as i64 {
+        return Err(Some(Reply::error("ERR DB index is out of range")));
+    }
+    Ok(n as usize)
+}
+
+/// A database index argument, or Redis's error reply.
+pub fn index(kv: &Kv, arg: &[u8]) -> Result<usize, Reply> {
+    parse_index(kv, arg)
+        .map_err(|e| e.unwrap_or_else(|| Reply::error(crate::commands::NOT_INTEGER)))
+}
+
+/// `FLUSHDB`/`FLUSHALL`'s optional `ASYNC|SYNC` (both free everything at
+/// once here: the keyspace lives on one thread).
+fn flush_mode(call: &Call<'_>) -> Result<(), Reply> {
+    match call.args {
+        [] => Ok(()),
+        [mode] if mode.eq_ignore_ascii_case(b"async") || mode.eq_ignore_ascii_case(b"sync") => {
+            Ok(())
+        }
+        [_] => Err(Reply::error(crate::commands::SYNTAX)),
+        _ => Err(call.wrong_arity()),
+    }
+}
+
+/// Runs SELECT, SWAPDB, MOVE, FLUSHDB, FLUSHALL or DBSIZE for a client on
+/// database `current`; returns the reply and the client's new database.
+pub fn run(kv: &mut Kv, call: &Call<'_>, current: usize) -> (Reply, usize) {
+    let a = call.args;
+    let reply = match call.name {
+        "select" if a.len() == 1 => match index(kv, &a[0]) {
+            Ok(i) => return (Reply::Ok, i),
+            Err(e) => e,
+        },
+        "swapdb" if a.len() == 2 => match (parse_index(kv, &a[0]), parse_index(kv, &a[1])) {
+            (Ok(x), Ok(y)) => {
+                if x != y {
+                    crate::multi::touch_db(kv, x);
+                    crate::multi::touch_db(kv, y);
+                    let mounted = kv.dbs.mounted;
+                    std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
+                    kv.dbs.slots.swap(x, y);
+                    // Watches belong to the index, not to the data.
+                    let wx = std::mem::take(&mut kv.dbs.slots[x].watched);
+                    let wy = std::mem::replace(&mut kv.dbs.slots[y].watched, wx);
+                    kv.dbs.slots[x].watched = wy;
+                    std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
+                    crate::multi::touch_db(kv, x);
+                    crate::multi::touch_db(kv, y);
+                }
+                Reply::Ok
+            }
+            (Err(None), _) => Reply::error("ERR invalid first DB index"),
+            (_, Err(None)) => Reply::error("ERR invalid second DB index"),
+            (Err(Some(e)), _) | (_, Err(Some(e))) => e,
+        },
+        "move" if a.len() == 2 => match index(kv, &a[1]) {
+            Ok(dst) if dst == current => {
+                Reply::error("ERR source and destination objects are the same")
+            }
+            Ok(dst) => {
+                let key = &a[0];
+                let live_in_dst = kv.db_at(dst).exists(key, call.now);
+                if live_in_dst || !kv.db.exists(key, call.now) {
+                    Reply::Int(0)
+                } else {
+                    let at = kv.db.expiry(key, call.now).flatten();
+                    let value = kv.db.remove(key).expect("checked live");
+                    let target = kv.db_at(dst);
+                    target.set(key, value, false);
+                    if at.is_some() {
+                        target.set_expiry(key, at, call.now);
+                    }
+                    crate::multi::touch_key(kv, dst, key);
+                    Reply::Int(1)
+                }
+            }
+            Err(e) => e,
+        },
+        "flushdb" => match flush_mode(call) {
+            Ok(()) => {
+                crate::multi::touch_db(kv, current);
+                kv.db.clear();
+                Reply::Ok
+            }
+            Err(e) => e,
+        },
+        "flushall" => match flush_mode(call) {
+            Ok(()) => {
+                for i in 0..kv.db_count() {
+                    crate::multi::touch_db(kv, i);
+                    kv.db_at(i).clear();
+                }
+                Reply::Ok
+            }
+            Err(e) => e,
+        },
+        "dbsize" if a.is_empty() => Reply::Int(kv.db.len() as i64),
+        _ => call.wrong_arity(),
+    };
+    (reply, current)
+}

@@ -1,0 +1,292 @@
+//! Transactions: MULTI / EXEC / DISCARD / WATCH / UNWATCH, with Redis's
+//! semantics. Commands after MULTI are checked (known command, arity) and
+//! queued; a queuing error makes EXEC answer EXECABORT. EXEC runs the queue
+//! as one uninterrupted step of the main loop, so nothing interleaves.
+//!
+//! WATCH: a watched key is "touched" by any successful write command that
+//! names it (Redis's key positions, from `command_table`), by its expiry,
+//! by FLUSHDB/FLUSHALL (keys that existed) and by SWAPDB. A touched key
+//! makes every client watching it fail its next EXEC (a null reply). A
+//! write that turns out to change nothing (SET NX on an existing key)
+//! still counts as a touch: EXEC may then fail where Redis would not, never
+//! the other way round.
+
+use std::collections::{BTreeSet, HashMap};
+
+use baton::{ConnId, Ctx};
+
+use crate::command_table::{Spec, COMMANDS};
+use crate::commands::Call;
+use crate::protocol::{Reply, Request};
+use crate::service::Kv;
+
+/// One client's transaction state.
+#[derive(Debug, Default)]
+pub struct Tx {
+    /// `Some` between MULTI and EXEC/DISCARD: the queued requests.
+    pub queue: Option<Vec<Request>>,
+    /// A command failed to queue: EXEC answers EXECABORT.
+    pub aborted: bool,
+    /// The (database, key) pairs this client watches.
+    pub watched: Vec<(usize, Vec<u8>)>,
+    /// A watched key was touched: the next EXEC fails.
+    pub dirty: bool,
+}
+
+/// Who watches which key: (database, key) -> clients.
+#[derive(Debug, Default)]
+pub struct Watches(HashMap<(usize, Vec<u8>), BTreeSet<ConnId>>);
+
+impl Kv {
+    /// Whether any client watches any key (every write checks, so this is
+    /// the fast path when nobody does).
+    pub fn watching(&self) -> bool {
+        !self.watches.0.is_empty()
+    }
+}
+
+/// Redis's metadata for a command (by lowercase name).
+pub fn spec(name: &str) -> Option<&'static Spec> {
+    COMMANDS.iter().find(|s| s.name == name)
+}
+
+/// Commands whose replies go out by themselves (pub/sub confirmations):
+/// refused inside MULTI, where a reply must be one element of EXEC's.
+fn not_in_multi(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe"
+    )
+}
+
+/// Queues a request inside MULTI, or answers the queuing error.
+pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
+    let error = match spec(name) {
+        _ if not_in_multi(name) => {
+            Some(Reply::error("ERR Command not allowed inside a transaction"))
+        }
+        None => {
+            // Redis names the command as sent, not lowercased.
+            let original = String::from_utf8_lossy(&request[0]).into_owned();
+            let call = Call {
+                name: &original,
+                args: &request[1..],
+                now: 0,
+            };
+            Some(crate::commands::unknown(&call))
+        }
+        Some(spec) => {
+            let n = request.len() as i64;
+            if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+                Some(Reply::error(format!(
+                    "ERR wrong number of arguments for '{name}' command"
+                )))
+            } else {
+                None
+            }
+        }
+    };
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return Reply::Null;
+    };
+    match error {
+        Some(e) => {
+            client.tx.aborted = true;
+            e
+        }
+        None => {
+            client.tx.queue.get_or_insert_with(Vec::new).push(request);
+            Reply::Status("QUEUED")
+        }
+    }
+}
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+    let a = call.args;
+    let in_multi = kv.clients.get(&conn)?.tx.queue.is_some();
+    let reply = match call.name {
+        "multi" if !a.is_empty() => call.wrong_arity(),
+        "multi" if in_multi => Reply::error("ERR MULTI calls can not be nested"),
+        "multi" => {
+            let client = kv.clients.get_mut(&conn)?;
+            client.tx.queue = Some(Vec::new());
+            client.tx.aborted = false;
+            Reply::Ok
+        }
+        "discard" if !a.is_empty() => call.wrong_arity(),
+        "discard" if !in_multi => Reply::error("ERR DISCARD without MULTI"),
+        "discard" => {
+            reset(kv, conn);
+            Reply::Ok
+        }
+        "exec" if !a.is_empty() => call.wrong_arity(),
+        "exec" if !in_multi => Reply::error("ERR EXEC without MULTI"),
+        "exec" => return Some(exec(kv, ctx, conn)),
+        "watch" if a.is_empty() => call.wrong_arity(),
+        "watch" if in_multi => Reply::error("ERR WATCH inside MULTI is not allowed"),
+        "watch" => {
+            let db = kv.clients.get(&conn)?.session.db;
+            for key in a {
+                watch(kv, conn, db, key, call.now);
+            }
+            Reply::Ok
+        }
+        "unwatch" if !a.is_empty() => call.wrong_arity(),
+        "unwatch" => {
+            unwatch_all(kv, conn);
+            Reply::Ok
+        }
+        _ => unreachable!("dispatched here"),
+    };
+    Some(reply)
+}
+
+fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return Reply::Null;
+    };
+    let queue = client.tx.queue.take().unwrap_or_default();
+    let (aborted, dirty) = (client.tx.aborted, client.tx.dirty);
+    reset(kv, conn);
+    if aborted {
+        return Reply::error("EXECABORT Transaction discarded because of previous errors.");
+    }
+    if dirty {
+        return Reply::NilArray;
+    }
+    let mut replies = Vec::with_capacity(queue.len());
+    for request in queue {
+        let mut lower = [0u8; 32];
+        let owned;
+        let name = match crate::commands::lowercase_ascii(&request[0], &mut lower) {
+            Some(name) => name,
+            None => {
+                owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
+                owned.as_str()
+            }
+        };
+        kv.commands_processed += 1;
+        let reply = crate::session::execute(kv, ctx, conn, name, &request)
+            .map(|r| crate::session::shape(kv, conn, name, &request[1..], r))
+            // QUIT inside MULTI: Redis answers OK there too.
+            .unwrap_or(Reply::Ok);
+        replies.push(reply);
+    }
+    Reply::Array(replies)
+}
+
+/// Ends a transaction (EXEC, DISCARD, RESET, close): drops the queue and
+/// every watch.
+pub fn reset(kv: &mut Kv, conn: ConnId) {
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.tx.queue = None;
+        client.tx.aborted = false;
+    }
+    unwatch_all(kv, conn);
+}
+
+fn watch(kv: &mut Kv, conn: ConnId, db: usize, key: &[u8], now: i64) {
+    // Lazy expiry first: a key already past its deadline is gone before
+    // the watch starts, so its removal does not count as a touch.
+    kv.db_at(db).exists(key, now);
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return;
+    };
+    if client.tx.watched.iter().any(|(d, k)| *d == db && k == key) {
+        return;
+    }
+    client.tx.watched.push((db, key.to_vec()));
+    kv.watches
+        .0
+        .entry((db, key.to_vec()))
+        .or_default()
+        .insert(conn);
+    kv.db_at(db).watched.insert(key.to_vec());
+}
+
+fn unwatch_all(kv: &mut Kv, conn: ConnId) {
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return;
+    };
+    client.tx.dirty = false;
+    let watched = std::mem::take(&mut client.tx.watched);
+    for (db, key) in watched {
+        let entry = (db, key);
+        if let Some(conns) = kv.watches.0.get_mut(&entry) {
+            conns.remove(&conn);
+            if conns.is_empty() {
+                kv.watches.0.remove(&entry);
+                kv.db_at(entry.0).watched.remove(&entry.1);
+            }
+        }
+    }
+}
+
+/// Marks every client watching `key` in `db` dirty.
+pub fn touch_key(kv: &mut Kv, db: usize, key: &[u8]) {
+    if !kv.watching() {
+        return;
+    }
+    if let Some(conns) = kv.watches.0.get(&(db, key.to_vec())) {
+        for conn in conns {
+            if let Some(client) = kv.clients.get_mut(conn) {
+                client.tx.dirty = true;
+            }
+        }
+    }
+}
+
+/// FLUSHDB/FLUSHALL/SWAPDB: touches the watched keys of `db` that exist
+/// in it now.
+pub fn touch_db(kv: &mut Kv, db: usize) {
+    if !kv.watching() {
+        return;
+    }
+    let keys: Vec<Vec<u8>> = kv.db_ref(db).watched.iter().cloned().collect();
+    for key in keys {
+        if kv.db_ref(db).contains(&key) {
+            touch_key(kv, db, &key);
+        }
+    }
+}
+
+/// After a successful command: if it writes, touches the keys it names.
+pub fn touch_written(kv: &mut Kv, db: usize, name: &str, args: &[Vec<u8>]) {
+    let Some(spec) = spec(name) else {
+        return;
+    };
+    if !spec.write {
+        return;
+    }
+    let (first, last, step) = spec.keys;
+    if first <= 0 || step <= 0 {
+        return;
+    }
+    // Positions count the command name as 0; `last` may count from the end.
+    let argc = args.len() as i64 + 1;
+    let last = if last < 0 {
+        argc + last
+    } else {
+        last.min(argc - 1)
+    };
+    let mut pos = first;
+    while pos <= last {
+        if let Some(key) = args.get(pos as usize - 1) {
+            touch_key(kv, db, key);
+        }
+        pos += step;
+    }
+}
+
+/// Touches the watched keys that expired (lazily or actively) since the
+/// last call, in every database.
+pub fn touch_expired(kv: &mut Kv) {
+    for db in 0..kv.db_count() {
+        if kv.db_ref(db).has_touched() {
+            for key in kv.db_at(db).take_touched() {
+                touch_key(kv, db, &key);
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! One request's path on the main loop: MULTI queuing, the client's
+//! database, the commands that manage the connection and the server, then
+//! the data commands (`commands::dispatch`), and the reply shaped for the
+//! connection's protocol.
+
+use baton::{ConnId, Ctx};
+
+use crate::commands::{self, Call};
+use crate::protocol::{Reply, Request};
+use crate::service::Kv;
+
+/// `CLIENT REPLY` mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// Drop the reply of the next command only.
+    Skip,
+}
+
+/// Per-connection protocol and client settings.
+#[derive(Debug)]
+pub struct Session {
+    /// 2 or 3, as chosen by HELLO.
+    pub proto: u8,
+    /// The selected database.
+    pub db: usize,
+    pub reply_mode: ReplyMode,
+    /// Unix milliseconds when the connection opened, and of its last command.
+    pub created_ms: i64,
+    pub last_ms: i64,
+    pub lib_name: Option<String>,
+    pub lib_ver: Option<String>,
+    /// `CLIENT NO-EVICT` / `NO-TOUCH` (recorded and reported; kv never
+    /// evicts and keeps no access times, so both hold for every client).
+    pub no_evict: bool,
+    pub no_touch: bool,
+}
+
+impl Session {
+    pub fn new(now_ms: i64) -> Self {
+        Self {
+            proto: 2,
+            db: 0,
+            reply_mode: ReplyMode::On,
+            created_ms: now_ms,
+            last_ms: now_ms,
+            lib_name: None,
+            lib_ver: None,
+            no_evict: false,
+            no_touch: false,
+        }
+    }
+}
+
+/// Handles one request of `conn` and sends its reply (if any).
+pub fn handle(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request) {
+    let Some(client) = kv.clients.get(&conn) else {
+        return;
+    };
+    let queuing = client.tx.queue.is_some();
+    let mut lower = [0u8; 32];
+    let owned;
+    let name = match commands::lowercase_ascii(&request[0], &mut lower) {
+        Some(name) => name,
+        None => {
+            owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
+            owned.as_str()
+        }
+    };
+    if queuing
+        && !matches!(
+            name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        let reply = crate::multi::queue(kv, conn, name, request);
+        deliver(kv, ctx, conn, reply, None);
+    } else if let Some(reply) = execute(kv, ctx, conn, name, &request) {
+        deliver(kv, ctx, conn, reply, Some((name, &request[1..])));
+    }
+}
+
+/// Sends the reply to `conn`'s request (of command `shape_as`, if it may
+/// need RESP3 types), honouring `CLIENT REPLY`.
+fn deliver(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    reply: Reply,
+    shape_as: Option<(&str, &[Vec<u8>])>,
+) {
+    // One lookup after the command: HELLO may have changed the protocol.
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return;
+    };
+    match client.session.reply_mode {
+        ReplyMode::On => {}
+        ReplyMode::Off => return,
+        ReplyMode::Skip => {
+            client.session.reply_mode = ReplyMode::On;
+            return;
+        }
+    }
+    let proto = client.session.proto;
+    let reply = if let (3.., Some((name, args))) = (proto, shape_as) {
+        crate::resp3::adapt(crate::resp3::shape(name, args, reply), proto)
+    } else {
+        crate::resp3::adapt(reply, proto)
+    };
+    // Refused only if the connection is closing or gone; the runtime logs
+    // and counts why.
+    let _ = ctx.send(conn, reply);
+}
+
+/// Shapes a reply of `name` for `conn`'s protocol (RESP3 types on RESP3).
+pub fn shape(kv: &Kv, conn: ConnId, name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
+    if proto(kv, conn) >= 3 {
+        crate::resp3::shape(name, args, reply)
+    } else {
+        reply
+    }
+}
+
+pub fn proto(kv: &Kv, conn: ConnId) -> u8 {
+    kv.clients.get(&conn).map_or(2, |c| c.session.proto)
+}
+
+/// Sends `reply` to `conn` in the wire types of its protocol (also for
+/// pushes to other connections).
+pub fn send(kv: &Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, reply: Reply) {
+    let reply = crate::resp3::adapt(reply, proto(kv, conn));
+    // Refused only if the connection is closing or gone; the runtime logs
+    // and counts why.
+    let _ = ctx.send(conn, reply);
+}
+
+/// Runs one command for `conn` in its database; `None` if the command sent
+/// its own replies (pub/sub, QUIT). Used directly and by EXEC.
+pub fn execute(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    name: &str,
+    request: &[Vec<u8>],
+) -> Option<Reply> {
+    let now = kv.clock.now_ms(ctx.now());
+    let db = match kv.clients.get_mut(&conn) {
+        Some(client) => {
+            client.session.last_ms = now;
+            client.session.db
+        }
+        None => return None,
+    };
+    kv.mount(db);
+    let call = Call {
+        name,
+        args: &request[1..],
+        now,
+    };
+    // The data commands go to `dispatch`, which applies the gate itself.
+    let refused = if is_session_command(name) {
+        commands::gate(kv, conn, &call)
+    } else {
+        None
+    };
+    let reply = match name {
+        _ if refused.is_some() => refused,
+        "hello" => Some(hello(kv, conn, &call)),
+        "select" | "swapdb" | "move" | "flushdb" | "flushall" | "dbsize" => {
+            let (reply, now_db) = crate::db::run(kv, &call, db);
+            if let Some(client) = kv.clients.get_mut(&conn) {
+                client.session.db = now_db;
+            }
+            Some(reply)
+        }
+        "reset" => {
+            crate::multi::reset(kv, conn);
+            crate::pubsub::unsubscribe_all(kv, conn);
+            ctx.set_idle_exempt(conn, false);
+            let authenticated = kv.requirepass.is_none();
+            if let Some(client) = kv.clients.get_mut(&conn) {
+                client.name = None;
+                client.authenticated = authenticated;
+                client.session = Session {
+                    created_ms: client.session.created_ms,
+                    ..Session::new(now)
+                };
+            }
+            Some(Reply::Status("RESET"))
+        }
+        "multi" | "exec" | "discard" | "watch" | "unwatch" => {
+            crate::multi::run(kv, ctx, conn, &call)
+        }
+        "config" | "function" | "script" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro"
+        | "fcall" | "fcall_ro" | "client" | "command" | "time" | "lastsave" => {
+            commands::config::run(kv, ctx, conn, &call)
+        }
+        _ => commands::dispatch(kv, ctx, conn, request),
+    };
+    if kv.watching() {
+        if reply
+            .as_ref()
+            .is_some_and(|r| !matches!(r, Reply::Error(_)))
+        {
+            // The keys were in the database the command ran in, even if it
+            // was a SELECT that moved the client.
+            crate::multi::touch_written(kv, db, name, call.args);
+        }
+        crate::multi::touch_expired(kv);
+    }
+    reply
+}
+
+/// The commands `execute` runs itself rather than `commands::dispatch`
+/// (they pass the auth and pub/sub gate here).
+fn is_session_command(name: &str) -> bool {
+    matches!(
+        name,
+        "hello"
+            | "select"
+            | "swapdb"
+            | "move"
+            | "flushdb"
+            | "flushall"
+            | "dbsize"
+            | "reset"
+            | "multi"
+            | "exec"
+            | "discard"
+            | "watch"
+            | "unwatch"
+            | "config"
+            | "function"
+            | "script"
+            | "eval"
+            | "evalsha"
+            | "eval_ro"
+            | "evalsha_ro"
+            | "fcall"
+            | "fcall_ro"
+            | "client"
+            | "command"
+            | "time"
+            | "lastsave"
+    )
+}
+
+/// HELLO [protover [AUTH username password] [SETNAME name]]: switches the
+/// connection's protocol and answers with the server map.
+fn hello(kv: &mut Kv, conn: ConnId, call: &Call<'_>) -> Reply {
+    let a = call.args;
+    let mut proto = None;
+    if let Some(version) = a.first() {
+        match commands::int(version) {
+            Ok(v @ (2 | 3)) => proto = Some(v as u8),
+            Ok(_) => return Reply::error("NOPROTO unsupported protocol version"),
+            Err(_) => {
+                return Reply::error("ERR Protocol version is not an integer or out of range")
+            }
+        }
+    }
+    let mut name = None;
+    let mut i = 1;
+    while i < a.len() {
+        match a[i].to_ascii_lowercase().as_slice() {
+            b"auth" if i + 2 < a.len() => {
+                if let Reply::Error(e) = commands::auth(kv, conn, &a[i + 2]) {
+                    return Reply::Error(e);
+                }
+                i += 3;
+            }
+            b"setname" if i + 1 < a.len() => {
+                if let Err(e) = commands::config::check_name(&a[i + 1]) {
+                    return e;
+                }
+                name = Some(&a[i + 1]);
+                i += 2;
+            }
+            _ => {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&a[i])
+                ))
+            }
+        }
+    }
+    if kv.requirepass.is_some() && !kv.clients.get(&conn).is_some_and(|c| c.authenticated) {
+        return Reply::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+    }
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return Reply::Null;
+    };
+    if let Some(name) = name {
+        client.name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
+    }
+    if let Some(proto) = proto {
+        client.session.proto = proto;
+    }
+    let field = |k: &str| Reply::bulk(k.as_bytes().to_vec());
+    Reply::Map(vec![
+        (field("server"), field("redis")),
+        (field("version"), field(crate::info::VERSION)),
+        (field("proto"), Reply::Int(i64::from(client.session.proto))),
+        (field("id"), Reply::Int(conn.serial() as i64)),
+        (field("mode"), field("standalone")),
+        (field("role"), field("master")),
+        (field("modules"), Reply::Array(Vec::new())),
+    ])
+}

@@ -1,0 +1,541 @@
+//! The KV example against today's clients and against a real Redis:
+//! redis-py at its defaults (RESP3) runs a test harness's session, and the
+//! same raw commands sent to kv and to a `redis-server` (Debian's package,
+//! started here on a free loopback port) must get the same bytes back, on
+//! RESP3 and on RESP2. Needs `python3` with `redis` (pip) and
+//! `redis-server` (apt); `.ci/run` installs both.
+
+mod util;
+
+include!("util/kv_example.rs");
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use baton::{Config, IoActivation};
+use util::{spawn_server, TestServer};
+
+fn kv_server() -> TestServer<()> {
+    kv_server_with(None)
+}
+
+fn kv_server_with(requirepass: Option<&str>) -> TestServer<()> {
+    let kv = service::KvConfig {
+        requirepass: requirepass.map(str::to_owned),
+        proto_max_bulk_len: 512 << 20,
+        port: 0,
+        tls_port: 0,
+        io_threads: 2,
+        maxclients: 10_000,
+        timeout_secs: 0,
+    };
+    spawn_server(
+        Config {
+            io_threads: 2,
+            io_activation: IoActivation::Always,
+            ..Config::default()
+        },
+        move || service::Kv::new(kv),
+    )
+}
+
+/// A `redis-server` on a free loopback port, killed on drop.
+struct RealRedis {
+    child: Child,
+    port: u16,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A scratch directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("kv-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl RealRedis {
+    fn start() -> Self {
+        let dir = tempdir::Dir::new("real-redis");
+        // The port is free now; redis-server takes it a moment later.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(&dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt package redis-server)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 7];
+                    if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
+                        break;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RealRedis {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RealRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw connection: sends commands as multibulk, reads whole RESP2/RESP3
+/// values as bytes.
+struct Raw(BufReader<TcpStream>);
+
+impl Raw {
+    fn connect(port: u16) -> Self {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        Raw(BufReader::new(s))
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.0.get_mut().write_all(&out).unwrap();
+    }
+
+    /// One complete value, bytes as received.
+    fn read(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.read_into(&mut out);
+        out
+    }
+
+    fn read_into(&mut self, out: &mut Vec<u8>) {
+        let start = out.len();
+        self.0.read_until(b'\n', out).expect("a reply line");
+        let line = out[start..].to_vec();
+        let n = || -> i64 {
+            std::str::from_utf8(&line[1..line.len() - 2])
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        match line[0] {
+            b'$' | b'=' | b'!' if n() >= 0 => {
+                let mut body = vec![0u8; n() as usize + 2];
+                self.0.read_exact(&mut body).unwrap();
+                out.extend_from_slice(&body);
+            }
+            b'*' | b'~' | b'>' => {
+                for _ in 0..n().max(0) {
+                    self.read_into(out);
+                }
+            }
+            b'%' => {
+                for _ in 0..2 * n() {
+                    self.read_into(out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        self.read()
+    }
+}
+
+/// Splits a step's command on spaces; `''` is an empty argument.
+fn words(command: &str) -> Vec<&str> {
+    command
+        .split(' ')
+        .map(|w| if w == "''" { "" } else { w })
+        .collect()
+}
+
+/// Runs `steps` (connection index, command) on a server; `SLEEP ms` waits.
+fn transcript(port: u16, proto: &str, steps: &[(usize, &str)]) -> Vec<(String, Vec<u8>)> {
+    let mut conns: Vec<Raw> = (0..3).map(|_| Raw::connect(port)).collect();
+    for c in &mut conns {
+        let hello = c.call(&["HELLO", proto]);
+        let head = if proto == "3" { "%7\r\n" } else { "*14\r\n" };
+        assert!(
+            hello.starts_with(format!("{head}$6\r\nserver\r\n$5\r\nredis\r\n").as_bytes()),
+            "HELLO {proto}: {}",
+            String::from_utf8_lossy(&hello)
+        );
+    }
+    let mut out = Vec::new();
+    for &(conn, command) in steps {
+        if let Some(ms) = command.strip_prefix("SLEEP ") {
+            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+            continue;
+        }
+        let reply = conns[conn].call(&words(command));
+        out.push((format!("[{conn}] {command}"), reply));
+    }
+    out
+}
+
+/// Sends the same steps to kv and to redis-server; every reply must be
+/// byte-for-byte the same.
+fn differential(proto: &str, steps: &[(usize, &str)]) {
+    let kv = kv_server();
+    let real = RealRedis::start();
+    let ours = transcript(kv.addr.port(), proto, steps);
+    let theirs = transcript(real.port, proto, steps);
+    let mut diffs = Vec::new();
+    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
+        if a != b {
+            diffs.push(format!(
+                "{step}\n   kv:    {:?}\n   redis: {:?}",
+                String::from_utf8_lossy(a),
+                String::from_utf8_lossy(b)
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "RESP{proto}: {} of {} replies differ from redis-server's:\n{}",
+        diffs.len(),
+        ours.len(),
+        diffs.join("\n")
+    );
+}
+
+/// Reply shapes: data types, nulls, doubles, maps, sets, errors, databases,
+/// server commands, pub/sub and transactions (connection 0 unless noted).
+const SHAPES: &[(usize, &str)] = &[
+    (0, "FLUSHALL"),
+    (0, "SELECT 9"),
+    (0, "SET k v"),
+    (0, "GET k"),
+    (0, "GET nope"),
+    (0, "MGET k nope"),
+    (0, "HSET h f v"),
+    (0, "HGETALL h"),
+    (0, "HGETALL nope"),
+    (0, "HGET h nope"),
+    (0, "SADD s a"),
+    (0, "SMEMBERS s"),
+    (0, "SMEMBERS nope"),
+    (0, "SPOP s 1"),
+    (0, "SPOP nope"),
+    (0, "ZADD z 1.5 a 2 b 3 c"),
+    (0, "ZSCORE z a"),
+    (0, "ZSCORE z nope"),
+    (0, "ZRANGE z 0 -1 WITHSCORES"),
+    (0, "ZRANGE z 0 -1"),
+    (0, "ZPOPMIN z"),
+    (0, "ZPOPMIN z 1"),
+    (0, "ZPOPMIN nope"),
+    (0, "LPOP nope"),
+    (0, "LPOP nope 2"),
+    (0, "LPUSH l a b"),
+    (0, "LRANGE l 0 -1"),
+    (0, "INCRBYFLOAT f 1.5"),
+    (0, "TYPE k"),
+    (0, "TTL k"),
+    (0, "EXISTS k nope"),
+    (0, "CONFIG GET databases"),
+    (0, "CONFIG GET maxclients"),
+    (0, "CONFIG GET appendonly"),
+    (0, "CONFIG GET save"),
+    (0, "CONFIG SET save ''"),
+    (0, "CONFIG SET save '' appendonly no"),
+    (0, "CONFIG SET databases 4"),
+    (0, "CONFIG SET nosuchparameter 1"),
+    (0, "DBSIZE"),
+    (1, "DBSIZE"),
+    (0, "SWAPDB 9 0"),
+    (0, "DBSIZE"),
+    (1, "DBSIZE"),
+    (1, "GET k"),
+    (0, "SWAPDB 0 9"),
+    (0, "SELECT 16"),
+    (0, "SELECT -1"),
+    (0, "SELECT x"),
+    (0, "SWAPDB 0 x"),
+    (0, "SWAPDB x 0"),
+    (0, "SWAPDB 0 99"),
+    (0, "MOVE k 0"),
+    (0, "MOVE k 0"),
+    (0, "MOVE nope 0"),
+    (0, "MOVE k 9"),
+    (1, "GET k"),
+    (1, "MOVE k 9"),
+    (0, "FLUSHDB ASYNC"),
+    (0, "DBSIZE"),
+    (1, "DBSIZE"),
+    (0, "FLUSHALL SYNC"),
+    (1, "DBSIZE"),
+    (0, "FUNCTION FLUSH"),
+    (0, "FUNCTION FLUSH SYNC"),
+    (0, "FUNCTION LIST"),
+    (0, "SCRIPT FLUSH"),
+    (0, "SCRIPT EXISTS abc"),
+    (0, "CLIENT SETNAME diff"),
+    (0, "CLIENT GETNAME"),
+    (0, "CLIENT SETNAME a b"),
+    (0, "CLIENT NOSUCH"),
+    (0, "CONFIG GET"),
+    (0, "CONFIG NOSUCH x"),
+    (0, "FUNCTION NOSUCH"),
+    (0, "CLIENT NO-EVICT on"),
+    (0, "CLIENT REPLY ON"),
+    (0, "COMMAND INFO get set hgetall zadd nosuchcommand"),
+    (0, "COMMAND DOCS get"),
+    // Transactions.
+    (0, "MULTI"),
+    (0, "SET a 1"),
+    (0, "INCR a"),
+    (0, "HGETALL h"),
+    (0, "ZSCORE z b"),
+    (0, "GET nope"),
+    (0, "EXEC"),
+    (0, "MULTI"),
+    (0, "MULTI"),
+    (0, "SET a"),
+    (0, "NOSUCHCOMMAND x"),
+    (0, "EXEC"),
+    (0, "EXEC"),
+    (0, "DISCARD"),
+    (0, "MULTI"),
+    (0, "SET a 2"),
+    (0, "DISCARD"),
+    (0, "GET a"),
+    (0, "MULTI"),
+    (0, "SET s x"),
+    (0, "LPUSH s y"),
+    (0, "EXEC"),
+    // Pub/sub: on RESP3 the subscriber keeps running commands.
+    (2, "SUBSCRIBE c1 c2"),
+    (2, "PING"),
+    (2, "UNSUBSCRIBE c1"),
+    (2, "UNSUBSCRIBE"),
+    (2, "PING"),
+];
+
+#[test]
+fn resp3_replies_are_byte_for_byte_redis_servers() {
+    differential("3", SHAPES);
+}
+
+#[test]
+fn resp2_replies_are_byte_for_byte_redis_servers() {
+    differential("2", SHAPES);
+}
+
+/// WATCH: touched by another client's write, by expiry, by FLUSHALL, by
+/// SWAPDB and by MOVE; not by a write to another key or database, nor by
+/// reads. Each EXEC's reply (a result or a null) must match Redis's.
+const WATCHES: &[(usize, &str)] = &[
+    (0, "FLUSHALL"),
+    (0, "SET w 1"),
+    // Untouched: EXEC runs.
+    (0, "WATCH w"),
+    (1, "GET w"),
+    (1, "SET other 1"),
+    (1, "SELECT 3"),
+    (1, "SET w 99"),
+    (1, "SELECT 0"),
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "EXEC"),
+    // Another client's write: EXEC fails.
+    (0, "WATCH w"),
+    (1, "INCR w"),
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "EXEC"),
+    // A failed EXEC unwatched everything: the next one runs.
+    (0, "MULTI"),
+    (0, "INCR w"),
+    (0, "EXEC"),
+    // Its own write before MULTI counts too.
+    (0, "WATCH w"),
+    (0, "SET w 5"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // Expiry.
+    (0, "SET e 1 PX 50"),
+    (0, "WATCH e"),
+    (0, "SLEEP 200"),
+    (0, "MULTI"),
+    (0, "GET e"),
+    (0, "EXEC"),
+    // FLUSHALL by another client.
+    (0, "SET w 1"),
+    (0, "WATCH w"),
+    (1, "FLUSHALL"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // FLUSHDB of another database does not touch it.
+    (0, "SET w 1"),
+    (0, "WATCH w"),
+    (1, "SELECT 5"),
+    (1, "FLUSHDB"),
+    (1, "SELECT 0"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    // SWAPDB with the watched key's database.
+    (0, "WATCH w"),
+    (1, "SWAPDB 0 1"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    (1, "SWAPDB 0 1"),
+    // MOVE out of the database.
+    (0, "WATCH w"),
+    (1, "MOVE w 2"),
+    (0, "MULTI"),
+    (0, "EXISTS w"),
+    (0, "EXEC"),
+    // UNWATCH forgets.
+    (0, "SET w 1"),
+    (0, "WATCH w"),
+    (0, "UNWATCH"),
+    (1, "SET w 2"),
+    (0, "MULTI"),
+    (0, "GET w"),
+    (0, "EXEC"),
+    (0, "WATCH w"),
+    (0, "MULTI"),
+    (0, "WATCH w"),
+    (0, "DISCARD"),
+];
+
+#[test]
+fn watch_fails_exec_exactly_when_redis_does_on_resp3() {
+    differential("3", WATCHES);
+}
+
+#[test]
+fn watch_fails_exec_exactly_when_redis_does_on_resp2() {
+    differential("2", WATCHES);
+}
+
+/// HELLO 3 AUTH ... SETNAME ... authenticates, names and switches in one
+/// step; a failed HELLO changes nothing.
+#[test]
+fn hello_authenticates_and_switches_protocol_in_one_step() {
+    let kv = kv_server_with(Some("pw"));
+    let mut c = Raw::connect(kv.addr.port());
+    assert!(c.call(&["GET", "k"]).starts_with(b"-NOAUTH"));
+    assert!(c
+        .call(&["HELLO", "3"])
+        .starts_with(b"-NOAUTH HELLO must be called"));
+    assert!(c
+        .call(&["HELLO", "3", "AUTH", "default", "wrong"])
+        .starts_with(b"-WRONGPASS"));
+    assert!(c.call(&["HELLO", "4"]).starts_with(b"-NOPROTO"));
+    assert_eq!(c.call(&["GET", "k"])[..7], b"-NOAUTH"[..]);
+    let hello = c.call(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me"]);
+    const PROTO_3: &[u8] = b"$5\r\nproto\r\n:3\r\n";
+    assert!(
+        hello.starts_with(b"%7\r\n") && hello.windows(PROTO_3.len()).any(|w| w == PROTO_3),
+        "{}",
+        String::from_utf8_lossy(&hello)
+    );
+    assert_eq!(c.call(&["GET", "k"]), b"_\r\n");
+    assert_eq!(c.call(&["CLIENT", "GETNAME"]), b"$2\r\nme\r\n");
+    // HELLO without a version keeps the protocol; RESET goes back to RESP2.
+    assert!(c.call(&["HELLO"]).starts_with(b"%7\r\n"));
+    assert_eq!(c.call(&["RESET"]), b"+RESET\r\n");
+    assert!(c.call(&["GET", "k"]).starts_with(b"-NOAUTH"));
+    c.call(&["AUTH", "pw"]);
+    assert_eq!(c.call(&["GET", "k"]), b"$-1\r\n");
+}
+
+/// A RESP3 subscriber gets messages as push frames between the replies to
+/// its own commands, in order.
+#[test]
+fn a_resp3_subscriber_runs_commands_between_pushes() {
+    let kv = kv_server();
+    let mut sub = Raw::connect(kv.addr.port());
+    let mut publisher = Raw::connect(kv.addr.port());
+    sub.call(&["HELLO", "3"]);
+    assert_eq!(
+        sub.call(&["SUBSCRIBE", "news"]),
+        b">3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    );
+    assert_eq!(sub.call(&["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(publisher.call(&["PUBLISH", "news", "one"]), b":1\r\n");
+    assert_eq!(
+        sub.read(),
+        b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\none\r\n"
+    );
+    assert_eq!(sub.call(&["GET", "k"]), b"$1\r\nv\r\n");
+    // A RESP2 subscriber in the same channel still gets arrays and may
+    // not run other commands.
+    let mut old = Raw::connect(kv.addr.port());
+    assert_eq!(
+        old.call(&["SUBSCRIBE", "news"]),
+        b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+    );
+    assert!(old
+        .call(&["GET", "k"])
+        .starts_with(b"-ERR Can't execute 'get'"));
+    assert_eq!(publisher.call(&["PUBLISH", "news", "two"]), b":2\r\n");
+    assert_eq!(
+        sub.read(),
+        b">3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\ntwo\r\n"
+    );
+    assert_eq!(
+        old.read(),
+        b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$3\r\ntwo\r\n"
+    );
+}
+
+/// redis-py's newest release at its defaults (HELLO 3): SELECT 9,
+/// FLUSHALL, FUNCTION FLUSH, CONFIG SET/GET, RESP3 types, pipelines with
+/// MULTI/EXEC and WATCH, pub/sub on RESP3, CLIENT commands.
+#[test]
+fn redis_py_at_its_defaults_runs_a_test_harness_session() {
+    let kv = kv_server();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/redis_py_smoke.py"
+    );
+    let out = Command::new("timeout")
+        .args(["120", "python3", script, &kv.addr.port().to_string()])
+        .output()
+        .expect("python3 is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("ok"),
+        "redis-py session failed (needs `pip install redis`):\n{stdout}\n{stderr}"
+    );
+}
