@@ -51,7 +51,7 @@ fn the_runtime_is_the_crate_that_owns_polling() {
 }
 
 /// The KV example's state lives on the loop: no lock or atomic guards it
-/// (DESIGN.md's check-then-act row). Comments may mention them.
+/// (the check-then-act bug class). Comments may mention them.
 #[test]
 fn the_kv_example_has_no_locks_or_atomics() {
     fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
