@@ -240,7 +240,7 @@ fn integer_arguments_are_redis_s() {
         Err("ERR value is out of range, value must between -2147483648 and 2147483647".into())
     );
     assert_eq!(
-        query(&mut con, &[b"SELECT", b"5"]),
+        query(&mut con, &[b"SELECT", b"16"]),
         Err("ERR DB index is out of range".into())
     );
     // SCAN's cursor is C's strtoul: "" and "-1" are cursors, " 1" is not.
@@ -284,8 +284,6 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            // kv has one database.
-            .args(["--databases", "1"])
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server");

@@ -72,6 +72,12 @@ impl Kv {
 /// not an integer, `Err(Some(reply))` if it is out of range.
 fn parse_index(kv: &Kv, arg: &[u8]) -> Result<usize, Option<Reply>> {
     let n = crate::commands::int(arg).map_err(|_| None)?;
+    // Redis reads the index as a C int first.
+    if i32::try_from(n).is_err() {
+        return Err(Some(Reply::error(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        )));
+    }
     if n < 0 || n >= kv.db_count() as i64 {
         return Err(Some(Reply::error("ERR DB index is out of range")));
     }
