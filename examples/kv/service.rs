@@ -135,6 +135,13 @@ impl Service for Kv {
         pubsub::unsubscribe_all(self, conn);
         crate::multi::reset(self, conn);
         self.clients.remove(&conn);
+        // A map never shrinks by itself: after a burst of connections its
+        // table (a `Client` per slot) would stay at the peak. Halve it once
+        // it is three-quarters empty, as Redis resizes its dicts.
+        let capacity = self.clients.capacity();
+        if capacity > 64 && self.clients.len() * 4 < capacity {
+            self.clients.shrink_to(capacity / 2);
+        }
     }
 
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
