@@ -685,7 +685,8 @@ impl<S: Service> Server<S> {
 
     fn fire_timers(&mut self) {
         let now = self.core.now;
-        while let Some((timer, kind)) = self.core.timers.pop_due(now) {
+        let fence = self.core.timers.last_set();
+        while let Some((timer, kind)) = self.core.timers.pop_due(now, fence) {
             match kind {
                 TimerKind::User(token) => {
                     self.call_service(None, |s, ctx| s.on_timer(ctx, timer, token))

@@ -100,13 +100,24 @@ impl<K> Timers<K> {
     }
 
     /// Removes and returns one timer due at `now`, if any.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<(TimerId, K)> {
+    /// The newest timer set so far, for [`pop_due`](Self::pop_due)'s fence.
+    pub(crate) fn last_set(&self) -> u64 {
+        self.next_generation
+    }
+
+    /// The next timer due at `now` among those set up to `fence` (a
+    /// [`last_set`](Self::last_set) taken when the firing pass began). A
+    /// timer set while the pass fires, even with a zero delay, waits for the
+    /// next pass: re-arming at zero ("more work, come back soon") would
+    /// otherwise fire again in the same pass, forever, without the loop
+    /// polling its sockets in between.
+    pub(crate) fn pop_due(&mut self, now: Instant, fence: u64) -> Option<(TimerId, K)> {
         while let Some(Reverse((at, key, generation))) = self.heap.peek().copied() {
             if !self.is_live(key, generation) {
                 self.heap.pop();
                 continue;
             }
-            if at > now {
+            if at > now || generation > fence {
                 return None;
             }
             self.heap.pop();
@@ -139,7 +150,7 @@ mod tests {
             Some(now + Duration::from_millis(10))
         );
         let later = now + Duration::from_millis(40);
-        let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(later))
+        let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(later, timers.last_set()))
             .map(|(_, w)| w)
             .collect();
         assert_eq!(fired, vec!["early", "late"]);
@@ -163,9 +174,10 @@ mod tests {
         );
         assert!(timers.heap.capacity() <= 4 * (2 + COMPACT_SLACK));
         assert!(timers.is_pending(keep));
-        let fired: Vec<_> = std::iter::from_fn(|| timers.pop_due(now + Duration::from_secs(61)))
-            .map(|(_, w)| w)
-            .collect();
+        let fired: Vec<_> =
+            std::iter::from_fn(|| timers.pop_due(now + Duration::from_secs(61), timers.last_set()))
+                .map(|(_, w)| w)
+                .collect();
         assert_eq!(fired, vec!["keep"]);
     }
 
@@ -174,7 +186,7 @@ mod tests {
         let now = Instant::now();
         let mut timers = Timers::new();
         timers.set(now + Duration::from_secs(1), ());
-        assert!(timers.pop_due(now).is_none());
+        assert!(timers.pop_due(now, timers.last_set()).is_none());
     }
 
     #[test]
@@ -190,7 +202,24 @@ mod tests {
         timers.set(far, "never");
         assert_eq!(timers.next_deadline(), Some(far));
         assert!(timers
-            .pop_due(now + Duration::from_secs(365 * 24 * 3600))
+            .pop_due(now + Duration::from_secs(365 * 24 * 3600), u64::MAX)
             .is_none());
+    }
+
+    #[test]
+    fn a_timer_set_during_a_pass_waits_for_the_next_pass() {
+        let mut timers = Timers::new();
+        let now = Instant::now();
+        timers.set(now, 'a');
+        let fence = timers.last_set();
+        assert_eq!(timers.pop_due(now, fence).map(|(_, k)| k), Some('a'));
+        // Re-armed with a zero delay while the pass fires.
+        timers.set(now, 'b');
+        assert!(timers.pop_due(now, fence).is_none(), "not in the same pass");
+        assert_eq!(
+            timers.pop_due(now, timers.last_set()).map(|(_, k)| k),
+            Some('b'),
+            "but in the next"
+        );
     }
 }
