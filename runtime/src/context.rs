@@ -81,7 +81,10 @@ impl<S: Service> Ctx<'_, S> {
     }
 
     /// Calls [`Service::on_timer`] with `token` after `after`. A delay of a
-    /// century or more (`Duration::MAX`) never fires in practice.
+    /// century or more (`Duration::MAX`) never fires in practice. A timer
+    /// set from `on_timer` fires at the earliest on the loop's next
+    /// iteration, so re-arming with `Duration::ZERO` lets the loop serve its
+    /// connections in between.
     pub fn set_timer(&mut self, after: Duration, token: u64) -> TimerId {
         self.core.set_timer(after, TimerKind::User(token))
     }
