@@ -10,11 +10,12 @@ mod util;
 include!("util/kv_example.rs");
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
 
 use baton::{Config, IoActivation};
+use util::real_redis::RealRedis;
 use util::{spawn_server, TestServer};
 
 fn kv_server() -> TestServer<()> {
@@ -39,76 +40,6 @@ fn kv_server_with(requirepass: Option<&str>) -> TestServer<()> {
         },
         move || service::Kv::new(kv),
     )
-}
-
-/// A `redis-server` on a free loopback port, killed on drop.
-struct RealRedis {
-    child: Child,
-    port: u16,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A scratch directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Self {
-            let path = std::env::temp_dir().join(format!("kv-{tag}-{}", std::process::id()));
-            std::fs::create_dir_all(&path).unwrap();
-            Dir(path)
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl RealRedis {
-    fn start() -> Self {
-        let dir = tempdir::Dir::new("real-redis");
-        // The port is free now; redis-server takes it a moment later.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(&dir.0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt package redis-server)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                if s.write_all(b"PING\r\n").is_ok() {
-                    let mut buf = [0u8; 7];
-                    if s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n" {
-                        break;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        RealRedis {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for RealRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A raw connection: sends commands as multibulk, reads whole RESP2/RESP3
@@ -209,9 +140,11 @@ fn transcript(port: u16, proto: &str, steps: &[(usize, &str)]) -> Vec<(String, V
 /// byte-for-byte the same.
 fn differential(proto: &str, steps: &[(usize, &str)]) {
     let kv = kv_server();
-    let real = RealRedis::start();
+    let Some(real) = RealRedis::start() else {
+        return;
+    };
     let ours = transcript(kv.addr.port(), proto, steps);
-    let theirs = transcript(real.port, proto, steps);
+    let theirs = transcript(real.addr.port(), proto, steps);
     let mut diffs = Vec::new();
     for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
         if a != b {

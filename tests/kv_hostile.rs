@@ -15,12 +15,12 @@ include!("util/kv_example.rs");
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use baton::{Config, IoActivation};
 use rand::{Rng, SeedableRng};
 use redis::Value;
+use util::real_redis::RealRedis;
 use util::{spawn_server, TestServer};
 
 /// Long enough for a loaded 2-core CI machine; the old matcher never
@@ -255,63 +255,13 @@ fn integer_arguments_are_redis_s() {
 
 // ---- against a real redis-server ----
 
-/// A redis-server of our own on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Redis {
-    fn start() -> Option<Self> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is missing: .ci/run installs it"
-            );
-            eprintln!("redis-server not installed: comparison skipped");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Redis {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(redis.addr).is_err() {
-            assert!(started.elapsed() < DEADLINE, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(redis)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Random patterns over a byte alphabet that means something to the
 /// matcher, against the same keys in both servers: the same keys match.
 #[test]
 fn glob_matches_as_redis_server_does() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = RealRedis::start() else {
+        return;
+    };
     let server = kv_server(0);
     let (mut theirs, mut ours) = (connect(redis.addr), connect(server.addr));
     let mut rng = rand::rngs::SmallRng::seed_from_u64(36021);
@@ -367,7 +317,9 @@ fn glob_matches_as_redis_server_does() {
 /// Integer arguments, well-formed or not: the same replies.
 #[test]
 fn integer_arguments_answer_as_redis_server_does() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = RealRedis::start() else {
+        return;
+    };
     let server = kv_server(0);
     let (mut theirs, mut ours) = (connect(redis.addr), connect(server.addr));
     let numbers: &[&[u8]] = &[
@@ -458,7 +410,9 @@ fn exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
 /// Malformed and odd requests: the same replies and protocol errors.
 #[test]
 fn malformed_requests_answer_as_redis_server_does() {
-    let Some(redis) = Redis::start() else { return };
+    let Some(redis) = RealRedis::start() else {
+        return;
+    };
     let server = kv_server(0);
     let cases: &[&[u8]] = &[
         b"*1\r\n+PING\r\n",

@@ -146,6 +146,7 @@ pub fn thread_names() -> Vec<String> {
 pub mod faults;
 pub mod heap;
 pub mod lines;
+pub mod real_redis;
 pub mod workloads;
 
 pub fn rng(seed: u64) -> SmallRng {
