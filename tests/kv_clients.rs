@@ -9,159 +9,13 @@ mod util;
 
 include!("util/kv_example.rs");
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
 
-use baton::{Config, IoActivation};
-use util::real_redis::RealRedis;
-use util::{spawn_server, TestServer};
+use util::differential::{differential, Raw};
+use util::TestServer;
 
 fn kv_server() -> TestServer<()> {
-    kv_server_with(None)
-}
-
-fn kv_server_with(requirepass: Option<&str>) -> TestServer<()> {
-    let kv = service::KvConfig {
-        requirepass: requirepass.map(str::to_owned),
-        proto_max_bulk_len: 512 << 20,
-        port: 0,
-        tls_port: 0,
-        io_threads: 2,
-        maxclients: 10_000,
-        timeout_secs: 0,
-    };
-    spawn_server(
-        Config {
-            io_threads: 2,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
-        move || service::Kv::new(kv),
-    )
-}
-
-/// A raw connection: sends commands as multibulk, reads whole RESP2/RESP3
-/// values as bytes.
-struct Raw(BufReader<TcpStream>);
-
-impl Raw {
-    fn connect(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw(BufReader::new(s))
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        self.0.get_mut().write_all(&out).unwrap();
-    }
-
-    /// One complete value, bytes as received.
-    fn read(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.read_into(&mut out);
-        out
-    }
-
-    fn read_into(&mut self, out: &mut Vec<u8>) {
-        let start = out.len();
-        self.0.read_until(b'\n', out).expect("a reply line");
-        let line = out[start..].to_vec();
-        let n = || -> i64 {
-            std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        match line[0] {
-            b'$' | b'=' | b'!' if n() >= 0 => {
-                let mut body = vec![0u8; n() as usize + 2];
-                self.0.read_exact(&mut body).unwrap();
-                out.extend_from_slice(&body);
-            }
-            b'*' | b'~' | b'>' => {
-                for _ in 0..n().max(0) {
-                    self.read_into(out);
-                }
-            }
-            b'%' => {
-                for _ in 0..2 * n() {
-                    self.read_into(out);
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn call(&mut self, args: &[&str]) -> Vec<u8> {
-        self.send(args);
-        self.read()
-    }
-}
-
-/// Splits a step's command on spaces; `''` is an empty argument.
-fn words(command: &str) -> Vec<&str> {
-    command
-        .split(' ')
-        .map(|w| if w == "''" { "" } else { w })
-        .collect()
-}
-
-/// Runs `steps` (connection index, command) on a server; `SLEEP ms` waits.
-fn transcript(port: u16, proto: &str, steps: &[(usize, &str)]) -> Vec<(String, Vec<u8>)> {
-    let mut conns: Vec<Raw> = (0..3).map(|_| Raw::connect(port)).collect();
-    for c in &mut conns {
-        let hello = c.call(&["HELLO", proto]);
-        let head = if proto == "3" { "%7\r\n" } else { "*14\r\n" };
-        assert!(
-            hello.starts_with(format!("{head}$6\r\nserver\r\n$5\r\nredis\r\n").as_bytes()),
-            "HELLO {proto}: {}",
-            String::from_utf8_lossy(&hello)
-        );
-    }
-    let mut out = Vec::new();
-    for &(conn, command) in steps {
-        if let Some(ms) = command.strip_prefix("SLEEP ") {
-            std::thread::sleep(Duration::from_millis(ms.parse().unwrap()));
-            continue;
-        }
-        let reply = conns[conn].call(&words(command));
-        out.push((format!("[{conn}] {command}"), reply));
-    }
-    out
-}
-
-/// Sends the same steps to kv and to redis-server; every reply must be
-/// byte-for-byte the same.
-fn differential(proto: &str, steps: &[(usize, &str)]) {
-    let kv = kv_server();
-    let Some(real) = RealRedis::start() else {
-        return;
-    };
-    let ours = transcript(kv.addr.port(), proto, steps);
-    let theirs = transcript(real.addr.port(), proto, steps);
-    let mut diffs = Vec::new();
-    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
-        if a != b {
-            diffs.push(format!(
-                "{step}\n   kv:    {:?}\n   redis: {:?}",
-                String::from_utf8_lossy(a),
-                String::from_utf8_lossy(b)
-            ));
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "RESP{proto}: {} of {} replies differ from redis-server's:\n{}",
-        diffs.len(),
-        ours.len(),
-        diffs.join("\n")
-    );
+    kv_test_server(None)
 }
 
 /// Reply shapes: data types, nulls, doubles, maps, sets, errors, databases,
@@ -279,12 +133,12 @@ const SHAPES: &[(usize, &str)] = &[
 
 #[test]
 fn resp3_replies_are_byte_for_byte_redis_servers() {
-    differential("3", SHAPES);
+    differential(kv_server().addr, "3", SHAPES);
 }
 
 #[test]
 fn resp2_replies_are_byte_for_byte_redis_servers() {
-    differential("2", SHAPES);
+    differential(kv_server().addr, "2", SHAPES);
 }
 
 /// WATCH: touched by another client's write, by expiry, by FLUSHALL, by
@@ -371,19 +225,19 @@ const WATCHES: &[(usize, &str)] = &[
 
 #[test]
 fn watch_fails_exec_exactly_when_redis_does_on_resp3() {
-    differential("3", WATCHES);
+    differential(kv_server().addr, "3", WATCHES);
 }
 
 #[test]
 fn watch_fails_exec_exactly_when_redis_does_on_resp2() {
-    differential("2", WATCHES);
+    differential(kv_server().addr, "2", WATCHES);
 }
 
 /// HELLO 3 AUTH ... SETNAME ... authenticates, names and switches in one
 /// step; a failed HELLO changes nothing.
 #[test]
 fn hello_authenticates_and_switches_protocol_in_one_step() {
-    let kv = kv_server_with(Some("pw"));
+    let kv = kv_test_server(Some("pw"));
     let mut c = Raw::connect(kv.addr.port());
     assert!(c.call(&["GET", "k"]).starts_with(b"-NOAUTH"));
     assert!(c

@@ -33,3 +33,26 @@ mod service;
 mod session;
 #[path = "../../examples/kv/zset.rs"]
 mod zset;
+
+/// The KV example on a free loopback port with two IO threads always on
+/// (so replies cross threads), as the differential tests run it.
+#[allow(dead_code)] // not every binary that includes the modules runs one
+fn kv_test_server(requirepass: Option<&str>) -> util::TestServer<()> {
+    let kv = service::KvConfig {
+        requirepass: requirepass.map(str::to_owned),
+        proto_max_bulk_len: 512 << 20,
+        port: 0,
+        tls_port: 0,
+        io_threads: 2,
+        maxclients: 10_000,
+        timeout_secs: 0,
+    };
+    util::spawn_server(
+        baton::Config {
+            io_threads: 2,
+            io_activation: baton::IoActivation::Always,
+            ..baton::Config::default()
+        },
+        move || service::Kv::new(kv),
+    )
+}

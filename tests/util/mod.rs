@@ -143,6 +143,7 @@ pub fn thread_names() -> Vec<String> {
         .collect()
 }
 
+pub mod differential;
 pub mod faults;
 pub mod heap;
 pub mod lines;
