@@ -470,14 +470,8 @@ impl<S: Service> Server<S> {
             tracing::error!(%peer, "Service::codec panicked; connection closed");
             return;
         };
-        let entry = core.table.vacant_entry();
-        if let Err(e) = core.reactor.register(&stream, entry.key()) {
-            core.stats.accept_errors.add(1);
-            tracing::warn!(error = %e, "could not register a connection");
-            return;
-        }
-        core.next_generation += 1;
-        let id = ConnId::new(entry.key(), core.next_generation);
+        // Also made before the socket is registered: a failure drops the
+        // socket, which must not still be in the poller then.
         let transport = match tls {
             None => Transport::plain(stream),
             Some(config) => match Transport::tls_server(stream, config) {
@@ -489,6 +483,14 @@ impl<S: Service> Server<S> {
                 }
             },
         };
+        let entry = core.table.vacant_entry();
+        if let Err(e) = core.reactor.register(transport.socket(), entry.key()) {
+            core.stats.accept_errors.add(1);
+            tracing::warn!(error = %e, "could not register a connection");
+            return;
+        }
+        core.next_generation += 1;
+        let id = ConnId::new(entry.key(), core.next_generation);
         let is_tls = info.tls;
         let conn = Conn::new(id, info, transport, codec, core.now);
         tracing::debug!(parent: &conn.span, "connection opened");
