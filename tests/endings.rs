@@ -31,6 +31,14 @@
 //! `polling` passes on of it to the runtime, whose reading of the socket has
 //! to cope with it.
 //!
+//! These tests fail with the fix undone in part: without the join of an
+//! end reported while a connection was away (`read_to_would_block` in
+//! `Server::complete`), `request_then_fin_...` fails on the IO-thread
+//! setups (replies that came but no close, descriptors left open); with
+//! short reads trusted after an end, it fails inline as well; without
+//! `EPOLLPRI` in `read_to_would_block`, the urgent-data test hangs until its
+//! read timeout.
+//!
 //! `BATON_ENDINGS_CONNECTIONS` sets the connections per pattern and server
 //! configuration, shared among the pattern's variants (default 300).
 
@@ -1277,4 +1285,41 @@ fn reset_at_each_point_of_a_tls_handshake_closes_the_connection() {
 #[test]
 fn tls_request_then_fin_without_close_notify_still_gets_its_reply() {
     run_pattern(Pattern::TlsRequestThenFinWithoutCloseNotify);
+}
+
+/// Not an ending, but the same shortcut's other trap: urgent data
+/// (`MSG_OOB`, which any client may send) makes Linux end a read at its
+/// mark with the rest of the data still queued, and no new edge comes for
+/// that rest. The request behind the urgent byte must still be answered
+/// without the client sending anything more (it used to wait for the
+/// client's next bytes: forever, for a client waiting for its reply). KV,
+/// inline and on IO threads; TLS reads always go to `WouldBlock`.
+#[test]
+fn a_request_behind_urgent_data_is_answered_without_more_input() {
+    let _serial = serial();
+    for io_threads in [0, 2] {
+        let server = spawn_server(config(io_threads, None), move || kv_service(io_threads));
+        for _ in 0..20 {
+            let mut client = TcpStream::connect(server.addr).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            // A round trip first, so the server waits on the connection.
+            client.write_all(b"PING\r\n").unwrap();
+            let mut reply = [0u8; 7];
+            client.read_exact(&mut reply).unwrap();
+            let sock = SockRef::from(&client);
+            sock.set_tcp_cork(true).unwrap();
+            (&client).write_all(b"PING\r\n").unwrap();
+            sock.send_out_of_band(b"X").unwrap();
+            (&client).write_all(b"PING\r\n").unwrap();
+            sock.set_tcp_cork(false).unwrap();
+            let mut replies = [0u8; 14];
+            client.read_exact(&mut replies).unwrap_or_else(|e| {
+                panic!("{io_threads} IO threads: the request behind the urgent byte: {e}")
+            });
+            assert_eq!(&replies, b"+PONG\r\n+PONG\r\n");
+        }
+        server.stop(Duration::from_secs(5));
+    }
 }

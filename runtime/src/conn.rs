@@ -65,10 +65,11 @@ pub(crate) struct Conn<C: Codec> {
     /// Readiness edges seen and not consumed (see `plan::ConnFacts`).
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    /// An edge reported the peer's end (FIN, hang-up, error). Sticky: that
-    /// end is announced once, so from now on reads go to `WouldBlock` or
-    /// EOF instead of trusting a short read (`ReadMode`).
-    pub(crate) peer_end: bool,
+    /// An edge reported the peer's end (FIN, hang-up, error) or urgent
+    /// data (`Readiness::read_to_would_block`). Sticky: neither is announced
+    /// again, so from now on reads go to `WouldBlock` or EOF instead of
+    /// trusting a short read (`ReadMode`).
+    pub(crate) read_to_would_block: bool,
     /// The peer's EOF was read.
     pub(crate) peer_eof: bool,
     /// `recv` holds input not decoded yet because the last step stopped at
@@ -133,7 +134,7 @@ impl<C: Codec> Conn<C> {
             // A new socket may already hold data, and can take output.
             readable: true,
             writable: true,
-            peer_end: false,
+            read_to_would_block: false,
             peer_eof: false,
             undecoded: false,
             closing: None,
@@ -190,12 +191,15 @@ impl<C: Codec> Conn<C> {
 
     /// The IO step: write what is queued, read and decode what arrived, and
     /// write again if the transport produced bytes of its own while reading.
-    /// Runs on an IO thread or inline; never touches the loop. A codec panic
-    /// is caught and turned into a close.
+    /// Runs on an IO thread or inline; never touches the loop. A panic in
+    /// the step (the codec's, or a tracing layer's while in the span) is
+    /// caught and turned into a close, so inline it cannot unwind into the
+    /// loop either.
     pub(crate) fn run_step(&mut self, step: Step, limits: IoLimits) -> StepReport {
-        let _enter = self.span.clone().entered();
         let mut report = StepReport::default();
+        let span = self.span.clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
+            let _enter = span.entered();
             if step.write {
                 self.flush(&mut report);
             }
@@ -213,8 +217,8 @@ impl<C: Codec> Conn<C> {
             }
         }));
         if result.is_err() {
-            tracing::warn!("codec panicked; closing the connection");
             self.failed = Some(CloseReason::CodecPanic);
+            let _ = catch_unwind(|| tracing::warn!("codec panicked; closing the connection"));
         }
         report
     }
@@ -307,7 +311,7 @@ impl<C: Codec> Conn<C> {
 
     /// Reads into `recv` and decodes the complete frames in it.
     fn read_into(&mut self, recv: &mut RecvBuf, limits: IoLimits, report: &mut StepReport) {
-        let mode = if self.peer_end {
+        let mode = if self.read_to_would_block {
             ReadMode::UntilWouldBlock
         } else {
             ReadMode::ShortReadDrains
@@ -432,7 +436,7 @@ mod tests {
     fn a_step_decodes_at_most_the_cap_and_the_rest_waits_for_the_next_step() {
         let (mut conn, mut client) = conn_and_client();
         let total = MAX_FRAMES_PER_STEP * 2 + 10;
-        conn.peer_end = true;
+        conn.read_to_would_block = true;
         send_then_fin(&mut client, &conn, &vec![b'x'; total]);
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), MAX_FRAMES_PER_STEP);
@@ -446,10 +450,10 @@ mod tests {
     }
 
     #[test]
-    fn once_the_peer_end_was_reported_a_read_goes_past_a_short_read_to_the_eof() {
+    fn once_an_edge_said_read_to_would_block_a_read_goes_past_a_short_read_to_the_eof() {
         let (mut conn, mut client) = conn_and_client();
         send_then_fin(&mut client, &conn, b"ab");
-        conn.peer_end = true;
+        conn.read_to_would_block = true;
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), 2);
         assert!(conn.peer_eof, "the FIN behind the data was read");

@@ -33,8 +33,9 @@ pub(crate) struct Away<C: Codec> {
     /// Readiness edges that arrived while away.
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    /// An edge that arrived while away reported the peer's end.
-    pub(crate) peer_end: bool,
+    /// An edge that arrived while away said reads must go to `WouldBlock`
+    /// (the peer's end or urgent data; see `Readiness`).
+    pub(crate) read_to_would_block: bool,
     /// A graceful close requested while away.
     pub(crate) close: Option<CloseReason>,
     /// An abortive close decided while away (output limit, timeout).
@@ -50,7 +51,7 @@ impl<C: Codec> Default for Away<C> {
             pending_bytes: 0,
             readable: false,
             writable: false,
-            peer_end: false,
+            read_to_would_block: false,
             close: None,
             abort: None,
         }

@@ -10,6 +10,15 @@
 //! Start with [`Server::builder`], implement [`Service`] and [`Codec`], and
 //! use [`LoopHandle`] from other threads. `ARCHITECTURE.md` in the
 //! repository explains the design.
+//!
+//! Linux only: the read and write shortcuts and the handling of a peer's
+//! end rely on what edge-triggered epoll reports (tested in the reactor's
+//! `kernel_edges`), and the vendored `polling` patch is to its epoll backend.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "baton's runtime relies on Linux's epoll semantics; other platforms are not supported"
+);
 
 mod activation;
 mod config;

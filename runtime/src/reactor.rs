@@ -28,10 +28,12 @@ pub(crate) struct Readiness {
     pub(crate) key: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
-    /// The edge reported the peer's end: a FIN (`EPOLLRDHUP`), a hang-up or
-    /// an error (a reset). The end sits behind any data that came with it,
-    /// and no later edge reports it again, so whoever reads must read to it.
-    pub(crate) peer_end: bool,
+    /// A short read would not prove the socket drained, so whoever reads
+    /// must read until `WouldBlock`: the edge reported the peer's end (a FIN,
+    /// `EPOLLRDHUP`; a hang-up; an error, such as a reset), which sits behind
+    /// the data that came with it and is not reported again, or urgent data
+    /// (`EPOLLPRI`), at whose mark the kernel ends a read early.
+    pub(crate) read_to_would_block: bool,
 }
 
 pub(crate) struct Reactor {
@@ -70,15 +72,22 @@ impl Reactor {
 
     /// Registers `source` under `key`, edge-triggered, for read and write.
     ///
-    /// The caller must call [`deregister`](Self::deregister) before the
-    /// source is dropped; baton's single close path does.
+    /// The caller should call [`deregister`](Self::deregister) before the
+    /// source is dropped: connections do in `Server::close_now`, listeners
+    /// in `Server::begin_shutdown`.
     pub(crate) fn register(&self, source: &impl AsRawFd, key: usize) -> io::Result<()> {
         self.assert_owner();
         self.stats.poller_ctl_calls.add(1);
-        // SAFETY: `polling` requires the source to be deleted from the poller
-        // before it is closed. Every socket registered here is owned by a
-        // listener or connection whose only close path calls `deregister`
-        // first (`EventLoop::close_now`, `EventLoop::stop_listening`).
+        // SAFETY: `polling` asks that a source be deleted from the poller
+        // before it is closed, because some of its backends keep state per
+        // source. On the normal paths it is (see above). A few abnormal
+        // paths drop registered sockets with the poller still alive: a
+        // `build` that fails after a listener was registered, `run`
+        // returning an error from the wait, and unwinding. baton runs only
+        // on Linux (epoll), where closing the last descriptor of a socket
+        // removes it from every epoll set and the backend keeps nothing per
+        // source, so no event can name a closed descriptor: the keys are
+        // slab indices checked against the connection's generation anyway.
         unsafe {
             self.poller
                 .add_with_mode(source.as_raw_fd(), Event::all(key), PollMode::Edge)
@@ -107,7 +116,7 @@ impl Reactor {
             key: e.key,
             readable: e.readable,
             writable: e.writable,
-            peer_end: e.is_interrupt() || e.is_err().unwrap_or(false),
+            read_to_would_block: e.is_interrupt() || e.is_err().unwrap_or(false) || e.is_priority(),
         }));
         Ok(())
     }
@@ -197,12 +206,16 @@ mod kernel_edges {
     use std::net::{Shutdown, TcpListener, TcpStream};
 
     fn registered() -> (Reactor, TcpStream, TcpStream) {
-        let reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         reactor.register(&server, 7).unwrap();
+        // Registration reports the socket writable: consume that edge, so
+        // each test sees only the edges its own actions raise.
+        let first = events(&mut reactor);
+        assert!(first.len() == 1 && first[0].writable, "{first:?}");
         (reactor, server, client)
     }
 
@@ -231,7 +244,7 @@ mod kernel_edges {
         until_queued(&server, 6);
         let got = events(&mut reactor);
         assert!(
-            got.len() == 1 && got[0].readable && !got[0].peer_end,
+            got.len() == 1 && got[0].readable && !got[0].read_to_would_block,
             "{got:?}"
         );
     }
@@ -244,7 +257,7 @@ mod kernel_edges {
         until_queued(&server, 6);
         let got = events(&mut reactor);
         assert!(
-            got.len() == 1 && got[0].readable && got[0].peer_end,
+            got.len() == 1 && got[0].readable && got[0].read_to_would_block,
             "{got:?}"
         );
         // Reading the data (a short read) raises no further edge: the end
@@ -266,8 +279,104 @@ mod kernel_edges {
         std::thread::sleep(Duration::from_millis(20));
         let got = events(&mut reactor);
         assert!(
-            got.len() == 1 && got[0].readable && got[0].peer_end,
+            got.len() == 1 && got[0].readable && got[0].read_to_would_block,
             "{got:?}"
         );
+    }
+
+    /// What makes the short-read shortcut sound while no end was reported:
+    /// data that arrives after a short read raises a new edge.
+    #[test]
+    fn data_after_a_short_read_raises_a_new_edge() {
+        let (mut reactor, mut server, mut client) = registered();
+        client.write_all(b"PING\r\n").unwrap();
+        until_queued(&server, 6);
+        assert_eq!(events(&mut reactor).len(), 1);
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 6, "a short read");
+        assert!(events(&mut reactor).is_empty());
+        client.write_all(b"PING\r\n").unwrap();
+        until_queued(&server, 6);
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && !got[0].read_to_would_block,
+            "{got:?}"
+        );
+    }
+
+    /// A FIN that comes after the data edge was consumed raises an edge of
+    /// its own, reporting the end: a connection that read its data short
+    /// learns of the end then.
+    #[test]
+    fn a_fin_after_the_data_edge_was_consumed_raises_a_new_edge_with_the_end() {
+        let (mut reactor, mut server, mut client) = registered();
+        client.write_all(b"PING\r\n").unwrap();
+        until_queued(&server, 6);
+        assert_eq!(events(&mut reactor).len(), 1);
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 6);
+        client.shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && got[0].read_to_would_block,
+            "{got:?}"
+        );
+        assert_eq!(server.read(&mut [0; 64]).unwrap(), 0);
+    }
+
+    /// Urgent data (`MSG_OOB`, sent by any client that wants to) makes
+    /// Linux end a read at the urgent mark, short, with data still queued
+    /// behind it and no new edge for it. The edge reports `EPOLLPRI`, which
+    /// the reactor turns into `read_to_would_block`.
+    #[test]
+    fn urgent_data_ends_a_read_early_and_its_edge_says_read_to_would_block() {
+        let (mut reactor, mut server, client) = registered();
+        let sock = socket2::SockRef::from(&client);
+        // One segment train: data, the urgent byte, more data.
+        sock.set_tcp_cork(true).unwrap();
+        (&client).write_all(b"PING\r\n").unwrap();
+        sock.send_out_of_band(b"X").unwrap();
+        (&client).write_all(b"ECHO\r\n").unwrap();
+        sock.set_tcp_cork(false).unwrap();
+        until_queued(&server, 6);
+        let got = events(&mut reactor);
+        assert!(
+            got.len() == 1 && got[0].readable && got[0].read_to_would_block,
+            "{got:?}"
+        );
+        let mut buf = [0; 64];
+        assert_eq!(server.read(&mut buf).unwrap(), 6, "stops at the mark");
+        assert!(events(&mut reactor).is_empty(), "no edge for the rest");
+        let n = server.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ECHO\r\n", "the rest was queued all along");
+    }
+
+    /// What makes the short-write shortcut sound: once a write was short
+    /// (the send buffer full), space freed by the peer raises a new edge.
+    #[test]
+    fn space_freed_after_a_short_write_raises_a_writable_edge() {
+        let (mut reactor, mut server, mut client) = registered();
+        let chunk = vec![0u8; 1 << 20];
+        let mut sent = 0;
+        loop {
+            match server.write(&chunk) {
+                Ok(n) if n == chunk.len() => sent += n,
+                Ok(n) => {
+                    sent += n;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let _ = events(&mut reactor);
+        assert!(events(&mut reactor).is_empty());
+        let mut sink = vec![0u8; 1 << 20];
+        let mut read = 0;
+        while read < sent {
+            read += client.read(&mut sink).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let got = events(&mut reactor);
+        assert!(got.len() == 1 && got[0].writable, "{got:?}");
     }
 }

@@ -514,14 +514,14 @@ impl<S: Service> Server<S> {
             Some(Slot::Home(conn)) => {
                 conn.readable |= event.readable;
                 conn.writable |= event.writable;
-                conn.peer_end |= event.peer_end;
+                conn.read_to_would_block |= event.read_to_would_block;
                 let id = conn.id;
                 core.schedule(id);
             }
             Some(Slot::Away(away)) => {
                 away.readable |= event.readable;
                 away.writable |= event.writable;
-                away.peer_end |= event.peer_end;
+                away.read_to_would_block |= event.read_to_would_block;
             }
             None => {}
         }
@@ -552,7 +552,7 @@ impl<S: Service> Server<S> {
                 }
                 conn.readable |= away.readable;
                 conn.writable |= away.writable;
-                conn.peer_end |= away.peer_end;
+                conn.read_to_would_block |= away.read_to_would_block;
                 if let Some(reason) = away.close.take() {
                     conn.closing.get_or_insert(reason);
                 }

@@ -17,7 +17,8 @@
 //! `Drained` may be reported after a short write, and after a short read in
 //! [`ReadMode::ShortReadDrains`], without a final `WouldBlock` call: that is
 //! only sound with **edge-triggered** readiness, which baton's runtime uses,
-//! and for reads only while no edge has reported the peer's end.
+//! and for reads only while no edge has reported the peer's end or urgent
+//! data.
 #![forbid(unsafe_code)]
 
 mod config;
