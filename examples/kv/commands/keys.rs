@@ -86,10 +86,11 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "keys" => {
             arity(a.len() == 1)?;
+            let glob = glob::Glob::new(&a[0]);
             let found: Vec<Vec<u8>> = kv
                 .db
                 .live_keys(now)
-                .filter(|k| matches_all(&a[0]) || glob::matches(&a[0], k))
+                .filter(|k| matches_all(&a[0]) || glob.matches(k))
                 .map(<[u8]>::to_vec)
                 .collect();
             Ok(Reply::array_of_bulks(found))
@@ -115,9 +116,12 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 }
             }
             let (next, keys) = kv.db.scan(cursor, count, now);
+            let glob = pattern
+                .filter(|p| !matches_all(p))
+                .map(|p| glob::Glob::new(p));
             let keys: Vec<Vec<u8>> = keys
                 .into_iter()
-                .filter(|k| pattern.is_none_or(|p| matches_all(p) || glob::matches(p, k)))
+                .filter(|k| glob.as_ref().is_none_or(|g| g.matches(k)))
                 .map(<[u8]>::to_vec)
                 .collect();
             let keys: Vec<Vec<u8>> = match kind {
