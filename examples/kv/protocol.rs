@@ -182,6 +182,8 @@ fn line_end(
     let limit = buf.len().min(start.saturating_add(MAX_INLINE + 1));
     let from = (*scanned).max(start);
     let window = buf.get(from..limit).unwrap_or_default();
+    #[cfg(test)]
+    tests::EXAMINED.with(|e| e.set(e.get() + window.len()));
     match window.iter().position(|&b| b == end || b == 0) {
         Some(i) if window[i] == end => {
             *scanned = from + i;
@@ -766,6 +768,40 @@ mod tests {
         ] {
             assert_eq!(string2ll(s.as_bytes()), want, "{s:?}");
         }
+    }
+
+    thread_local! {
+        /// Bytes `line_end` looked at on this thread (the work a trickled
+        /// line costs).
+        pub(super) static EXAMINED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A long line sent a byte at a time costs each byte one look, not a
+    /// rescan of the line per byte (16 KiB would be 134 M looks).
+    #[test]
+    fn a_line_trickling_in_is_scanned_once() {
+        let mut codec = Resp::new(512 << 20);
+        let mut buf = RecvBuf::new();
+        let mut line = b"ECHO ".to_vec();
+        line.resize(16 << 10, b'a');
+        line.extend_from_slice(b"\r\n");
+        EXAMINED.with(|e| e.set(0));
+        let mut got = None;
+        for &b in &line {
+            assert_eq!(got, None, "a frame before the line ended");
+            buf.extend_from_slice(&[b]);
+            got = codec.decode(&mut buf).unwrap();
+        }
+        assert_eq!(
+            got,
+            Some(vec![b"ECHO".to_vec(), vec![b'a'; (16 << 10) - 5]])
+        );
+        let examined = EXAMINED.with(|e| e.get());
+        assert!(
+            examined <= 2 * line.len(),
+            "{examined} bytes examined for a {}-byte line",
+            line.len()
+        );
     }
 
     #[test]
