@@ -1270,6 +1270,13 @@ mod error_path_leak {
 /// (deliver one connection's pipelined commands out of order). Delivering
 /// a frame twice or running a command before the previous one on its
 /// connection finished would break the same checks.
+///
+/// What this can and cannot catch: the race itself (two threads checking
+/// at once) is excluded by the types, not by this test: a `Service` is
+/// reached only through `&mut` on the loop's thread (`Server` is `!Send`),
+/// so no second thread can hold it. What baton could still get wrong, and
+/// what this test pins down, is the order and the exactly-once delivery of
+/// each connection's requests to that one thread.
 mod check_then_act {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Read, Write};
