@@ -682,3 +682,55 @@ fn a_blocked_client_cannot_queue_without_bound() {
     assert_eq!(other.call(&args(&["RPUSH", "k", "v"])), b":1\r\n");
     assert_eq!(other.call(&args(&["LLEN", "k"])), b":1\r\n");
 }
+
+/// kv only, at some scale: many waiters on one key, served in arrival
+/// order by one push, or all timing out; nothing is left blocked, and
+/// CLIENT LIST flags a blocked client with `b` as Redis does.
+#[test]
+fn many_waiters_are_served_in_order_or_time_out() {
+    let kv = kv_test_server(None);
+    let port = kv.addr.port();
+    let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let mut control = Conn::connect(port);
+    let wait_blocked = |c: &mut Conn, n: usize| {
+        let deadline = Instant::now() + REPLY_WAIT;
+        loop {
+            let info = c.call(&args(&["INFO", "clients"]));
+            if String::from_utf8_lossy(&info).contains(&format!("blocked_clients:{n}\r\n")) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {n} blocked");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    const N: usize = 60;
+    let mut waiters: Vec<Conn> = (0..N).map(|_| Conn::connect(port)).collect();
+    for (i, w) in waiters.iter_mut().enumerate() {
+        w.send(&args(&["BLPOP", "k", "0"]));
+        wait_blocked(&mut control, i + 1);
+    }
+    let list = control.call(&args(&["CLIENT", "LIST"]));
+    let list = String::from_utf8_lossy(&list);
+    assert_eq!(list.matches(" flags=b ").count(), N, "{list}");
+    assert_eq!(list.matches(" cmd=blpop ").count(), N, "{list}");
+    let items: Vec<String> = (0..N + 1).map(|i| format!("v{i}")).collect();
+    let mut push = vec!["RPUSH".to_string(), "k".to_string()];
+    push.extend(items.iter().cloned());
+    control.call(&push);
+    for (i, w) in waiters.iter_mut().enumerate() {
+        let want = format!("*2\r\n$1\r\nk\r\n${}\r\nv{i}\r\n", format!("v{i}").len());
+        assert_eq!(String::from_utf8_lossy(&w.read()), want);
+    }
+    wait_blocked(&mut control, 0);
+    assert_eq!(
+        control.call(&args(&["LRANGE", "k", "0", "-1"])),
+        format!("*1\r\n$3\r\nv{N}\r\n").into_bytes()
+    );
+    for w in waiters.iter_mut() {
+        w.send(&args(&["BZPOPMIN", "z", "other", "0.05"]));
+    }
+    for w in waiters.iter_mut() {
+        assert_eq!(w.read(), b"*-1\r\n");
+    }
+    wait_blocked(&mut control, 0);
+}

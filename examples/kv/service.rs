@@ -103,9 +103,21 @@ impl Kv {
 impl Kv {
     /// Runs one request of `conn` (from the network, or queued while it
     /// was blocked).
-    pub fn run_request(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, request: Request) {
-        self.commands_processed += 1;
+    /// A blocked client's requests are queued instead (see `blocking`),
+    /// unless `resumed`: one it queued, now run in order.
+    pub fn run_request(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        request: Request,
+        resumed: bool,
+    ) {
         if let Some(client) = self.clients.get_mut(&conn) {
+            // One lookup per request for both.
+            if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
+                crate::blocking::defer(self, ctx, conn, request);
+                return;
+            }
             // Reuses the client's buffer: no allocation per request.
             client.last_command.clear();
             let mut lower = [0u8; 32];
@@ -116,6 +128,7 @@ impl Kv {
                     .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
             }
         }
+        self.commands_processed += 1;
         crate::session::handle(self, ctx, conn, request);
     }
 }
@@ -148,11 +161,7 @@ impl Service for Kv {
     }
 
     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, request: Request) {
-        // A blocked client's requests wait for it to be unblocked.
-        let Some(request) = crate::blocking::defer(self, ctx, conn, request) else {
-            return;
-        };
-        self.run_request(ctx, conn, request);
+        self.run_request(ctx, conn, request, false);
         crate::blocking::after_command(self, ctx);
     }
 

@@ -28,7 +28,7 @@
 
 mod timeout;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use baton::{ConnId, Ctx, TimerId};
 
@@ -47,6 +47,8 @@ const ARG_OVERHEAD: usize = 24;
 /// A blocked client's wait.
 #[derive(Debug)]
 pub struct Blocked {
+    /// Its place in the waiter queues (arrival order).
+    seq: u64,
     db: usize,
     /// The keys it waits on, without repeats.
     keys: Vec<Vec<u8>>,
@@ -68,7 +70,10 @@ pub struct Pending {
 /// The waiters of every key, and the clients to resume.
 #[derive(Debug, Default)]
 pub struct Blocking {
-    waiters: HashMap<(usize, Vec<u8>), VecDeque<ConnId>>,
+    /// Waiters per (db, key) by arrival: O(log n) to join, leave (a
+    /// timeout, a close) or find the next, however many wait.
+    waiters: HashMap<(usize, Vec<u8>), BTreeMap<u64, ConnId>>,
+    last_seq: u64,
     /// Timer token -> the client it times out.
     timeouts: HashMap<u64, ConnId>,
     last_token: u64,
@@ -91,19 +96,18 @@ fn request_cost(request: &Request) -> usize {
         .fold(0usize, usize::saturating_add)
 }
 
-/// Queues `request` if `conn` is blocked (or has queued requests), closing
-/// the connection if that would exceed the bounds; otherwise hands the
-/// request back to be run now.
-pub fn defer(
-    kv: &mut Kv,
-    ctx: &mut Ctx<'_, Kv>,
-    conn: ConnId,
-    request: Request,
-) -> Option<Request> {
-    let client = kv.clients.get_mut(&conn)?;
-    if client.blocked.is_none() && client.pending.requests.is_empty() {
-        return Some(request);
+impl Pending {
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
     }
+}
+
+/// Queues a request of blocked `conn` to run once it is unblocked, or
+/// closes the connection if that would exceed the bounds.
+pub fn defer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request) {
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return;
+    };
     let cost = request_cost(&request);
     let pending = &mut client.pending;
     if pending.requests.len() >= MAX_PENDING_REQUESTS
@@ -118,11 +122,10 @@ pub fn defer(
         );
         forget(kv, ctx, conn);
         let _ = ctx.close(conn);
-        return None;
+        return;
     }
     pending.bytes += cost;
     pending.requests.push_back(request);
-    None
 }
 
 /// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
@@ -206,16 +209,19 @@ pub fn run(
         .filter(|k| seen.insert(k.as_slice()))
         .cloned()
         .collect();
+    kv.blocking.last_seq += 1;
+    let seq = kv.blocking.last_seq;
     for key in &keys {
         kv.blocking
             .waiters
             .entry((db, key.clone()))
             .or_default()
-            .push_back(conn);
+            .insert(seq, conn);
         kv.db_at(db).blocked.insert(key.clone());
     }
     let client = kv.clients.get_mut(&conn)?;
     client.blocked = Some(Box::new(Blocked {
+        seq,
         db,
         keys,
         op,
@@ -241,15 +247,16 @@ fn unblock(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Option<Box<Block
         let Some(queue) = kv.blocking.waiters.get_mut(&entry) else {
             continue;
         };
-        // Served waiters are at the front: O(1) then.
-        if queue.front() == Some(&conn) {
-            queue.pop_front();
-        } else {
-            queue.retain(|c| *c != conn);
-        }
+        queue.remove(&blocked.seq);
         if queue.is_empty() {
             kv.blocking.waiters.remove(&entry);
             kv.db_at(blocked.db).blocked.remove(key);
+        }
+    }
+    if kv.blocking.blocked == 0 {
+        // Signals left over from this command have no one to serve.
+        for db in 0..kv.db_count() {
+            kv.db_at(db).take_ready();
         }
     }
     if let Some((timer, token)) = blocked.timer {
@@ -321,6 +328,11 @@ pub fn signal_db(kv: &mut Kv, db: usize, now: i64) {
 /// serving again after each (as Redis does after every command). A loop,
 /// not recursion: however the requests chain, the stack stays flat.
 pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
+    // Nobody blocked, nobody to resume: no key can be ready either (keys
+    // are signalled only while they have waiters; see `unblock`).
+    if kv.blocking.blocked == 0 && kv.blocking.resume.is_empty() {
+        return;
+    }
     loop {
         serve_ready(kv, ctx);
         let Some(conn) = kv.blocking.resume.pop_front() else {
@@ -336,7 +348,7 @@ pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
             continue;
         };
         client.pending.bytes = client.pending.bytes.saturating_sub(request_cost(&request));
-        kv.run_request(ctx, conn, request);
+        kv.run_request(ctx, conn, request, true);
         if kv
             .clients
             .get(&conn)
@@ -370,14 +382,23 @@ fn serve_ready(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
 }
 
 /// Serves the waiters of `key` in `db`, first come first served, while it
-/// has data.
+/// has data. Each step finds the next waiter after the last one looked at
+/// (O(log n)): a push costs what it serves, not the length of the queue.
 fn serve_key(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, db: usize, key: &[u8]) {
-    let Some(queue) = kv.blocking.waiters.get(&(db, key.to_vec())) else {
-        return;
-    };
-    let waiters: Vec<ConnId> = queue.iter().copied().collect();
+    let entry = (db, key.to_vec());
     kv.mount(db);
-    for conn in waiters {
+    let mut after = 0;
+    loop {
+        let Some((seq, conn)) = kv
+            .blocking
+            .waiters
+            .get(&entry)
+            .and_then(|queue| queue.range(after + 1..).next())
+            .map(|(s, c)| (*s, *c))
+        else {
+            return;
+        };
+        after = seq;
         let now = kv.clock.now_ms(ctx.now());
         let Some(op) = kv
             .clients

@@ -332,6 +332,9 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
     if client.tx.queue.is_some() {
         flags.push('x');
     }
+    if client.blocked.is_some() {
+        flags.push('b');
+    }
     if client.tx.dirty {
         flags.push('d');
     }
