@@ -557,6 +557,47 @@ fn a_served_waiter_touches_watched_keys() {
     ]);
 }
 
+#[test]
+fn keys_are_served_in_the_order_they_became_ready() {
+    compare(&[
+        (3, "FLUSHALL"),
+        (0, "> BLPOP a b 0"),
+        (3, "BLOCKED 1"),
+        (3, "MULTI"),
+        (3, "RPUSH b 1"),
+        (3, "RPUSH a 2"),
+        (3, "EXEC"),
+        (0, "<"),
+        (3, "LRANGE a 0 -1"),
+        (3, "DEL a b"),
+        (0, "> BLPOP a 0"),
+        (3, "BLOCKED 1"),
+        (1, "> BLPOP b a 0"),
+        (3, "BLOCKED 2"),
+        (2, "> BLPOP b 0"),
+        (3, "BLOCKED 3"),
+        (3, "MULTI"),
+        (3, "RPUSH a x y"),
+        (3, "RPUSH b z"),
+        (3, "EXEC"),
+        (0, "<"),
+        (1, "<"),
+        (2, "<"),
+        (3, "EXISTS a b"),
+        // Waiters wait in their own database.
+        (0, "SELECT 1"),
+        (0, "> BLPOP k 0"),
+        (3, "BLOCKED 1"),
+        (3, "RPUSH k in0"),
+        (0, "?"),
+        (3, "SELECT 1"),
+        (3, "RPUSH k in1"),
+        (0, "<"),
+        (3, "SELECT 0"),
+        (3, "LRANGE k 0 -1"),
+    ]);
+}
+
 /// The non-blocking pops, through the synchronous differential helper.
 const POPS: &[(usize, &str)] = &[
     (0, "FLUSHALL"),
@@ -567,6 +608,10 @@ const POPS: &[(usize, &str)] = &[
     (0, "LRANGE l 0 -1"),
     (0, "LRANGE l2 0 -1"),
     (0, "LMOVE nope l LEFT LEFT"),
+    (0, "RPUSH one a"),
+    (0, "LMOVE one one LEFT RIGHT"),
+    (0, "RPOPLPUSH one one"),
+    (0, "LRANGE one 0 -1"),
     (0, "LMOVE l l2 UP DOWN"),
     (0, "LMOVE l l2 LEFT"),
     (0, "RPOPLPUSH l l2"),
