@@ -779,3 +779,37 @@ fn many_waiters_are_served_in_order_or_time_out() {
     }
     wait_blocked(&mut control, 0);
 }
+
+/// kv only (with io threads always on): the idle timeout spares a blocked
+/// client, as Redis's `timeout` spares BLPOP, and applies again after.
+#[test]
+fn a_blocked_client_is_not_closed_as_idle() {
+    let kv = service::KvConfig {
+        requirepass: None,
+        proto_max_bulk_len: 512 << 20,
+        port: 0,
+        tls_port: 0,
+        io_threads: 2,
+        maxclients: 10_000,
+        timeout_secs: 1,
+    };
+    let server = util::spawn_server(
+        baton::Config {
+            io_threads: 2,
+            io_activation: baton::IoActivation::Always,
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..baton::Config::default()
+        },
+        move || service::Kv::new(kv),
+    );
+    let port = server.addr.port();
+    let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let mut waiter = Conn::connect(port);
+    waiter.send(&args(&["BLPOP", "k", "0"]));
+    std::thread::sleep(Duration::from_millis(900));
+    let mut pusher = Conn::connect(port);
+    assert_eq!(pusher.call(&args(&["RPUSH", "k", "v"])), b":1\r\n");
+    assert_eq!(waiter.read(), b"*2\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(waiter.try_read(), Some(b"<closed>".to_vec()), "idle again");
+}
