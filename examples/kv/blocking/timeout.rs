@@ -57,7 +57,8 @@ fn long_double(arg: &[u8]) -> Option<f64> {
         _ => (false, text),
     };
     let sign = if negative { -1.0 } else { 1.0 };
-    if body.len() > 2 && body[..2].eq_ignore_ascii_case("0x") {
+    // Bytes, not `str` slicing: `body` may hold multibyte characters.
+    if body.len() > 2 && body.as_bytes()[..2].eq_ignore_ascii_case(b"0x") {
         return hex(&body[2..]).map(|v| sign * v);
     }
     // Rust's grammar is strtold's for decimals, `inf`, `infinity` and
@@ -184,5 +185,26 @@ mod tests {
         assert_eq!(ms("x"), not_float);
         assert_eq!(ms("--1"), not_float);
         assert_eq!(ms(&"1".repeat(MAX_CHARS)), not_float);
+        for hostile in ["0é", "é", "0xé", "1eé", "0x1pé", "0x1.é", "\u{0}", "1\u{0}"] {
+            assert_eq!(ms(hostile), not_float, "{hostile:?}");
+        }
+        assert!(parse(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn no_input_panics() {
+        // Short strings over the characters that matter, from a fixed LCG.
+        let alphabet = b"0123456789xXpPeE.+-infINFa\xc3\xa9 \x00";
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200_000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let len = (state >> 60) as usize;
+            let mut arg = Vec::with_capacity(len);
+            for i in 0..len {
+                let pick = (state >> (i * 4 % 56)) as usize % alphabet.len();
+                arg.push(alphabet[pick]);
+            }
+            let _ = parse(&arg);
+        }
     }
 }
