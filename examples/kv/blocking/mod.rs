@@ -195,6 +195,7 @@ pub fn run(
         Err(e) => return Some(e),
         Ok(Some(reply)) => return Some(reply),
         Ok(None) if kv.executing => return Some(in_exec),
+        Ok(None) if !kv.clients.contains_key(&conn) => return None,
         Ok(None) => {}
     }
     let timer = timeout.map(|after| {
@@ -219,7 +220,7 @@ pub fn run(
             .insert(seq, conn);
         kv.db_at(db).blocked.insert(key.clone());
     }
-    let client = kv.clients.get_mut(&conn)?;
+    let client = kv.clients.get_mut(&conn).expect("checked above");
     client.blocked = Some(Box::new(Blocked {
         seq,
         db,
