@@ -124,9 +124,15 @@ pub fn run(kv: &mut Kv, call: &Call<'_>, current: usize) -> (Reply, usize) {
                     let wx = std::mem::take(&mut kv.dbs.slots[x].watched);
                     let wy = std::mem::replace(&mut kv.dbs.slots[y].watched, wx);
                     kv.dbs.slots[x].watched = wy;
+                    // So are the clients blocked on keys.
+                    let bx = std::mem::take(&mut kv.dbs.slots[x].blocked);
+                    let by = std::mem::replace(&mut kv.dbs.slots[y].blocked, bx);
+                    kv.dbs.slots[x].blocked = by;
                     std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
                     crate::multi::touch_db(kv, x);
                     crate::multi::touch_db(kv, y);
+                    crate::blocking::signal_db(kv, x, call.now);
+                    crate::blocking::signal_db(kv, y, call.now);
                 }
                 Reply::Ok
             }

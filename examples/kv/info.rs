@@ -32,9 +32,10 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
     if want("clients") {
         let _ = write!(
             out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\npaused_clients:{}\r\n\r\n",
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\npaused_clients:{}\r\n\r\n",
             stats.connections_open,
             kv.config.maxclients,
+            kv.blocking.blocked_clients(),
             kv.clients.values().filter(|c| !c.channels.is_empty()).count(),
             stats.connections_paused
         );

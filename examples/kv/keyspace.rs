@@ -68,6 +68,10 @@ pub struct Db {
     /// recorded in `touched` for it to collect.
     pub watched: HashSet<Vec<u8>>,
     touched: Vec<Vec<u8>>,
+    /// Keys some client blocks on (kept by `blocking.rs`): their creation
+    /// is recorded in `ready` for it to serve the waiters.
+    pub blocked: HashSet<Vec<u8>>,
+    ready: Vec<Vec<u8>>,
 }
 
 impl Db {
@@ -97,6 +101,19 @@ impl Db {
     fn note_expired(&mut self, key: &[u8]) {
         if !self.watched.is_empty() && self.watched.contains(key) {
             self.touched.push(key.to_vec());
+        }
+    }
+
+    /// Keys with waiters that were created since the last call (Redis's
+    /// `signalKeyAsReady` from `dbAdd`).
+    pub fn take_ready(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Records `key` as ready if a client blocks on it (SWAPDB's scan).
+    pub fn signal_if_blocked(&mut self, key: &[u8]) {
+        if !self.blocked.is_empty() && self.blocked.contains(key) {
+            self.ready.push(key.to_vec());
         }
     }
 
@@ -164,6 +181,9 @@ impl Db {
             expires_at: None,
         };
         self.map.insert(Key::from(key), entry);
+        // Every new key passes here (commands, RENAME, MOVE): the one hook
+        // that wakes blocked clients whatever command created the key.
+        self.signal_if_blocked(key);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {

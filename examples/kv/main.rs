@@ -15,6 +15,7 @@ mod serve;
 mod tls_args;
 
 mod blob;
+mod blocking;
 mod clock;
 mod command_table;
 mod commands;

@@ -156,6 +156,7 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
         return Reply::NilArray;
     }
     let mut replies = Vec::with_capacity(queue.len());
+    kv.executing = true;
     for request in queue {
         let mut lower = [0u8; 32];
         let owned;
@@ -173,6 +174,7 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
             .unwrap_or(Reply::Ok);
         replies.push(reply);
     }
+    kv.executing = false;
     Reply::Array(replies)
 }
 

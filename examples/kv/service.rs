@@ -28,6 +28,10 @@ pub struct Client {
     pub session: crate::session::Session,
     /// MULTI queue and WATCHed keys.
     pub tx: crate::multi::Tx,
+    /// The wait of a blocked client (BLPOP...), and the requests it sent
+    /// meanwhile (see `blocking.rs`).
+    pub blocked: Option<Box<crate::blocking::Blocked>>,
+    pub pending: crate::blocking::Pending,
 }
 
 /// Settings the service needs (and reports through CONFIG GET and INFO).
@@ -49,6 +53,10 @@ pub struct Kv {
     /// The other databases.
     pub dbs: crate::db::Dbs,
     pub watches: crate::multi::Watches,
+    /// Blocked clients by key, their timers, the clients to resume.
+    pub blocking: crate::blocking::Blocking,
+    /// EXEC is running its queue (blocking commands do not block then).
+    pub executing: bool,
     /// The largest bulk a new connection may send (CONFIG SET may lower it).
     pub proto_max_bulk_len: usize,
     /// The output limit the runtime enforces (reported by CONFIG GET).
@@ -76,6 +84,8 @@ impl Kv {
             db: Db::default(),
             dbs: crate::db::Dbs::new(16),
             watches: crate::multi::Watches::default(),
+            blocking: crate::blocking::Blocking::default(),
+            executing: false,
             proto_max_bulk_len: config.proto_max_bulk_len,
             client_output_buffer_limit: baton::Config::default().output_hard_limit,
             started_unix_secs,
@@ -87,6 +97,39 @@ impl Kv {
             started: std::time::Instant::now(),
             clock: WallClock::default(),
         }
+    }
+}
+
+impl Kv {
+    /// Runs one request of `conn` (from the network, or queued while it
+    /// was blocked).
+    /// A blocked client's requests are queued instead (see `blocking`),
+    /// unless `resumed`: one it queued, now run in order.
+    pub fn run_request(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        request: Request,
+        resumed: bool,
+    ) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            // One lookup per request for both.
+            if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
+                crate::blocking::defer(self, ctx, conn, request);
+                return;
+            }
+            // Reuses the client's buffer: no allocation per request.
+            client.last_command.clear();
+            let mut lower = [0u8; 32];
+            match commands::lowercase_ascii(&request[0], &mut lower) {
+                Some(name) => client.last_command.push_str(name),
+                None => client
+                    .last_command
+                    .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
+            }
+        }
+        self.commands_processed += 1;
+        crate::session::handle(self, ctx, conn, request);
     }
 }
 
@@ -111,27 +154,19 @@ impl Service for Kv {
             last_command: "NULL".into(),
             session: crate::session::Session::new(now),
             tx: crate::multi::Tx::default(),
+            blocked: None,
+            pending: crate::blocking::Pending::default(),
         };
         self.clients.insert(conn, client);
     }
 
     fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, request: Request) {
-        self.commands_processed += 1;
-        if let Some(client) = self.clients.get_mut(&conn) {
-            // Reuses the client's buffer: no allocation per request.
-            client.last_command.clear();
-            let mut lower = [0u8; 32];
-            match commands::lowercase_ascii(&request[0], &mut lower) {
-                Some(name) => client.last_command.push_str(name),
-                None => client
-                    .last_command
-                    .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
-            }
-        }
-        crate::session::handle(self, ctx, conn, request);
+        self.run_request(ctx, conn, request, false);
+        crate::blocking::after_command(self, ctx);
     }
 
-    fn on_close(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId, _: CloseReason) {
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: CloseReason) {
+        crate::blocking::forget(self, ctx, conn);
         pubsub::unsubscribe_all(self, conn);
         crate::multi::reset(self, conn);
         self.clients.remove(&conn);
@@ -144,7 +179,11 @@ impl Service for Kv {
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, token: u64) {
+        if token != 0 {
+            crate::blocking::timed_out(self, ctx, token);
+            return;
+        }
         let now = self.clock.now_ms(ctx.now());
         let mut budget = EXPIRY_BUDGET;
         let mut more_due = false;

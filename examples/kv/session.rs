@@ -84,7 +84,7 @@ pub fn handle(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request
 
 /// Sends the reply to `conn`'s request (of command `shape_as`, if it may
 /// need RESP3 types), honouring `CLIENT REPLY`.
-fn deliver(
+pub fn deliver(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,

@@ -77,4 +77,10 @@ impl ZSet {
         self.scores.remove(&member);
         Some((member, score.0))
     }
+
+    pub fn pop_max(&mut self) -> Option<(Vec<u8>, f64)> {
+        let (score, member) = self.ordered.pop_last()?;
+        self.scores.remove(&member);
+        Some((member, score.0))
+    }
 }

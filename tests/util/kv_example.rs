@@ -3,6 +3,8 @@
 // `crate::` paths, so they must sit at the crate root).
 #[path = "../../examples/kv/blob.rs"]
 mod blob;
+#[path = "../../examples/kv/blocking/mod.rs"]
+mod blocking;
 #[path = "../../examples/kv/clock.rs"]
 mod clock;
 #[path = "../../examples/kv/command_table.rs"]

@@ -54,7 +54,7 @@ fn subcommands(name: &str) -> &'static [&'static str] {
         "script" => &["flush", "exists", "kill", "load"],
         "client" => &[
             "id", "setname", "getname", "setinfo", "no-evict", "no-touch", "reply", "info", "list",
-            "kill",
+            "kill", "unblock",
         ],
         "command" => &["count", "list", "info", "docs"],
         _ => &[],
@@ -295,6 +295,8 @@ fn kill(
     reply: Reply,
 ) -> Option<Reply> {
     for &id in ids.iter().filter(|id| **id != me) {
+        // At once, not at its close: a push meanwhile must not serve it.
+        crate::blocking::forget(kv, ctx, id);
         let _ = ctx.close(id);
     }
     if ids.contains(&me) {
@@ -329,6 +331,9 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
     }
     if client.tx.queue.is_some() {
         flags.push('x');
+    }
+    if client.blocked.is_some() {
+        flags.push('b');
     }
     if client.tx.dirty {
         flags.push('d');
@@ -464,6 +469,27 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
             match found {
                 Some(id) => return kill(kv, ctx, conn, vec![id], Reply::Ok),
                 None => Reply::error("ERR No such client"),
+            }
+        }
+        (b"unblock", 2 | 3) => {
+            let error = match a.get(2).map(|r| r.to_ascii_lowercase()) {
+                None => false,
+                Some(r) if r == b"timeout" => false,
+                Some(r) if r == b"error" => true,
+                Some(_) => {
+                    return Some(Reply::error(
+                        "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                    ))
+                }
+            };
+            match super::int(&a[1]) {
+                Ok(id) => {
+                    let target = kv.clients.keys().copied().find(|c| c.serial() as i64 == id);
+                    let unblocked = target
+                        .is_some_and(|t| crate::blocking::unblock_by_request(kv, ctx, t, error));
+                    Reply::Int(i64::from(unblocked))
+                }
+                Err(e) => e,
             }
         }
         (b"kill", n) if n % 2 == 1 => match client_filter(kv, ctx, &a[1..], conn, false) {

@@ -3,6 +3,7 @@
 mod collections;
 pub mod config;
 mod keys;
+pub mod pops;
 mod server;
 mod strings;
 
@@ -120,9 +121,17 @@ pub fn dispatch(
         | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
         | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
         | "zpopmin" => collections::run(kv, &call),
+        "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), &call),
+        "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
+        | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), &call),
         _ => unknown(&call),
     };
     Some(reply)
+}
+
+/// The database `conn` runs its commands in (mounted as `kv.db`).
+fn client_db(kv: &Kv, conn: ConnId) -> usize {
+    kv.clients.get(&conn).map_or(0, |c| c.session.db)
 }
 
 /// `name` lowercased into `buf` when it is short ASCII (every command

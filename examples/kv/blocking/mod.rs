@@ -1,0 +1,428 @@
+//! Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN,
+//! BZPOPMAX, BZMPOP, with Redis 7.0's semantics.
+//!
+//! A blocking command that finds data answers at once, exactly as its
+//! non-blocking form (`commands::pops`). Otherwise the client waits: it
+//! joins a FIFO of waiters per (database, key), and a loop timer (tokens
+//! from 1 up; the expiry cycle owns token 0) answers the null reply when
+//! its timeout passes. Inside EXEC nothing blocks: the command answers as
+//! if it timed out at once.
+//!
+//! Waking: a key with waiters that comes into existence, whatever command
+//! creates it (LPUSH, ZADD, RENAME, MOVE, a BLMOVE's destination, ...), is
+//! recorded by `Db::set` (Redis's `signalKeyAsReady` in `dbAdd`); SWAPDB
+//! signals the waited keys that exist after the swap. After each command
+//! (`after_command`, so after a whole EXEC) the ready keys are served as
+//! Redis's `handleClientsBlockedOnKeys` does: waiters in arrival order,
+//! each served from the key while it has data; a waiter whose key was
+//! consumed by an earlier one stays blocked, one waiting for another type
+//! is skipped, and keys a serve creates (BLMOVE) are served in turn.
+//!
+//! While blocked, a client's further requests are not run (Redis stops
+//! reading the connection). The runtime cannot pause reading a connection
+//! yet, so they are queued in the client (`Pending`) and run in order once
+//! it is unblocked. That queue is bounded (`MAX_PENDING_REQUESTS`,
+//! `MAX_PENDING_BYTES`): a client that sends more while blocked is closed,
+//! with a logged reason, so it cannot grow memory without bound.
+//! runtime: pause/resume reading would remove this queue.
+
+mod timeout;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use baton::{ConnId, Ctx, TimerId};
+
+use crate::commands::pops::{self, End, Op};
+use crate::commands::Call;
+use crate::protocol::{Reply, Request};
+use crate::service::Kv;
+
+/// Requests a blocked client may queue before it is closed.
+pub const MAX_PENDING_REQUESTS: usize = 4096;
+/// Bytes (arguments plus a small overhead each) it may queue.
+pub const MAX_PENDING_BYTES: usize = 64 << 20;
+/// What one queued argument costs beyond its bytes (its `Vec`).
+const ARG_OVERHEAD: usize = 24;
+
+/// A blocked client's wait.
+#[derive(Debug)]
+pub struct Blocked {
+    /// Its place in the waiter queues (arrival order).
+    seq: u64,
+    db: usize,
+    /// The keys it waits on, without repeats.
+    keys: Vec<Vec<u8>>,
+    op: Op,
+    /// The timeout timer and its token; `None` waits forever.
+    timer: Option<(TimerId, u64)>,
+    /// The command (lowercase) and its arguments, to shape the reply.
+    name: String,
+    args: Vec<Vec<u8>>,
+}
+
+/// Requests a blocked client sent, to run after it is unblocked.
+#[derive(Debug, Default)]
+pub struct Pending {
+    requests: VecDeque<Request>,
+    bytes: usize,
+}
+
+/// The waiters of every key, and the clients to resume.
+#[derive(Debug, Default)]
+pub struct Blocking {
+    /// Waiters per (db, key) by arrival: O(log n) to join, leave (a
+    /// timeout, a close) or find the next, however many wait.
+    waiters: HashMap<(usize, Vec<u8>), BTreeMap<u64, ConnId>>,
+    last_seq: u64,
+    /// Timer token -> the client it times out.
+    timeouts: HashMap<u64, ConnId>,
+    last_token: u64,
+    /// Clients blocked now (INFO `blocked_clients`).
+    blocked: usize,
+    /// Unblocked clients whose queued requests have yet to run.
+    resume: VecDeque<ConnId>,
+}
+
+impl Blocking {
+    pub fn blocked_clients(&self) -> usize {
+        self.blocked
+    }
+}
+
+fn request_cost(request: &Request) -> usize {
+    request
+        .iter()
+        .map(|a| a.len().saturating_add(ARG_OVERHEAD))
+        .fold(0usize, usize::saturating_add)
+}
+
+impl Pending {
+    pub fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+}
+
+/// Queues a request of blocked `conn` to run once it is unblocked, or
+/// closes the connection if that would exceed the bounds.
+pub fn defer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request) {
+    let Some(client) = kv.clients.get_mut(&conn) else {
+        return;
+    };
+    let cost = request_cost(&request);
+    let pending = &mut client.pending;
+    if pending.requests.len() >= MAX_PENDING_REQUESTS
+        || pending.bytes.saturating_add(cost) > MAX_PENDING_BYTES
+    {
+        tracing::warn!(
+            conn = conn.serial(),
+            queued = pending.requests.len(),
+            bytes = pending.bytes,
+            "kv: closing a blocked client that sent more than its queue holds \
+             (the runtime cannot pause reading it)"
+        );
+        forget(kv, ctx, conn);
+        let _ = ctx.close(conn);
+        return;
+    }
+    pending.bytes += cost;
+    pending.requests.push_back(request);
+}
+
+/// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
+/// for `conn` on database `db`: the reply, or `None` if it blocked.
+pub fn run(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    db: usize,
+    call: &Call<'_>,
+) -> Option<Reply> {
+    let a = call.args;
+    // The keys, the op, the timeout, and the reply inside EXEC.
+    let parsed: Result<(&[Vec<u8>], Op, _, Reply), Reply> = match call.name {
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" if a.len() >= 2 => {
+            let (keys, last) = a.split_at(a.len() - 1);
+            let op = match call.name {
+                "blpop" => Op::List {
+                    end: End::Left,
+                    count: None,
+                },
+                "brpop" => Op::List {
+                    end: End::Right,
+                    count: None,
+                },
+                "bzpopmin" => Op::ZSet {
+                    max: false,
+                    count: None,
+                },
+                _ => Op::ZSet {
+                    max: true,
+                    count: None,
+                },
+            };
+            timeout::parse(&last[0]).map(|t| (keys, op, t, Reply::NilArray))
+        }
+        "blmove" if a.len() == 5 => match (End::parse(&a[2]), End::parse(&a[3])) {
+            (Some(from), Some(to)) => {
+                let op = Op::Move {
+                    from,
+                    to,
+                    dst: a[1].clone(),
+                };
+                timeout::parse(&a[4]).map(|t| (&a[..1], op, t, Reply::Nil))
+            }
+            _ => Err(Reply::error(crate::commands::SYNTAX)),
+        },
+        "brpoplpush" if a.len() == 3 => {
+            let op = Op::Move {
+                from: End::Right,
+                to: End::Left,
+                dst: a[1].clone(),
+            };
+            timeout::parse(&a[2]).map(|t| (&a[..1], op, t, Reply::Nil))
+        }
+        "blmpop" | "bzmpop" if a.len() >= 4 => timeout::parse(&a[0]).and_then(|t| {
+            pops::parse_mpop(&a[1..], call.name == "bzmpop")
+                .map(|m| (m.keys, m.op, t, Reply::NilArray))
+        }),
+        _ => Err(call.wrong_arity()),
+    };
+    let (keys, op, timeout, in_exec) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return Some(e),
+    };
+    match pops::first_ready(kv, db, keys, &op, call.now) {
+        Err(e) => return Some(e),
+        Ok(Some(reply)) => return Some(reply),
+        Ok(None) if kv.executing => return Some(in_exec),
+        Ok(None) if !kv.clients.contains_key(&conn) => return None,
+        Ok(None) => {}
+    }
+    let timer = timeout.map(|after| {
+        kv.blocking.last_token += 1;
+        let token = kv.blocking.last_token;
+        kv.blocking.timeouts.insert(token, conn);
+        (ctx.set_timer(after, token), token)
+    });
+    let mut seen = HashSet::with_capacity(keys.len());
+    let keys: Vec<Vec<u8>> = keys
+        .iter()
+        .filter(|k| seen.insert(k.as_slice()))
+        .cloned()
+        .collect();
+    kv.blocking.last_seq += 1;
+    let seq = kv.blocking.last_seq;
+    for key in &keys {
+        kv.blocking
+            .waiters
+            .entry((db, key.clone()))
+            .or_default()
+            .insert(seq, conn);
+        kv.db_at(db).blocked.insert(key.clone());
+    }
+    let client = kv.clients.get_mut(&conn).expect("checked above");
+    client.blocked = Some(Box::new(Blocked {
+        seq,
+        db,
+        keys,
+        op,
+        timer,
+        name: call.name.to_owned(),
+        args: a.to_vec(),
+    }));
+    kv.blocking.blocked += 1;
+    // Redis never closes a blocked client for idleness.
+    ctx.set_idle_exempt(conn, true);
+    None
+}
+
+/// Ends `conn`'s wait, if it waits: leaves every waiter queue, cancels its
+/// timer. The caller answers it.
+fn unblock(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Option<Box<Blocked>> {
+    let client = kv.clients.get_mut(&conn)?;
+    let blocked = client.blocked.take()?;
+    let subscribed = !client.channels.is_empty();
+    kv.blocking.blocked -= 1;
+    for key in &blocked.keys {
+        let entry = (blocked.db, key.clone());
+        let Some(queue) = kv.blocking.waiters.get_mut(&entry) else {
+            continue;
+        };
+        queue.remove(&blocked.seq);
+        if queue.is_empty() {
+            kv.blocking.waiters.remove(&entry);
+            kv.db_at(blocked.db).blocked.remove(key);
+        }
+    }
+    if kv.blocking.blocked == 0 {
+        // Signals left over from this command have no one to serve.
+        for db in 0..kv.db_count() {
+            kv.db_at(db).take_ready();
+        }
+    }
+    if let Some((timer, token)) = blocked.timer {
+        ctx.cancel_timer(timer);
+        kv.blocking.timeouts.remove(&token);
+    }
+    ctx.set_idle_exempt(conn, subscribed);
+    Some(blocked)
+}
+
+/// Answers an unblocked client and schedules its queued requests.
+fn answer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, blocked: &Blocked, reply: Reply) {
+    crate::session::deliver(kv, ctx, conn, reply, Some((&blocked.name, &blocked.args)));
+    kv.blocking.resume.push_back(conn);
+}
+
+/// A closed (or killed) client leaves nothing behind: no waiter entry, no
+/// timer, no queued requests.
+pub fn forget(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) {
+    unblock(kv, ctx, conn);
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.pending = Pending::default();
+    }
+}
+
+/// The timer with `token` fired: its client gets the null reply.
+pub fn timed_out(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, token: u64) {
+    let Some(conn) = kv.blocking.timeouts.remove(&token) else {
+        return;
+    };
+    if let Some(blocked) = unblock(kv, ctx, conn) {
+        answer(kv, ctx, conn, &blocked, Reply::NilArray);
+    }
+    after_command(kv, ctx);
+}
+
+/// CLIENT UNBLOCK: ends `conn`'s wait as a timeout or with an error;
+/// `false` if it was not blocked.
+pub fn unblock_by_request(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, error: bool) -> bool {
+    let Some(blocked) = unblock(kv, ctx, conn) else {
+        return false;
+    };
+    let reply = if error {
+        Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+    } else {
+        Reply::NilArray
+    };
+    answer(kv, ctx, conn, &blocked, reply);
+    true
+}
+
+/// SWAPDB: the waited keys of `db` that exist now are ready (Redis's
+/// `scanDatabaseForReadyKeys`).
+pub fn signal_db(kv: &mut Kv, db: usize, now: i64) {
+    let target = kv.db_at(db);
+    if target.blocked.is_empty() {
+        return;
+    }
+    let keys: Vec<Vec<u8>> = target.blocked.iter().cloned().collect();
+    for key in keys {
+        if target.exists(&key, now) {
+            target.signal_if_blocked(&key);
+        }
+    }
+}
+
+/// After every command: serves the keys it made ready, then runs the
+/// queued requests of the clients that were unblocked, one at a time,
+/// serving again after each (as Redis does after every command). A loop,
+/// not recursion: however the requests chain, the stack stays flat.
+pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
+    // Nobody blocked, nobody to resume: no key can be ready either (keys
+    // are signalled only while they have waiters; see `unblock`).
+    if kv.blocking.blocked == 0 && kv.blocking.resume.is_empty() {
+        return;
+    }
+    loop {
+        serve_ready(kv, ctx);
+        let Some(conn) = kv.blocking.resume.pop_front() else {
+            return;
+        };
+        let Some(client) = kv.clients.get_mut(&conn) else {
+            continue;
+        };
+        if client.blocked.is_some() {
+            continue;
+        }
+        let Some(request) = client.pending.requests.pop_front() else {
+            continue;
+        };
+        client.pending.bytes = client.pending.bytes.saturating_sub(request_cost(&request));
+        kv.run_request(ctx, conn, request, true);
+        if kv
+            .clients
+            .get(&conn)
+            .is_some_and(|c| c.blocked.is_none() && !c.pending.requests.is_empty())
+        {
+            kv.blocking.resume.push_front(conn);
+        }
+    }
+}
+
+/// Serves ready keys until none is left (a serve may create more).
+fn serve_ready(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
+    loop {
+        let mut ready = Vec::new();
+        let mut seen = HashSet::new();
+        for db in 0..kv.db_count() {
+            for key in kv.db_at(db).take_ready() {
+                let entry = (db, key);
+                if kv.blocking.waiters.contains_key(&entry) && seen.insert(entry.clone()) {
+                    ready.push(entry);
+                }
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        for (db, key) in ready {
+            serve_key(kv, ctx, db, &key);
+        }
+    }
+}
+
+/// Serves the waiters of `key` in `db`, first come first served, while it
+/// has data. Each step finds the next waiter after the last one looked at
+/// (O(log n)): a push costs what it serves, not the length of the queue.
+fn serve_key(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, db: usize, key: &[u8]) {
+    let entry = (db, key.to_vec());
+    kv.mount(db);
+    let mut after = 0;
+    loop {
+        let Some((seq, conn)) = kv
+            .blocking
+            .waiters
+            .get(&entry)
+            .and_then(|queue| queue.range(after + 1..).next())
+            .map(|(s, c)| (*s, *c))
+        else {
+            return;
+        };
+        after = seq;
+        let now = kv.clock.now_ms(ctx.now());
+        let Some(op) = kv
+            .clients
+            .get(&conn)
+            .and_then(|c| c.blocked.as_ref())
+            .map(|b| b.op.clone())
+        else {
+            continue;
+        };
+        match kv.db.get(key, now) {
+            None => return,
+            Some(value) if !op.accepts(value) => continue,
+            Some(_) => {}
+        }
+        let reply = match pops::apply(kv, db, key, &op, now) {
+            Ok(Some(reply)) => reply,
+            Ok(None) => return,
+            // BLMOVE into a key of another type: this waiter gets the
+            // error and is unblocked; the element stays for the next.
+            Err(e) => e,
+        };
+        if let Some(blocked) = unblock(kv, ctx, conn) {
+            answer(kv, ctx, conn, &blocked, reply);
+        }
+    }
+}
