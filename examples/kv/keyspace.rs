@@ -143,6 +143,15 @@ impl Db {
         }
     }
 
+    /// A live value, read without expiring anything (so several can be
+    /// borrowed at once: SINTER reads all its keys together).
+    pub fn peek(&self, key: &[u8], now: i64) -> Option<&Value> {
+        self.map
+            .get(key)
+            .filter(|e| e.expires_at.is_none_or(|at| at > now))
+            .map(|e| &e.value)
+    }
+
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
         self.check(key, now)
     }

@@ -1,0 +1,52 @@
+//! Random members for SRANDMEMBER and HRANDFIELD (and which members SPOP
+//! takes), and the bound on replies whose size a client's count decides.
+//!
+//! A negative count asks for |count| members with repeats: the reply, not
+//! the data, grows with the count. Redis builds such a reply whatever its
+//! size (normal clients have no output limit by default; a count near
+//! -LONG_MAX makes it run out of memory). kv refuses a count whose reply
+//! could not fit in the client output buffer limit, before building any of
+//! it, so the memory such a request takes is bounded by that limit.
+
+use rand::Rng;
+
+use crate::protocol::Reply;
+
+/// `count` distinct random positions below `len` (`count <= len`), by a
+/// partial Fisher-Yates shuffle: O(len) time and memory, as the caller
+/// already spends walking the members.
+pub fn distinct(len: usize, count: usize) -> Vec<usize> {
+    let mut rng = rand::rng();
+    let mut positions: Vec<usize> = (0..len).collect();
+    let count = count.min(len);
+    for i in 0..count {
+        let j = rng.random_range(i..len);
+        positions.swap(i, j);
+    }
+    positions.truncate(count);
+    positions
+}
+
+/// `count` random positions below `len` (`len > 0`), repeats allowed.
+pub fn with_repeats(len: usize, count: usize) -> Vec<usize> {
+    let mut rng = rand::rng();
+    (0..count).map(|_| rng.random_range(0..len)).collect()
+}
+
+/// One random position below `len` (`len > 0`).
+pub fn one(len: usize) -> usize {
+    rand::rng().random_range(0..len)
+}
+
+/// Refuses a reply of `items` elements of at least `item_bytes` bytes each
+/// when building it would take more than `limit` bytes (the client output
+/// buffer limit, which its encoding would exceed anyway).
+pub fn check_fits(items: u64, item_bytes: usize, limit: usize) -> Result<usize, Reply> {
+    let per_item = (std::mem::size_of::<Reply>() + item_bytes) as u64;
+    match usize::try_from(items) {
+        Ok(n) if items.saturating_mul(per_item) <= limit as u64 => Ok(n),
+        _ => Err(Reply::error(
+            "ERR reply would exceed the client output buffer limit",
+        )),
+    }
+}

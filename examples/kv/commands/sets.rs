@@ -1,0 +1,276 @@
+//! Sets: SADD, SREM, SPOP, SCARD, SISMEMBER, SMISMEMBER, SMEMBERS,
+//! SRANDMEMBER, SMOVE, SINTER, SUNION, SDIFF, their *STORE forms,
+//! SINTERCARD and SSCAN, at Redis 7.0's semantics.
+//!
+//! The algebra reads all its keys first: a key of another type is
+//! WRONGTYPE even after a missing one. A *STORE destination of any type is
+//! overwritten (its TTL cleared), and an empty result deletes it.
+
+use super::aggregate::{get, get_many, get_or_create, pop_count, signed_count, Set};
+use super::{element_scan, int, sampling, Call, SYNTAX};
+use crate::keyspace::Value;
+use crate::protocol::Reply;
+use crate::service::Kv;
+
+/// Redis 7.0 keeps a set of at most this many integers as an intset,
+/// which SSCAN answers in one reply (`set-max-intset-entries`).
+const INTSET_ENTRIES: usize = 512;
+
+pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
+    match set_command(kv, call) {
+        Ok(reply) | Err(reply) => reply,
+    }
+}
+
+fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let (a, now) = (call.args, call.now);
+    let arity = |ok: bool| if ok { Ok(()) } else { Err(call.wrong_arity()) };
+    let output_limit = kv.client_output_buffer_limit;
+    let db = &mut kv.db;
+    match call.name {
+        "sadd" => {
+            arity(a.len() >= 2)?;
+            let set = get_or_create::<Set>(db, &a[0], now)?;
+            Ok(Reply::Int(
+                a[1..].iter().filter(|m| set.insert(m.to_vec())).count() as i64,
+            ))
+        }
+        "srem" => {
+            arity(a.len() >= 2)?;
+            let Some(set) = get::<Set>(db, &a[0], now)? else {
+                return Ok(Reply::Int(0));
+            };
+            let n = a[1..].iter().filter(|m| set.remove(m.as_slice())).count();
+            db.drop_if_empty(&a[0]);
+            Ok(Reply::Int(n as i64))
+        }
+        "spop" => {
+            arity(!a.is_empty())?;
+            if a.len() > 2 {
+                return Err(Reply::error(SYNTAX));
+            }
+            let count = pop_count(a)?;
+            let Some(set) = get::<Set>(db, &a[0], now)? else {
+                return Ok(if count.is_some() {
+                    Reply::Array(Vec::new())
+                } else {
+                    Reply::Nil
+                });
+            };
+            let take = count.unwrap_or(1).min(set.len());
+            let picked: Vec<Vec<u8>> = if take == set.len() {
+                set.drain().collect()
+            } else {
+                let mut positions = sampling::distinct(set.len(), take);
+                positions.sort_unstable();
+                let chosen: Vec<Vec<u8>> = set
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| positions.binary_search(i).is_ok())
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                for member in &chosen {
+                    set.remove(member);
+                }
+                chosen
+            };
+            db.drop_if_empty(&a[0]);
+            Ok(match count {
+                None => Reply::bulk_or_nil(picked.into_iter().next()),
+                Some(_) => Reply::array_of_bulks(picked),
+            })
+        }
+        "scard" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::Int(
+                get::<Set>(db, &a[0], now)?.map_or(0, |s| s.len() as i64),
+            ))
+        }
+        "sismember" => {
+            arity(a.len() == 2)?;
+            Ok(Reply::Int(i64::from(
+                get::<Set>(db, &a[0], now)?.is_some_and(|s| s.contains(&a[1])),
+            )))
+        }
+        "smismember" => {
+            arity(a.len() >= 2)?;
+            let set = get::<Set>(db, &a[0], now)?;
+            let found = a[1..]
+                .iter()
+                .map(|m| Reply::Int(i64::from(set.as_ref().is_some_and(|s| s.contains(m)))));
+            Ok(Reply::Array(found.collect()))
+        }
+        "smembers" => {
+            arity(a.len() == 1)?;
+            Ok(Reply::array_of_bulks(
+                get::<Set>(db, &a[0], now)?
+                    .map(|s| s.iter().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ))
+        }
+        "srandmember" => {
+            arity(!a.is_empty())?;
+            if a.len() > 2 {
+                return Err(Reply::error(SYNTAX));
+            }
+            if a.len() == 1 {
+                let Some(set) = get::<Set>(db, &a[0], now)? else {
+                    return Ok(Reply::Nil);
+                };
+                return Ok(Reply::bulk_or_nil(
+                    set.iter().nth(sampling::one(set.len())).cloned(),
+                ));
+            }
+            let count = signed_count(&a[1])?;
+            let Some(set) = get::<Set>(db, &a[0], now)? else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            let members: Vec<&Vec<u8>> = set.iter().collect();
+            let picked = if count < 0 {
+                let n = sampling::check_fits(count.unsigned_abs(), 0, output_limit)?;
+                sampling::with_repeats(members.len(), n)
+            } else if count as u64 >= members.len() as u64 {
+                (0..members.len()).collect()
+            } else {
+                sampling::distinct(members.len(), count as usize)
+            };
+            Ok(Reply::array_of_bulks(
+                picked.into_iter().map(|i| members[i].clone()),
+            ))
+        }
+        "smove" => {
+            arity(a.len() == 3)?;
+            let (src, dst, member) = (&a[0], &a[1], &a[2]);
+            // A missing source answers 0 before the destination's type is
+            // checked.
+            if get::<Set>(db, src, now)?.is_none() {
+                return Ok(Reply::Int(0));
+            }
+            get::<Set>(db, dst, now)?;
+            if src == dst {
+                let present = get::<Set>(db, src, now)?.is_some_and(|s| s.contains(member));
+                return Ok(Reply::Int(i64::from(present)));
+            }
+            let removed = get::<Set>(db, src, now)?.is_some_and(|s| s.remove(member));
+            if !removed {
+                return Ok(Reply::Int(0));
+            }
+            db.drop_if_empty(src);
+            get_or_create::<Set>(db, dst, now)?.insert(member.clone());
+            Ok(Reply::Int(1))
+        }
+        "sinter" | "sunion" | "sdiff" => {
+            arity(!a.is_empty())?;
+            let result = algebra(db, call.name, a, now, None)?;
+            Ok(Reply::array_of_bulks(result))
+        }
+        "sinterstore" | "sunionstore" | "sdiffstore" => {
+            arity(a.len() >= 2)?;
+            let op = call.name.trim_end_matches("store");
+            let result = algebra(db, op, &a[1..], now, None)?;
+            let len = result.len();
+            if result.is_empty() {
+                db.remove(&a[0]);
+            } else {
+                db.set(&a[0], Value::Set(result.into_iter().collect()), false);
+            }
+            Ok(Reply::Int(len as i64))
+        }
+        "sintercard" => {
+            arity(a.len() >= 2)?;
+            let numkeys = int(&a[0])
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Reply::error("ERR numkeys should be greater than 0"))?;
+            let keys_end = usize::try_from(numkeys)
+                .ok()
+                .and_then(|n| n.checked_add(1))
+                .filter(|end| *end <= a.len())
+                .ok_or_else(|| {
+                    Reply::error("ERR Number of keys can't be greater than number of args")
+                })?;
+            let mut limit = 0;
+            let mut options = a[keys_end..].iter();
+            while let Some(option) = options.next() {
+                match options.next() {
+                    Some(value) if option.eq_ignore_ascii_case(b"limit") => {
+                        limit = int(value)
+                            .ok()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .ok_or_else(|| Reply::error("ERR LIMIT can't be negative"))?;
+                    }
+                    _ => return Err(Reply::error(SYNTAX)),
+                }
+            }
+            let found = algebra(db, "sinter", &a[1..keys_end], now, Some(limit))?;
+            Ok(Reply::Int(found.len() as i64))
+        }
+        "sscan" => {
+            arity(a.len() >= 2)?;
+            let cursor = element_scan::cursor(&a[1])?;
+            let Some(set) = get::<Set>(db, &a[0], now)? else {
+                return Ok(element_scan::empty());
+            };
+            let scan = element_scan::options(cursor, &a[2..])?;
+            let small = set.len() <= INTSET_ENTRIES && set.iter().all(|m| int(m).is_ok());
+            let members: Vec<&Vec<u8>> = set.iter().collect();
+            let (next, page) = scan.page(members, |m| m.as_slice(), small);
+            Ok(element_scan::reply(
+                next,
+                page.into_iter().cloned().collect(),
+            ))
+        }
+        _ => unreachable!("dispatched here"),
+    }
+}
+
+/// SINTER, SUNION or SDIFF of `keys` (missing keys are empty sets); an
+/// intersection stops after `limit` members if given and not 0 (SINTERCARD).
+fn algebra(
+    db: &mut crate::keyspace::Db,
+    op: &str,
+    keys: &[Vec<u8>],
+    now: i64,
+    limit: Option<usize>,
+) -> Result<Vec<Vec<u8>>, Reply> {
+    let sets = get_many::<Set>(db, keys, now)?;
+    let empty = Set::new();
+    let sets: Vec<&Set> = match op {
+        // An intersection with a missing key is empty.
+        "sinter" if sets.iter().any(Option::is_none) => return Ok(Vec::new()),
+        _ => sets.into_iter().map(|s| s.unwrap_or(&empty)).collect(),
+    };
+    Ok(match op {
+        "sinter" => {
+            let smallest = sets
+                .iter()
+                .copied()
+                .min_by_key(|s| s.len())
+                .unwrap_or(&empty);
+            let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+            smallest
+                .iter()
+                .filter(|m| sets.iter().all(|s| s.contains(*m)))
+                .take(limit)
+                .cloned()
+                .collect()
+        }
+        "sunion" => {
+            let mut union: std::collections::HashSet<&Vec<u8>> = std::collections::HashSet::new();
+            for set in &sets {
+                union.extend(set.iter());
+            }
+            union.into_iter().cloned().collect()
+        }
+        _ => {
+            let (first, rest) = sets
+                .split_first()
+                .map_or((&empty, &[][..]), |(f, r)| (*f, r));
+            first
+                .iter()
+                .filter(|m| !rest.iter().any(|s| s.contains(*m)))
+                .cloned()
+                .collect()
+        }
+    })
+}
