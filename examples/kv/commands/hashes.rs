@@ -10,7 +10,7 @@ use crate::service::Kv;
 
 /// Redis 7.0 keeps a hash this small as a listpack, which HSCAN answers in
 /// one reply (`hash-max-listpack-entries` and `-value`).
-const LISTPACK_ENTRIES: usize = 128;
+const LISTPACK_ENTRIES: usize = 512;
 const LISTPACK_VALUE: usize = 64;
 
 pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
@@ -135,7 +135,7 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 Some(v) => long_double::parse(v)
                     .ok_or_else(|| Reply::error("ERR hash value is not a float"))?,
             };
-            let sum = current.add(&by);
+            let sum = current.add(by);
             if !sum.is_finite() {
                 return Err(Reply::error("ERR increment would produce NaN or Infinity"));
             }
@@ -178,7 +178,15 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             } else {
                 sampling::distinct(pairs.len(), count as usize)
             };
-            let mut out = Vec::with_capacity(picked.len() * if with_values { 2 } else { 1 });
+            let payload = picked
+                .iter()
+                .map(|i| {
+                    (pairs[*i].0.len() + if with_values { pairs[*i].1.len() } else { 0 }) as u64
+                })
+                .sum();
+            let per_item = if with_values { 2 } else { 1 };
+            sampling::check_fits(picked.len() as u64 * per_item, payload, output_limit)?;
+            let mut out = Vec::with_capacity(picked.len() * per_item as usize);
             for i in picked {
                 out.push(Reply::Bulk(pairs[i].0.clone()));
                 if with_values {

@@ -48,10 +48,10 @@ impl LongDouble {
     }
 
     /// `self + other`, rounded to nearest-even as the FPU does.
-    pub fn add(&self, other: &LongDouble) -> LongDouble {
+    pub fn add(self, other: LongDouble) -> LongDouble {
         if self.infinite || other.infinite {
             // inf + -inf is NaN: reported as not finite either way.
-            return if self.infinite { *self } else { *other };
+            return if self.infinite { self } else { other };
         }
         let base = self.exponent.min(other.exponent);
         let a = Big::from(self.mantissa).shl((self.exponent - base) as usize);
@@ -69,7 +69,7 @@ impl LongDouble {
 
     /// `%.17Lf` with trailing zeros (and a trailing point) removed, and
     /// "-0" as "0": Redis's `ld2string(..., LD_STR_HUMAN)`.
-    pub fn to_human(&self) -> Vec<u8> {
+    pub fn to_human(self) -> Vec<u8> {
         if self.infinite {
             return if self.negative {
                 b"-inf".to_vec()
@@ -297,7 +297,7 @@ fn round(negative: bool, value: Big, exponent: i64, inexact: bool) -> LongDouble
         if value.bit(shift - 1) && (value.any_below(shift - 1) || q.bit(0)) {
             q = q.add(&Big::from(1));
         }
-        q.low_u64_pair(exponent + shift as i64)
+        q.mantissa_with_carry(exponent + shift as i64)
     };
     let top = 64 - i64::from(mantissa.leading_zeros());
     if mantissa != 0 && top + exponent > MAX_BITS {
@@ -364,7 +364,7 @@ impl Big {
 
     /// The mantissa after rounding, which may have carried to 2^64: then
     /// half of it with the exponent one higher.
-    fn low_u64_pair(&self, exponent: i64) -> (u64, i64) {
+    fn mantissa_with_carry(&self, exponent: i64) -> (u64, i64) {
         if self.bits() > 64 {
             (self.shr(1).low_u64(), exponent + 1)
         } else {
@@ -502,7 +502,7 @@ mod tests {
     fn incr(a: &str, b: &str) -> String {
         let sum = parse(a.as_bytes())
             .unwrap()
-            .add(&parse(b.as_bytes()).unwrap());
+            .add(parse(b.as_bytes()).unwrap());
         String::from_utf8(sum.to_human()).unwrap()
     }
 

@@ -38,13 +38,16 @@ pub fn one(len: usize) -> usize {
     rand::rng().random_range(0..len)
 }
 
-/// Refuses a reply of `items` elements of at least `item_bytes` bytes each
+/// Refuses a reply of `items` elements holding `payload` bytes in all
 /// when building it would take more than `limit` bytes (the client output
-/// buffer limit, which its encoding would exceed anyway).
-pub fn check_fits(items: u64, item_bytes: usize, limit: usize) -> Result<usize, Reply> {
-    let per_item = (std::mem::size_of::<Reply>() + item_bytes) as u64;
+/// buffer limit, which its encoding would exceed anyway). Called once with
+/// the count alone, before picking, and again with the picked members'
+/// sizes, before copying them.
+pub fn check_fits(items: u64, payload: u64, limit: usize) -> Result<usize, Reply> {
+    let per_item = std::mem::size_of::<Reply>() as u64;
+    let bytes = items.saturating_mul(per_item).saturating_add(payload);
     match usize::try_from(items) {
-        Ok(n) if items.saturating_mul(per_item) <= limit as u64 => Ok(n),
+        Ok(n) if bytes <= limit as u64 => Ok(n),
         _ => Err(Reply::error(
             "ERR reply would exceed the client output buffer limit",
         )),

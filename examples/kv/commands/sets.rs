@@ -134,6 +134,8 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             } else {
                 sampling::distinct(members.len(), count as usize)
             };
+            let payload = picked.iter().map(|i| members[*i].len() as u64).sum();
+            sampling::check_fits(picked.len() as u64, payload, output_limit)?;
             Ok(Reply::array_of_bulks(
                 picked.into_iter().map(|i| members[i].clone()),
             ))
