@@ -68,7 +68,7 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let n = a[1..]
                 .iter()
-                .filter(|f| hash.remove(f.as_slice()).is_some())
+                .filter(|f| hash.swap_remove(f.as_slice()).is_some())
                 .count();
             db.drop_if_empty(&a[0]);
             Ok(Reply::Int(n as i64))
@@ -149,7 +149,9 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 let Some(hash) = get::<Hash>(db, &a[0], now)? else {
                     return Ok(Reply::Nil);
                 };
-                let field = hash.keys().nth(sampling::one(hash.len())).cloned();
+                let field = hash
+                    .get_index(sampling::one(hash.len()))
+                    .map(|(f, _)| f.clone());
                 return Ok(Reply::bulk_or_nil(field));
             }
             let count = signed_count(&a[1])?;
@@ -164,7 +166,6 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let Some(hash) = get::<Hash>(db, &a[0], now)? else {
                 return Ok(Reply::Array(Vec::new()));
             };
-            let pairs: Vec<(&Vec<u8>, &Vec<u8>)> = hash.iter().collect();
             let picked: Vec<usize> = if count < 0 {
                 let per_item = if with_values { 2 } else { 1 };
                 let n = sampling::check_fits(
@@ -172,25 +173,29 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                     0,
                     output_limit,
                 )?;
-                sampling::with_repeats(pairs.len(), n / per_item as usize)
-            } else if count as u64 >= pairs.len() as u64 {
-                (0..pairs.len()).collect()
+                sampling::with_repeats(hash.len(), n / per_item as usize)
+            } else if count as u64 >= hash.len() as u64 {
+                (0..hash.len()).collect()
             } else {
-                sampling::distinct(pairs.len(), count as usize)
+                sampling::distinct(hash.len(), count as usize)
             };
+            let empty = Vec::new();
+            let pair = |i: usize| hash.get_index(i).unwrap_or((&empty, &empty));
+            let per_item = if with_values { 2 } else { 1 };
             let payload = picked
                 .iter()
                 .map(|i| {
-                    (pairs[*i].0.len() + if with_values { pairs[*i].1.len() } else { 0 }) as u64
+                    let (field, value) = pair(*i);
+                    (field.len() + if with_values { value.len() } else { 0 }) as u64
                 })
                 .sum();
-            let per_item = if with_values { 2 } else { 1 };
             sampling::check_fits(picked.len() as u64 * per_item, payload, output_limit)?;
             let mut out = Vec::with_capacity(picked.len() * per_item as usize);
             for i in picked {
-                out.push(Reply::Bulk(pairs[i].0.clone()));
+                let (field, value) = pair(i);
+                out.push(Reply::Bulk(field.clone()));
                 if with_values {
-                    out.push(Reply::Bulk(pairs[i].1.clone()));
+                    out.push(Reply::Bulk(value.clone()));
                 }
             }
             Ok(Reply::Array(out))

@@ -1,5 +1,6 @@
-//! Random members for SRANDMEMBER and HRANDFIELD (and which members SPOP
-//! takes), and the bound on replies whose size a client's count decides.
+//! Random positions for SPOP, SRANDMEMBER and HRANDFIELD (sets and hashes
+//! are indexed, so a position is a member in O(1)), and the bound on
+//! replies whose size a client's count decides.
 //!
 //! A negative count asks for |count| members with repeats: the reply, not
 //! the data, grows with the count. Redis builds such a reply whatever its
@@ -12,13 +13,25 @@ use rand::Rng;
 
 use crate::protocol::Reply;
 
-/// `count` distinct random positions below `len` (`count <= len`), by a
-/// partial Fisher-Yates shuffle: O(len) time and memory, as the caller
-/// already spends walking the members.
+/// `count` distinct random positions below `len` (`count <= len`). For a
+/// count small against `len`, random draws with the repeats skipped
+/// (O(count) expected, as Redis's SRANDMEMBER does); otherwise a partial
+/// Fisher-Yates shuffle of all positions (O(len)).
 pub fn distinct(len: usize, count: usize) -> Vec<usize> {
     let mut rng = rand::rng();
-    let mut positions: Vec<usize> = (0..len).collect();
     let count = count.min(len);
+    if count.saturating_mul(3) < len {
+        let mut seen = std::collections::HashSet::with_capacity(count);
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            let i = rng.random_range(0..len);
+            if seen.insert(i) {
+                out.push(i);
+            }
+        }
+        return out;
+    }
+    let mut positions: Vec<usize> = (0..len).collect();
     for i in 0..count {
         let j = rng.random_range(i..len);
         positions.swap(i, j);

@@ -40,7 +40,10 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let Some(set) = get::<Set>(db, &a[0], now)? else {
                 return Ok(Reply::Int(0));
             };
-            let n = a[1..].iter().filter(|m| set.remove(m.as_slice())).count();
+            let n = a[1..]
+                .iter()
+                .filter(|m| set.swap_remove(m.as_slice()))
+                .count();
             db.drop_if_empty(&a[0]);
             Ok(Reply::Int(n as i64))
         }
@@ -59,20 +62,13 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let take = count.unwrap_or(1).min(set.len());
             let picked: Vec<Vec<u8>> = if take == set.len() {
-                set.drain().collect()
+                set.drain(..).collect()
             } else {
-                let mut positions = sampling::distinct(set.len(), take);
-                positions.sort_unstable();
-                let chosen: Vec<Vec<u8>> = set
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| positions.binary_search(i).is_ok())
-                    .map(|(_, m)| m.clone())
-                    .collect();
-                for member in &chosen {
-                    set.remove(member);
-                }
-                chosen
+                // O(take): each pick is a random position, removed by
+                // swapping the last member into it.
+                (0..take)
+                    .filter_map(|_| set.swap_remove_index(sampling::one(set.len())))
+                    .collect()
             };
             db.drop_if_empty(&a[0]);
             Ok(match count {
@@ -118,26 +114,26 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                     return Ok(Reply::Nil);
                 };
                 return Ok(Reply::bulk_or_nil(
-                    set.iter().nth(sampling::one(set.len())).cloned(),
+                    set.get_index(sampling::one(set.len())).cloned(),
                 ));
             }
             let count = signed_count(&a[1])?;
             let Some(set) = get::<Set>(db, &a[0], now)? else {
                 return Ok(Reply::Array(Vec::new()));
             };
-            let members: Vec<&Vec<u8>> = set.iter().collect();
             let picked = if count < 0 {
                 let n = sampling::check_fits(count.unsigned_abs(), 0, output_limit)?;
-                sampling::with_repeats(members.len(), n)
-            } else if count as u64 >= members.len() as u64 {
-                (0..members.len()).collect()
+                sampling::with_repeats(set.len(), n)
+            } else if count as u64 >= set.len() as u64 {
+                (0..set.len()).collect()
             } else {
-                sampling::distinct(members.len(), count as usize)
+                sampling::distinct(set.len(), count as usize)
             };
-            let payload = picked.iter().map(|i| members[*i].len() as u64).sum();
+            let member = |i: usize| set.get_index(i).map_or(&[][..], Vec::as_slice);
+            let payload = picked.iter().map(|i| member(*i).len() as u64).sum();
             sampling::check_fits(picked.len() as u64, payload, output_limit)?;
             Ok(Reply::array_of_bulks(
-                picked.into_iter().map(|i| members[i].clone()),
+                picked.into_iter().map(|i| member(i).to_vec()),
             ))
         }
         "smove" => {
@@ -153,7 +149,7 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 let present = get::<Set>(db, src, now)?.is_some_and(|s| s.contains(member));
                 return Ok(Reply::Int(i64::from(present)));
             }
-            let removed = get::<Set>(db, src, now)?.is_some_and(|s| s.remove(member));
+            let removed = get::<Set>(db, src, now)?.is_some_and(|s| s.swap_remove(member));
             if !removed {
                 return Ok(Reply::Int(0));
             }
