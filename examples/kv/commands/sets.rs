@@ -6,9 +6,11 @@
 //! WRONGTYPE even after a missing one. A *STORE destination of any type is
 //! overwritten (its TTL cleared), and an empty result deletes it.
 
+use std::collections::HashSet;
+
 use super::aggregate::{get, get_many, get_or_create, pop_count, signed_count, Set};
 use super::{element_scan, int, sampling, Call, SYNTAX};
-use crate::keyspace::Value;
+use crate::keyspace::{Db, Value};
 use crate::protocol::Reply;
 use crate::service::Kv;
 
@@ -159,18 +161,21 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "sinter" | "sunion" | "sdiff" => {
             arity(!a.is_empty())?;
-            let result = algebra(db, call.name, a, now, None)?;
-            Ok(Reply::array_of_bulks(result))
+            let result = algebra(db, call.name, a, now, 0)?;
+            Ok(Reply::array_of_bulks(result.into_iter().cloned()))
         }
         "sinterstore" | "sunionstore" | "sdiffstore" => {
             arity(a.len() >= 2)?;
             let op = call.name.trim_end_matches("store");
-            let result = algebra(db, op, &a[1..], now, None)?;
+            let result: Set = algebra(db, op, &a[1..], now, 0)?
+                .into_iter()
+                .cloned()
+                .collect();
             let len = result.len();
             if result.is_empty() {
                 db.remove(&a[0]);
             } else {
-                db.set(&a[0], Value::Set(result.into_iter().collect()), false);
+                db.set(&a[0], Value::Set(result), false);
             }
             Ok(Reply::Int(len as i64))
         }
@@ -200,7 +205,7 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                     _ => return Err(Reply::error(SYNTAX)),
                 }
             }
-            let found = algebra(db, "sinter", &a[1..keys_end], now, Some(limit))?;
+            let found = algebra(db, "sinter", &a[1..keys_end], now, limit)?;
             Ok(Reply::Int(found.len() as i64))
         }
         "sscan" => {
@@ -222,53 +227,46 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     }
 }
 
-/// SINTER, SUNION or SDIFF of `keys` (missing keys are empty sets); an
-/// intersection stops after `limit` members if given and not 0 (SINTERCARD).
-fn algebra(
-    db: &mut crate::keyspace::Db,
+/// SINTER, SUNION or SDIFF of the sets at `keys` (a missing key is an
+/// empty set), borrowed from the database: callers copy only what they
+/// reply with or store. An intersection stops after `limit` members
+/// (SINTERCARD's LIMIT; 0 is no limit).
+fn algebra<'a>(
+    db: &'a mut Db,
     op: &str,
     keys: &[Vec<u8>],
     now: i64,
-    limit: Option<usize>,
-) -> Result<Vec<Vec<u8>>, Reply> {
+    limit: usize,
+) -> Result<Vec<&'a Vec<u8>>, Reply> {
     let sets = get_many::<Set>(db, keys, now)?;
-    let empty = Set::new();
-    let sets: Vec<&Set> = match op {
-        // An intersection with a missing key is empty.
-        "sinter" if sets.iter().any(Option::is_none) => return Ok(Vec::new()),
-        _ => sets.into_iter().map(|s| s.unwrap_or(&empty)).collect(),
-    };
+    let present: Vec<&'a Set> = sets.iter().flatten().copied().collect();
     Ok(match op {
         "sinter" => {
-            let smallest = sets
-                .iter()
-                .copied()
-                .min_by_key(|s| s.len())
-                .unwrap_or(&empty);
-            let limit = limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
-            smallest
-                .iter()
-                .filter(|m| sets.iter().all(|s| s.contains(*m)))
-                .take(limit)
-                .cloned()
-                .collect()
+            // An intersection with a missing key is empty.
+            let smallest = present.iter().copied().min_by_key(|s| s.len());
+            match smallest {
+                Some(smallest) if present.len() == sets.len() => smallest
+                    .iter()
+                    .filter(|m| present.iter().all(|s| s.contains(*m)))
+                    .take(if limit == 0 { usize::MAX } else { limit })
+                    .collect(),
+                _ => Vec::new(),
+            }
         }
         "sunion" => {
-            let mut union: std::collections::HashSet<&Vec<u8>> = std::collections::HashSet::new();
-            for set in &sets {
-                union.extend(set.iter());
-            }
-            union.into_iter().cloned().collect()
-        }
-        _ => {
-            let (first, rest) = sets
-                .split_first()
-                .map_or((&empty, &[][..]), |(f, r)| (*f, r));
-            first
+            let mut seen = HashSet::new();
+            present
                 .iter()
-                .filter(|m| !rest.iter().any(|s| s.contains(*m)))
-                .cloned()
+                .flat_map(|s| s.iter())
+                .filter(|m| seen.insert(*m))
                 .collect()
         }
+        _ => match sets.split_first() {
+            Some((Some(first), rest)) => first
+                .iter()
+                .filter(|m| !rest.iter().flatten().any(|s| s.contains(*m)))
+                .collect(),
+            _ => Vec::new(),
+        },
     })
 }
