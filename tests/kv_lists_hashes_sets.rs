@@ -716,6 +716,33 @@ fn long_float_arguments_match_redis() {
     }
 }
 
+/// HINCRBYFLOAT on random decimals (random digits, points and exponents,
+/// fixed seed): long double arithmetic and printing as Redis's, sum by sum.
+#[test]
+fn random_float_increments_match_redis() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(14);
+    let mut commands = Vec::new();
+    for i in 0..1000 {
+        let digits: String = (0..rng.random_range(1..25))
+            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+            .collect();
+        let point = rng.random_range(0..=digits.len());
+        let sign = if rng.random_bool(0.3) { "-" } else { "" };
+        let mut number = format!("{sign}{}.{}", &digits[..point], &digits[point..]);
+        if rng.random_bool(0.1) {
+            // Near the ends of long double's range: denormals, overflow.
+            number.push_str(&format!("e{}", rng.random_range(-4975..4950)));
+        } else if rng.random_bool(0.4) {
+            number.push_str(&format!("e{}", rng.random_range(-40..40)));
+        }
+        commands.push(format!("HINCRBYFLOAT f k{} {number}", i % 7));
+    }
+    let mut steps: Vec<(usize, &str)> = vec![(0, "FLUSHALL")];
+    steps.extend(commands.iter().map(|c| (0, c.as_str())));
+    compare(kv().addr, "2", &steps);
+}
+
 fn call(conn: &mut Raw, args: &[&str]) -> Resp {
     parse(&conn.call(args), &mut 0)
 }
