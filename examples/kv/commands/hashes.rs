@@ -8,8 +8,9 @@ use super::{element_scan, int, long_double, sampling, Call, SYNTAX};
 use crate::protocol::Reply;
 use crate::service::Kv;
 
-/// Redis 7.0 keeps a hash this small as a listpack, which HSCAN answers in
-/// one reply (`hash-max-listpack-entries` and `-value`).
+/// Redis 7.0 keeps a hash this small as a listpack (`hash-max-listpack-
+/// entries` and `-value`): HSCAN answers it in one reply, and its fields
+/// stay in the order they were added.
 const LISTPACK_ENTRIES: usize = 512;
 const LISTPACK_VALUE: usize = 64;
 
@@ -66,9 +67,19 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let Some(hash) = get::<Hash>(db, &a[0], now)? else {
                 return Ok(Reply::Int(0));
             };
+            // A hash Redis keeps as a listpack lists its fields in the order
+            // they were added, also after a deletion: so does a small one
+            // here (an O(len) shift, len <= 512); a larger one swaps.
+            let keep_order = hash.len() <= LISTPACK_ENTRIES;
             let n = a[1..]
                 .iter()
-                .filter(|f| hash.swap_remove(f.as_slice()).is_some())
+                .filter(|f| {
+                    if keep_order {
+                        hash.shift_remove(f.as_slice()).is_some()
+                    } else {
+                        hash.swap_remove(f.as_slice()).is_some()
+                    }
+                })
                 .count();
             db.drop_if_empty(&a[0]);
             Ok(Reply::Int(n as i64))
