@@ -64,7 +64,7 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let take = count.unwrap_or(1).min(set.len());
             let picked: Vec<Vec<u8>> = if take == set.len() {
-                set.drain(..).collect()
+                redis_order(set.drain(..).collect())
             } else {
                 // O(take): each pick is a random position, removed by
                 // swapping the last member into it.
@@ -100,11 +100,10 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "smembers" => {
             arity(a.len() == 1)?;
-            Ok(Reply::array_of_bulks(
-                get::<Set>(db, &a[0], now)?
-                    .map(|s| s.iter().cloned().collect::<Vec<_>>())
-                    .unwrap_or_default(),
-            ))
+            let members = get::<Set>(db, &a[0], now)?
+                .map(|s| redis_order(s.iter().collect()))
+                .unwrap_or_default();
+            Ok(Reply::array_of_bulks(members.into_iter().cloned()))
         }
         "srandmember" => {
             arity(!a.is_empty())?;
@@ -123,20 +122,23 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let Some(set) = get::<Set>(db, &a[0], now)? else {
                 return Ok(Reply::Array(Vec::new()));
             };
+            let at = |positions: Vec<usize>| -> Vec<&Vec<u8>> {
+                positions
+                    .into_iter()
+                    .filter_map(|i| set.get_index(i))
+                    .collect()
+            };
             let picked = if count < 0 {
                 let n = sampling::check_fits(count.unsigned_abs(), 0, output_limit)?;
-                sampling::with_repeats(set.len(), n)
+                at(sampling::with_repeats(set.len(), n))
             } else if count as u64 >= set.len() as u64 {
-                (0..set.len()).collect()
+                redis_order(set.iter().collect())
             } else {
-                sampling::distinct(set.len(), count as usize)
+                at(sampling::distinct(set.len(), count as usize))
             };
-            let member = |i: usize| set.get_index(i).map_or(&[][..], Vec::as_slice);
-            let payload = picked.iter().map(|i| member(*i).len() as u64).sum();
+            let payload = picked.iter().map(|m| m.len() as u64).sum();
             sampling::check_fits(picked.len() as u64, payload, output_limit)?;
-            Ok(Reply::array_of_bulks(
-                picked.into_iter().map(|i| member(i).to_vec()),
-            ))
+            Ok(Reply::array_of_bulks(picked.into_iter().cloned()))
         }
         "smove" => {
             arity(a.len() == 3)?;
@@ -162,7 +164,9 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         "sinter" | "sunion" | "sdiff" => {
             arity(!a.is_empty())?;
             let result = algebra(db, call.name, a, now, 0)?;
-            Ok(Reply::array_of_bulks(result.into_iter().cloned()))
+            Ok(Reply::array_of_bulks(
+                redis_order(result).into_iter().cloned(),
+            ))
         }
         "sinterstore" | "sunionstore" | "sdiffstore" => {
             arity(a.len() >= 2)?;
@@ -216,7 +220,7 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let scan = element_scan::options(cursor, &a[2..])?;
             let small = set.len() <= INTSET_ENTRIES && set.iter().all(|m| int(m).is_ok());
-            let members: Vec<&Vec<u8>> = set.iter().collect();
+            let members = redis_order(set.iter().collect());
             let (next, page) = scan.page(members, |m| m.as_slice(), small);
             Ok(element_scan::reply(
                 next,
@@ -225,6 +229,16 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         _ => unreachable!("dispatched here"),
     }
+}
+
+/// Members in the order Redis 7.0 lists them when it keeps them as an
+/// intset (at most 512 integers): ascending. Any other set is a hash table
+/// there, in no particular order, so these are left as they are.
+fn redis_order<T: AsRef<[u8]>>(mut members: Vec<T>) -> Vec<T> {
+    if members.len() <= INTSET_ENTRIES && members.iter().all(|m| int(m.as_ref()).is_ok()) {
+        members.sort_by_cached_key(|m| int(m.as_ref()).unwrap_or(0));
+    }
+    members
 }
 
 /// SINTER, SUNION or SDIFF of the sets at `keys` (a missing key is an
