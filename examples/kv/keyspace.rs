@@ -11,6 +11,8 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
+use indexmap::{IndexMap, IndexSet};
+
 use crate::blob::Blob;
 use crate::key::Key;
 use crate::zset::ZSet;
@@ -20,8 +22,11 @@ use crate::zset::ZSet;
 pub enum Value {
     Str(Blob),
     List(VecDeque<Vec<u8>>),
-    Set(HashSet<Vec<u8>>),
-    Hash(HashMap<Vec<u8>, Vec<u8>>),
+    /// Sets and hashes are indexed (members in a vector, found by hash) so
+    /// SPOP, SRANDMEMBER and HRANDFIELD pick a random member in O(1), as
+    /// Redis does; removal swaps the last member into the hole.
+    Set(IndexSet<Vec<u8>>),
+    Hash(IndexMap<Vec<u8>, Vec<u8>>),
     ZSet(ZSet),
 }
 
@@ -158,6 +163,15 @@ impl Db {
         } else {
             None
         }
+    }
+
+    /// A live value, read without expiring anything (so several can be
+    /// borrowed at once: SINTER reads all its keys together).
+    pub fn peek(&self, key: &[u8], now: i64) -> Option<&Value> {
+        self.map
+            .get(key)
+            .filter(|e| e.expires_at.is_none_or(|at| at > now))
+            .map(|e| &e.value)
     }
 
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {

@@ -144,8 +144,14 @@ pub fn shape(name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
     match (name, reply) {
         ("hgetall", Reply::Array(items)) => Reply::Map(pairs(items)),
         ("config", Reply::Array(items)) if sub(0, "get") => Reply::Map(pairs(items)),
-        ("smembers", Reply::Array(items)) => Reply::Set(items),
+        ("smembers" | "sinter" | "sunion" | "sdiff", Reply::Array(items)) => Reply::Set(items),
         ("spop", Reply::Array(items)) if args.len() > 1 => Reply::Set(items),
+        ("hrandfield", Reply::Array(items)) if args.len() > 2 => Reply::Array(
+            pairs(items)
+                .into_iter()
+                .map(|(field, value)| Reply::Array(vec![field, value]))
+                .collect(),
+        ),
         ("zscore" | "zincrby", Reply::Bulk(score)) => Reply::Double(score),
         ("zadd", Reply::Bulk(score)) => Reply::Double(score),
         ("zrange", Reply::Array(items))

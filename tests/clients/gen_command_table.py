@@ -18,7 +18,10 @@ expire pexpire expireat pexpireat ttl pttl persist keys scan rename lpush rpush 
 lrange llen lindex sadd srem spop scard sismember smembers hset hget hmget hdel hgetall
 hlen hincrby zadd zscore zcard zrem zrange zpopmin swapdb move function script time
 lastsave multi exec discard watch unwatch lmove rpoplpush lmpop zmpop blpop brpop
-blmove brpoplpush blmpop bzpopmin bzpopmax bzmpop""".split()
+blmove brpoplpush blmpop bzpopmin bzpopmax bzmpop lpushx rpushx linsert lset lrem ltrim lpos
+hmset hsetnx hexists hkeys hvals hstrlen hincrbyfloat hrandfield hscan smismember
+srandmember smove sinter sunion sdiff sinterstore sunionstore sdiffstore sintercard
+sscan""".split()
 
 
 def enc(args):

@@ -1,10 +1,17 @@
 //! Command dispatch: name -> handler, with Redis's arity checks and errors.
 
+mod aggregate;
 mod collections;
 pub mod config;
+mod element_scan;
+mod hashes;
 mod keys;
+mod lists;
+mod long_double;
 pub mod pops;
+mod sampling;
 mod server;
+mod sets;
 mod strings;
 
 use baton::{ConnId, Ctx};
@@ -117,10 +124,16 @@ pub fn dispatch(
         | "msetnx" => strings::run(kv, &call),
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "persist" | "keys" | "scan" | "rename" => keys::run(kv, &call),
-        "lpush" | "rpush" | "lpop" | "rpop" | "lrange" | "llen" | "lindex" | "sadd" | "srem"
-        | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
-        | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
-        | "zpopmin" => collections::run(kv, &call),
+        "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "lrange" | "llen"
+        | "lindex" | "lset" | "linsert" | "lrem" | "ltrim" | "lpos" => lists::run(kv, &call),
+        "hset" | "hmset" | "hsetnx" | "hget" | "hmget" | "hdel" | "hgetall" | "hkeys" | "hvals"
+        | "hlen" | "hexists" | "hstrlen" | "hincrby" | "hincrbyfloat" | "hrandfield" | "hscan" => {
+            hashes::run(kv, &call)
+        }
+        "sadd" | "srem" | "spop" | "scard" | "sismember" | "smismember" | "smembers"
+        | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
+        | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => sets::run(kv, &call),
+        "zadd" | "zscore" | "zcard" | "zrem" | "zrange" | "zpopmin" => collections::run(kv, &call),
         "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), &call),
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), &call),
