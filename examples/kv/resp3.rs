@@ -148,15 +148,7 @@ pub fn shape(name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
         ("spop", Reply::Array(items)) if args.len() > 1 => Reply::Set(items),
         ("zscore" | "zincrby", Reply::Bulk(score)) => Reply::Double(score),
         ("zadd", Reply::Bulk(score)) => Reply::Double(score),
-        ("zrange", Reply::Array(items))
-            if args
-                .iter()
-                .skip(3)
-                .any(|a| a.eq_ignore_ascii_case(b"withscores")) =>
-        {
-            Reply::Array(scored_pairs(items))
-        }
-        ("zpopmin" | "zpopmax", Reply::Array(items)) if args.len() > 1 => {
+        (name, Reply::Array(items)) if crate::commands::zsets::pairs_on_resp3(name, args) => {
             Reply::Array(scored_pairs(items))
         }
         ("zpopmin" | "zpopmax", Reply::Array(mut items)) if items.len() == 2 => {

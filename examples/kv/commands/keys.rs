@@ -153,7 +153,7 @@ fn matches_all(pattern: &[u8]) -> bool {
 /// A SCAN cursor as Redis reads it: C's `strtoul` (an optional sign, `-`
 /// wrapping, leading zeros and the empty string allowed), refused if it
 /// starts with a blank, has anything after the digits, or overflows.
-fn scan_cursor(arg: &[u8]) -> Option<u64> {
+pub(super) fn scan_cursor(arg: &[u8]) -> Option<u64> {
     let (negative, digits) = match arg.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),

@@ -5,6 +5,11 @@ pub mod config;
 mod keys;
 mod server;
 mod strings;
+mod zset_args;
+mod zset_ops;
+mod zset_random;
+mod zset_range;
+pub mod zsets;
 
 use baton::{ConnId, Ctx};
 
@@ -118,8 +123,8 @@ pub fn dispatch(
         | "ttl" | "pttl" | "persist" | "keys" | "scan" | "rename" => keys::run(kv, &call),
         "lpush" | "rpush" | "lpop" | "rpop" | "lrange" | "llen" | "lindex" | "sadd" | "srem"
         | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
-        | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
-        | "zpopmin" => collections::run(kv, &call),
+        | "hgetall" | "hlen" | "hincrby" => collections::run(kv, &call),
+        name if zsets::handles(name) => zsets::run(kv, &call),
         _ => unknown(&call),
     };
     Some(reply)
