@@ -17,7 +17,10 @@ append strlen incr incrby decr decrby incrbyfloat mget mset msetnx del unlink ex
 expire pexpire expireat pexpireat ttl pttl persist keys scan rename lpush rpush lpop rpop
 lrange llen lindex sadd srem spop scard sismember smembers hset hget hmget hdel hgetall
 hlen hincrby zadd zscore zcard zrem zrange zpopmin swapdb move function script time
-lastsave multi exec discard watch unwatch""".split()
+lastsave multi exec discard watch unwatch zincrby zmscore zrangestore zrangebyscore
+zrevrangebyscore zrevrange zrangebylex zrevrangebylex zrank zrevrank zcount zlexcount
+zremrangebyrank zremrangebyscore zremrangebylex zunion zinter zdiff zunionstore
+zinterstore zdiffstore zintercard zpopmax zrandmember zscan""".split()
 
 
 def enc(args):
