@@ -152,8 +152,10 @@ pub fn shape(name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
             Reply::Array(scored_pairs(items))
         }
         ("zpopmin" | "zpopmax", Reply::Array(mut items)) if items.len() == 2 => {
-            if let Some(Reply::Bulk(score)) = items.pop() {
-                items.push(Reply::Double(score));
+            match items.pop() {
+                Some(Reply::Bulk(score)) => items.push(Reply::Double(score)),
+                Some(other) => items.push(other),
+                None => {}
             }
             Reply::Array(items)
         }

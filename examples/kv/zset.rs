@@ -72,8 +72,7 @@ impl ScoreRange {
     }
 
     fn is_empty(&self) -> bool {
-        self.min > self.max
-            || (self.min == self.max && (self.min_exclusive || self.max_exclusive))
+        self.min > self.max || (self.min == self.max && (self.min_exclusive || self.max_exclusive))
     }
 }
 
@@ -168,8 +167,11 @@ impl ZSet {
     }
 
     /// Sets `member`'s score; `true` if the member is new.
+    /// A score of -0 is stored as 0, as Redis's small-set encoding (a
+    /// listpack holding the score's text as an integer) stores it.
     pub fn insert(&mut self, member: Vec<u8>, score: f64) -> bool {
         debug_assert!(!score.is_nan());
+        let score = if score == 0.0 { 0.0 } else { score };
         match self.scores.get_mut(member.as_slice()) {
             Some(old) => {
                 let old_score = std::mem::replace(old, score);
@@ -374,7 +376,10 @@ impl ZSet {
             end += 1;
         }
         let next = found.get(end).map_or(0, |(h, _, _)| *h);
-        (next, found[..end].iter().map(|(_, m, s)| (*m, *s)).collect())
+        (
+            next,
+            found[..end].iter().map(|(_, m, s)| (*m, *s)).collect(),
+        )
     }
 
     /// Whether node `x` orders after (score, member).
@@ -568,11 +573,17 @@ mod tests {
             }
             let r = rng.random_range(0..sorted.len());
             assert_eq!(z.rank(&sorted[r].0), Some(r));
-            assert_eq!(z.at_rank(r).map(|(m, _)| m.to_vec()), Some(sorted[r].0.clone()));
+            assert_eq!(
+                z.at_rank(r).map(|(m, _)| m.to_vec()),
+                Some(sorted[r].0.clone())
+            );
         }
         assert_eq!(z.at_rank(sorted.len()), None);
         // A random score range, each bound inclusive or not.
-        let (a, b) = (rng.random_range(-3..12) as f64, rng.random_range(-3..12) as f64);
+        let (a, b) = (
+            rng.random_range(-3..12) as f64,
+            rng.random_range(-3..12) as f64,
+        );
         let range = ScoreRange {
             min: a,
             max: b,
@@ -649,11 +660,20 @@ mod tests {
             min_exclusive: minx,
             max_exclusive: maxx,
         };
-        assert_eq!(z.lex_ranks(&lex(LexItem::Min, false, LexItem::Max, false)), Some((0, 4)));
+        assert_eq!(
+            z.lex_ranks(&lex(LexItem::Min, false, LexItem::Max, false)),
+            Some((0, 4))
+        );
         assert_eq!(z.lex_ranks(&lex(v("b"), false, v("d"), true)), Some((1, 2)));
         assert_eq!(z.lex_ranks(&lex(v("b"), true, v("bb"), false)), None);
-        assert_eq!(z.lex_ranks(&lex(v("0"), false, v("a"), false)), Some((0, 0)));
-        assert_eq!(z.lex_ranks(&lex(LexItem::Max, false, LexItem::Min, false)), None);
+        assert_eq!(
+            z.lex_ranks(&lex(v("0"), false, v("a"), false)),
+            Some((0, 0))
+        );
+        assert_eq!(
+            z.lex_ranks(&lex(LexItem::Max, false, LexItem::Min, false)),
+            None
+        );
         assert_eq!(z.lex_ranks(&lex(v("c"), false, v("c"), true)), None);
         assert_eq!(z.lex_ranks(&lex(v("f"), false, LexItem::Max, false)), None);
     }
@@ -665,6 +685,7 @@ mod tests {
         z.insert(b"a".to_vec(), 0.0);
         assert_eq!(z.rank(b"a"), Some(0));
         assert_eq!(z.rank(b"b"), Some(1));
+        assert!(z.score(b"b").unwrap().is_sign_positive());
         for i in 0..1000u32 {
             z.insert(i.to_be_bytes().to_vec(), f64::from(i));
         }

@@ -18,7 +18,11 @@ use crate::zset::{LexItem, LexRange, ScoreRange};
 /// The score text of Redis 7.0's `addReplyDouble` and `d2string`.
 pub fn fmt_score(v: f64) -> Vec<u8> {
     if v.is_infinite() {
-        return if v > 0.0 { b"inf".to_vec() } else { b"-inf".to_vec() };
+        return if v > 0.0 {
+            b"inf".to_vec()
+        } else {
+            b"-inf".to_vec()
+        };
     }
     if v == 0.0 {
         return if v.is_sign_negative() {

@@ -195,11 +195,7 @@ fn weighted(score: f64, weight: f64) -> f64 {
     }
 }
 
-fn union(
-    sources: &[Source<'_>],
-    weights: &[f64],
-    aggregate: Aggregate,
-) -> HashMap<Vec<u8>, f64> {
+fn union(sources: &[Source<'_>], weights: &[f64], aggregate: Aggregate) -> HashMap<Vec<u8>, f64> {
     let mut acc: HashMap<Vec<u8>, f64> = HashMap::new();
     for i in by_size(sources) {
         for (member, score) in sources[i].members() {

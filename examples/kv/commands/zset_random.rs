@@ -70,7 +70,7 @@ pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
 }
 
 /// The ranks ZRANDMEMBER answers with for `count` over `len` members:
-/// all in order if a positive count covers the set, distinct picks if it
+/// all (highest first) if a positive count covers the set, distinct picks if it
 /// does not, repeated picks if it is negative.
 fn random_ranks(len: usize, count: i64) -> Result<Vec<usize>, Reply> {
     let mut rng = rand::rng();
@@ -83,7 +83,8 @@ fn random_ranks(len: usize, count: i64) -> Result<Vec<usize>, Reply> {
     }
     let wanted = usize::try_from(wanted).unwrap_or(usize::MAX);
     if wanted >= len {
-        return Ok((0..len).collect());
+        // The whole set, walked from the top as Redis's `zuiNext` does.
+        return Ok((0..len).rev().collect());
     }
     if wanted.saturating_mul(3) > len {
         // Most of the set: a partial shuffle of all ranks.

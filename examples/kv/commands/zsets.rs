@@ -159,7 +159,10 @@ fn zsets(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             Ok(Reply::Array(
                 a[1..]
                     .iter()
-                    .map(|m| zset.and_then(|z| z.score(m)).map_or(Reply::Nil, score_reply))
+                    .map(|m| {
+                        zset.and_then(|z| z.score(m))
+                            .map_or(Reply::Nil, score_reply)
+                    })
                     .collect(),
             ))
         }
