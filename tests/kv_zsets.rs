@@ -668,3 +668,73 @@ fn rank_operations_do_not_degrade_to_linear_scans() {
         "30k mid-rank calls on 200k members took {took:?}"
     );
 }
+
+/// Sets past Redis's compact encoding (more than 128 members, or a member
+/// longer than 64 bytes): ranges, ranks, counts, removals, unions and the
+/// whole-set ZRANDMEMBER, and -0 kept as -0 there (a listpack keeps 0).
+fn large_set_steps() -> Vec<String> {
+    let long = "x".repeat(70);
+    let mut big = String::from("ZADD big");
+    let mut lex = String::from("ZADD biglex");
+    for i in 0..300 {
+        big.push_str(&format!(" {} m{i:03}", i / 3));
+        lex.push_str(&format!(" 0 m{i:03}"));
+    }
+    let mut steps = vec!["FLUSHALL".to_owned(), big, lex];
+    steps.extend(
+        [
+            "ZCARD big",
+            "ZADD big -0 negzero",
+            "ZSCORE big negzero",
+            "ZRANGE big 0 4 WITHSCORES",
+            "ZRANGE big 100 110 WITHSCORES",
+            "ZRANGE big 100 110 REV WITHSCORES",
+            "ZRANGE big -5 -1",
+            "ZRANGEBYSCORE big (30 40 WITHSCORES LIMIT 3 5",
+            "ZREVRANGEBYSCORE big 40 (30 LIMIT 3 5",
+            "ZRANGE big 40 (30 BYSCORE REV LIMIT 25 100",
+            "ZRANK big m150",
+            "ZREVRANK big m150",
+            "ZRANK big negzero",
+            "ZCOUNT big 10 20",
+            "ZCOUNT big (10 (20",
+            "ZRANDMEMBER big 1000 WITHSCORES",
+            "ZREMRANGEBYRANK big 10 19",
+            "ZREMRANGEBYSCORE big 50 60",
+            "ZREM big m299 m000 nope",
+            "ZPOPMIN big 3",
+            "ZPOPMAX big 3",
+            "ZINCRBY big 0.5 m150",
+            "ZRANGE big 0 -1 WITHSCORES",
+            "ZRANGEBYLEX biglex [m100 (m120",
+            "ZLEXCOUNT biglex [m100 (m120",
+            "ZREVRANGEBYLEX biglex (m120 [m100 LIMIT 2 5",
+            "ZREMRANGEBYLEX biglex [m000 [m050",
+            "ZRANGEBYLEX biglex - + LIMIT 0 3",
+            "ZUNIONSTORE ub 2 big biglex WEIGHTS 2 1",
+            "ZRANGE ub 0 10 WITHSCORES",
+            "ZINTERSTORE ib 2 big biglex AGGREGATE MAX",
+            "ZRANGE ib -10 -1 WITHSCORES",
+            "ZINTERCARD 2 big biglex",
+            "ZINTERCARD 2 big biglex LIMIT 7",
+            "ZDIFF 2 big biglex WITHSCORES",
+            "ZRANGESTORE rs big 5 200",
+            "ZRANGE rs 0 -1",
+        ]
+        .map(str::to_owned),
+    );
+    steps.push(format!("ZADD lm -0 {long}"));
+    steps.push(format!("ZSCORE lm {long}"));
+    steps.push("ZADD small -0 a".to_owned());
+    steps.push("ZSCORE small a".to_owned());
+    steps
+}
+
+#[test]
+fn large_sets_match_redis_on_resp2_and_resp3() {
+    let kv = kv_test_server(None);
+    let steps = large_set_steps();
+    let steps: Vec<(usize, &str)> = steps.iter().map(|s| (0, s.as_str())).collect();
+    differential(kv.addr, "2", &steps);
+    differential(kv.addr, "3", &steps);
+}

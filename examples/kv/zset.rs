@@ -25,6 +25,11 @@ use std::hash::BuildHasher;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 members at p = 1/4.
 const MAX_LEVEL: usize = 32;
+/// Redis's `zset-max-listpack-entries` and `zset-max-listpack-value`:
+/// the largest set, and the longest member, Redis keeps in its compact
+/// encoding (see [`ZSet::is_listpack`]).
+pub const LISTPACK_ENTRIES: usize = 128;
+pub const LISTPACK_VALUE: usize = 64;
 /// No node (the end of a level, or no back link from the first node).
 const NIL: usize = usize::MAX;
 /// The head node: a sentinel with `MAX_LEVEL` links and no member.
@@ -128,6 +133,8 @@ pub struct ZSet {
     tail: usize,
     level: usize,
     rng: u64,
+    /// Whether Redis would still hold this set as a listpack.
+    listpack: bool,
     /// Orders members for ZSCAN cursors (fixed for the set's life).
     scan_order: RandomState,
 }
@@ -148,6 +155,7 @@ impl Default for ZSet {
             tail: NIL,
             level: 1,
             rng: RandomState::new().hash_one(0u8) | 1,
+            listpack: true,
             scan_order,
         }
     }
@@ -162,16 +170,36 @@ impl ZSet {
         self.scores.is_empty()
     }
 
+    /// Whether Redis would hold this set in its compact encoding: it was
+    /// built (by ZADD or a *STORE command) without ever passing
+    /// [`LISTPACK_ENTRIES`] members or holding a member longer than
+    /// [`LISTPACK_VALUE`] bytes. Redis 7.0 never converts back when a set
+    /// shrinks. The encoding shows in ZSCAN (all at once or by cursor)
+    /// and in how -0 is kept.
+    pub fn is_listpack(&self) -> bool {
+        self.listpack
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         self.scores.get(member).copied()
     }
 
     /// Sets `member`'s score; `true` if the member is new.
-    /// A score of -0 is stored as 0, as Redis's small-set encoding (a
-    /// listpack holding the score's text as an integer) stores it.
+    /// While the set is a listpack a score of -0 is stored as 0, as Redis
+    /// stores it there (as the text of an integer).
     pub fn insert(&mut self, member: Vec<u8>, score: f64) -> bool {
         debug_assert!(!score.is_nan());
-        let score = if score == 0.0 { 0.0 } else { score };
+        if self.listpack
+            && (member.len() > LISTPACK_VALUE
+                || (self.len() >= LISTPACK_ENTRIES && !self.scores.contains_key(&member)))
+        {
+            self.listpack = false;
+        }
+        let score = if score == 0.0 && self.listpack {
+            0.0
+        } else {
+            score
+        };
         match self.scores.get_mut(member.as_slice()) {
             Some(old) => {
                 let old_score = std::mem::replace(old, score);
@@ -689,6 +717,13 @@ mod tests {
         for i in 0..1000u32 {
             z.insert(i.to_be_bytes().to_vec(), f64::from(i));
         }
+        assert!(!z.is_listpack(), "more than 128 members");
+        z.insert(b"c".to_vec(), -0.0);
+        assert!(
+            z.score(b"c").unwrap().is_sign_negative(),
+            "kept in a skiplist"
+        );
+        assert!(z.remove(b"c"));
         for i in 0..1000u32 {
             assert!(z.remove(&i.to_be_bytes()));
         }

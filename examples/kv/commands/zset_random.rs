@@ -8,8 +8,9 @@
 //! can allocate gigabytes.
 //!
 //! ZSCAN answers a small set (Redis's listpack encoding: at most 128
-//! members of at most 64 bytes) in one reply with cursor 0, in order, as
-//! Redis does; a larger one by cursor through the set's hash order.
+//! members of at most 64 bytes, see `ZSet::is_listpack`) in one reply
+//! with cursor 0, in order, as Redis does; a larger one by cursor through
+//! the set's hash order.
 
 use std::collections::HashSet;
 
@@ -20,14 +21,9 @@ use super::{int, Call, SYNTAX};
 use crate::commands::zset_args::fmt_score;
 use crate::protocol::Reply;
 use crate::service::Kv;
-use crate::zset::ZSet;
 
 /// The most members a negative ZRANDMEMBER count may ask for.
 pub const MAX_REPEATED: u64 = 1 << 20;
-
-/// Redis's `zset-max-listpack-entries` and `zset-max-listpack-value`.
-const LISTPACK_ENTRIES: usize = 128;
-const LISTPACK_VALUE: usize = 64;
 
 pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
@@ -131,7 +127,7 @@ pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         i += 2;
     }
-    let (next, items) = if is_small(zset) {
+    let (next, items) = if zset.is_listpack() {
         (0, zset.iter().collect())
     } else {
         zset.scan(cursor, count)
@@ -140,16 +136,12 @@ pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     for (member, score) in items {
         if pattern.is_none_or(|p| crate::glob::matches(p, member)) {
             out.push(Reply::Bulk(member.to_vec()));
-            out.push(Reply::Bulk(fmt_score(score)));
+            // Redis 7.0's `d2string` prints -0 as an integer, 0.
+            out.push(Reply::Bulk(fmt_score(score + 0.0)));
         }
     }
     Ok(Reply::Array(vec![
         Reply::bulk(next.to_string().into_bytes()),
         Reply::Array(out),
     ]))
-}
-
-/// Whether Redis would keep this set as a listpack (if built as it is).
-fn is_small(zset: &ZSet) -> bool {
-    zset.len() <= LISTPACK_ENTRIES && zset.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE)
 }
