@@ -500,8 +500,8 @@ impl ZSet {
                 span: passed + 1,
             };
         }
-        for i in level..self.level {
-            self.nodes[update[i]].links[i].span += 1;
+        for (i, &prev) in update.iter().enumerate().take(self.level).skip(level) {
+            self.nodes[prev].links[i].span += 1;
         }
         self.nodes[x].back = if update[0] == HEAD { NIL } else { update[0] };
         match self.nodes[x].links[0].next {

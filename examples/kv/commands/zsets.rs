@@ -5,7 +5,7 @@
 //!
 //! Replies are built in RESP2's shapes with scores as `Reply::Double`
 //! (a bulk on RESP2); on RESP3 `resp3::shape` nests WITHSCORES replies
-//! into [member, score] pairs where [`pairs_on_resp3`] says Redis does.
+//! into [member, score] pairs where Redis does (`resp3::zset_pairs`).
 //!
 //! Every reply is bounded by the data it touches: ranges start with one
 //! O(log n) descent and walk only what they return, whatever LIMIT or
@@ -49,29 +49,6 @@ pub fn handles(name: &str) -> bool {
             | "zrandmember"
             | "zscan"
     ) || super::zset_ops::handles(name)
-}
-
-/// Whether the RESP2 reply of `name` with `args` is a flat
-/// member, score, member, score... list that RESP3 nests into pairs.
-pub fn pairs_on_resp3(name: &str, args: &[Vec<u8>]) -> bool {
-    let is = |a: &Vec<u8>| a.eq_ignore_ascii_case(b"withscores");
-    match name {
-        // Options start after key, min, max; LIMIT's values are integers.
-        "zrange" | "zrangebyscore" | "zrevrangebyscore" | "zrevrange" => {
-            args.iter().skip(3).any(is)
-        }
-        "zunion" | "zinter" | "zdiff" => {
-            let keys = args
-                .first()
-                .and_then(|n| crate::protocol::string2ll(n))
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(0);
-            args.iter().skip(keys.saturating_add(1)).any(is)
-        }
-        "zrandmember" => args.len() == 3 && is(&args[2]),
-        "zpopmin" | "zpopmax" => args.len() > 1,
-        _ => false,
-    }
 }
 
 pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
@@ -290,7 +267,7 @@ fn zadd(kv: &mut Kv, call: &Call<'_>, incr_command: bool) -> Result<Reply, Reply
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(Reply::error(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
