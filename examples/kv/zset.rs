@@ -6,9 +6,13 @@
 //! member at a rank, and the first or last rank inside a score or lex
 //! range are each one descent from the top level: O(log n) expected.
 //! A range of k members is one descent and then k steps along the bottom
-//! level (forward) or the back links (reverse). Walking the same links as
-//! Redis also gives the same answers where Redis's are defined only by its
-//! walk (lex ranges over members of different scores).
+//! level (forward) or the back links (reverse).
+//!
+//! Lex ranges assume that all members have the same score, as Redis
+//! documents. Over members of different scores Redis's answer is whatever
+//! its walk finds (a linear scan of a small set, a random-level descent
+//! of a large one); here both bounds come from descents, so such answers
+//! may differ from Redis's.
 //!
 //! The nodes live in a `Vec` arena and link by index (no `unsafe`, no
 //! `Rc`); freed slots are reused. Every operation is a loop over at most

@@ -4,8 +4,9 @@
 //! ZRANDMEMBER picks ranks at random (O(log n) each). A negative count
 //! repeats picks, so its reply grows with the count and not with the
 //! set: Redis streams such a reply however large; here a count beyond
-//! [`MAX_REPEATED`] is refused ("ERR value is out of range") so no request
-//! can allocate gigabytes.
+//! [`MAX_REPEATED`], or repeats of long members beyond
+//! [`MAX_REPEATED_BYTES`], are refused ("ERR value is out of range") so no
+//! request can allocate gigabytes.
 //!
 //! ZSCAN answers a small set (Redis's listpack encoding: at most 128
 //! members of at most 64 bytes, see `ZSet::is_listpack`) in one reply
@@ -22,8 +23,10 @@ use crate::commands::zset_args::fmt_score;
 use crate::protocol::Reply;
 use crate::service::Kv;
 
-/// The most members a negative ZRANDMEMBER count may ask for.
+/// The most members a negative ZRANDMEMBER count may ask for, and the
+/// most bytes of members its reply may repeat.
 pub const MAX_REPEATED: u64 = 1 << 20;
+pub const MAX_REPEATED_BYTES: usize = 64 << 20;
 
 pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
@@ -54,8 +57,15 @@ pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     };
     let ranks = random_ranks(zset.len(), count)?;
     let mut out = Vec::with_capacity(ranks.len() * (1 + usize::from(with_scores)));
+    let mut repeated_bytes = 0usize;
     for rank in ranks {
         if let Some((member, score)) = zset.at_rank(rank) {
+            if count < 0 {
+                repeated_bytes = repeated_bytes.saturating_add(member.len());
+                if repeated_bytes > MAX_REPEATED_BYTES {
+                    return Err(Reply::error("ERR value is out of range"));
+                }
+            }
             out.push(Reply::Bulk(member.to_vec()));
             if with_scores {
                 out.push(score_reply(score));
