@@ -36,7 +36,7 @@ pub const LISTPACK_ENTRIES: usize = 128;
 pub const LISTPACK_VALUE: usize = 64;
 /// No node (the end of a level, or no back link from the first node).
 const NIL: usize = usize::MAX;
-/// The head node: a sentinel with `MAX_LEVEL` links and no member.
+/// The head node: a sentinel with a link per level and no member.
 const HEAD: usize = 0;
 
 #[derive(Debug, Clone, Copy)]
@@ -150,7 +150,8 @@ impl Default for ZSet {
             member: Vec::new(),
             score: 0.0,
             back: NIL,
-            links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL],
+            // Grown with the list's level: a small set's head stays small.
+            links: vec![Link { next: NIL, span: 0 }; 1],
         };
         Self {
             scores: HashMap::new(),
@@ -469,6 +470,10 @@ impl ZSet {
         let len = self.len() - 1;
         let level = self.random_level();
         if level > self.level {
+            let head = &mut self.nodes[HEAD].links;
+            if head.len() < level {
+                head.resize(level, Link { next: NIL, span: 0 });
+            }
             for i in self.level..level {
                 rank[i] = 0;
                 update[i] = HEAD;
@@ -547,6 +552,7 @@ impl ZSet {
             // Empty: give the arena back.
             self.nodes.truncate(1);
             self.nodes.shrink_to(1);
+            self.nodes[HEAD].links = vec![Link { next: NIL, span: 0 }; 1];
             self.free = Vec::new();
         }
     }

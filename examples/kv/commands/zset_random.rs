@@ -31,7 +31,7 @@ pub const MAX_REPEATED_BYTES: usize = 64 << 20;
 pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
     let Some(count) = a.get(1) else {
-        let Some(zset) = zset_at(kv, &a[0], now)? else {
+        let Some(zset) = zset_at(kv, &a[0], now)?.filter(|z| !z.is_empty()) else {
             return Ok(Reply::Nil);
         };
         let rank = rand::rng().random_range(0..zset.len());
@@ -52,7 +52,7 @@ pub fn zrandmember(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Err(Reply::error("ERR value is out of range"));
     }
-    let Some(zset) = zset_at(kv, &a[0], now)? else {
+    let Some(zset) = zset_at(kv, &a[0], now)?.filter(|z| !z.is_empty()) else {
         return Ok(Reply::Array(Vec::new()));
     };
     let ranks = random_ranks(zset.len(), count)?;
