@@ -77,23 +77,22 @@ pub fn zrange(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         By::Score => Span::score(min, max)?,
         By::Lex => Span::lex(min, max)?,
     };
-    let picked: Vec<(Vec<u8>, f64)> = match zset_at(kv, key, now)? {
-        None => Vec::new(),
-        Some(zset) => pick(zset, &span, reverse, offset, limit)
-            .map(|(m, s)| (m.to_vec(), s))
-            .collect(),
+    let Some(zset) = zset_at(kv, key, now)? else {
+        return Ok(if storing {
+            store(kv, &a[0], ZSet::default())
+        } else {
+            Reply::Array(Vec::new())
+        });
     };
-    if storing {
-        let mut out = ZSet::default();
-        for (member, score) in picked {
-            out.insert(member, score);
-        }
-        return Ok(store(kv, &a[0], out));
+    let picked = pick(zset, &span, reverse, offset, limit);
+    if !storing {
+        return Ok(members_reply(picked, with_scores));
     }
-    Ok(members_reply(
-        picked.iter().map(|(m, s)| (m.as_slice(), *s)),
-        with_scores,
-    ))
+    let mut out = ZSet::default();
+    for (member, score) in picked {
+        out.insert(member.to_vec(), score);
+    }
+    Ok(store(kv, &a[0], out))
 }
 
 /// The members of `span` in order (descending if `reverse`), after
