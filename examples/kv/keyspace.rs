@@ -157,21 +157,22 @@ impl Db {
         }
     }
 
+    /// A live key's value without expiring anything (a deadline already
+    /// passed reads as no key): for commands that hold several values at
+    /// once after `get` has expired them one by one.
+    pub fn peek(&self, key: &[u8], now: i64) -> Option<&Value> {
+        self.map
+            .get(key)
+            .filter(|e| e.expires_at.is_none_or(|at| at > now))
+            .map(|e| &e.value)
+    }
+
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
         if self.check(key, now) {
             self.map.get_mut(key).map(|e| &mut e.value)
         } else {
             None
         }
-    }
-
-    /// A live value, read without expiring anything (so several can be
-    /// borrowed at once: SINTER reads all its keys together).
-    pub fn peek(&self, key: &[u8], now: i64) -> Option<&Value> {
-        self.map
-            .get(key)
-            .filter(|e| e.expires_at.is_none_or(|at| at > now))
-            .map(|e| &e.value)
     }
 
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {

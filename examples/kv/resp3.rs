@@ -154,20 +154,12 @@ pub fn shape(name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
         ),
         ("zscore" | "zincrby", Reply::Bulk(score)) => Reply::Double(score),
         ("zadd", Reply::Bulk(score)) => Reply::Double(score),
-        ("zrange", Reply::Array(items))
-            if args
-                .iter()
-                .skip(3)
-                .any(|a| a.eq_ignore_ascii_case(b"withscores")) =>
-        {
-            Reply::Array(scored_pairs(items))
-        }
-        ("zpopmin" | "zpopmax", Reply::Array(items)) if args.len() > 1 => {
-            Reply::Array(scored_pairs(items))
-        }
+        (name, Reply::Array(items)) if zset_pairs(name, args) => Reply::Array(scored_pairs(items)),
         ("zpopmin" | "zpopmax", Reply::Array(mut items)) if items.len() == 2 => {
-            if let Some(Reply::Bulk(score)) = items.pop() {
-                items.push(Reply::Double(score));
+            match items.pop() {
+                Some(Reply::Bulk(score)) => items.push(Reply::Double(score)),
+                Some(other) => items.push(other),
+                None => {}
             }
             Reply::Array(items)
         }
@@ -200,6 +192,29 @@ fn double_score(pair: Reply) -> Reply {
             Reply::Array(pair)
         }
         other => other,
+    }
+}
+
+/// Whether the RESP2 reply of `name` with `args` is a flat
+/// member, score, member, score... list that RESP3 nests into pairs.
+fn zset_pairs(name: &str, args: &[Vec<u8>]) -> bool {
+    let is = |a: &Vec<u8>| a.eq_ignore_ascii_case(b"withscores");
+    match name {
+        // Options start after key, min, max; LIMIT's values are integers.
+        "zrange" | "zrangebyscore" | "zrevrangebyscore" | "zrevrange" => {
+            args.iter().skip(3).any(is)
+        }
+        "zunion" | "zinter" | "zdiff" => {
+            let keys = args
+                .first()
+                .and_then(|n| crate::protocol::string2ll(n))
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0);
+            args.iter().skip(keys.saturating_add(1)).any(is)
+        }
+        "zrandmember" => args.len() == 3 && is(&args[2]),
+        "zpopmin" | "zpopmax" => args.len() > 1,
+        _ => false,
     }
 }
 

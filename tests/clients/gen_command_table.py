@@ -21,7 +21,10 @@ lastsave multi exec discard watch unwatch lmove rpoplpush lmpop zmpop blpop brpo
 blmove brpoplpush blmpop bzpopmin bzpopmax bzmpop lpushx rpushx linsert lset lrem ltrim lpos
 hmset hsetnx hexists hkeys hvals hstrlen hincrbyfloat hrandfield hscan smismember
 srandmember smove sinter sunion sdiff sinterstore sunionstore sdiffstore sintercard
-sscan""".split()
+sscan zincrby zmscore zrangestore zrangebyscore
+zrevrangebyscore zrevrange zrangebylex zrevrangebylex zrank zrevrank zcount zlexcount
+zremrangebyrank zremrangebyscore zremrangebylex zunion zinter zdiff zunionstore
+zinterstore zdiffstore zintercard zpopmax zrandmember zscan""".split()
 
 
 def enc(args):

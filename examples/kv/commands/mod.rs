@@ -1,7 +1,6 @@
 //! Command dispatch: name -> handler, with Redis's arity checks and errors.
 
 mod aggregate;
-mod collections;
 pub mod config;
 mod element_scan;
 mod hashes;
@@ -13,6 +12,11 @@ mod sampling;
 mod server;
 mod sets;
 mod strings;
+mod zset_args;
+mod zset_ops;
+mod zset_random;
+mod zset_range;
+pub mod zsets;
 
 use baton::{ConnId, Ctx};
 
@@ -133,10 +137,10 @@ pub fn dispatch(
         "sadd" | "srem" | "spop" | "scard" | "sismember" | "smismember" | "smembers"
         | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
         | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => sets::run(kv, &call),
-        "zadd" | "zscore" | "zcard" | "zrem" | "zrange" | "zpopmin" => collections::run(kv, &call),
         "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), &call),
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), &call),
+        name if zsets::handles(name) => zsets::run(kv, &call),
         _ => unknown(&call),
     };
     Some(reply)
