@@ -35,7 +35,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\npaused_clients:{}\r\n\r\n",
             stats.connections_open,
             kv.config.maxclients,
-            kv.clients.values().filter(|c| !c.channels.is_empty()).count(),
+            kv.clients.values().filter(|c| c.subscriptions() > 0).count(),
             stats.connections_paused
         );
     }
