@@ -50,31 +50,12 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|s| s.name == name)
 }
 
-/// Commands whose replies go out by themselves (pub/sub confirmations):
-/// refused inside MULTI, where a reply must be one element of EXEC's.
-fn not_in_multi(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe"
-    )
-}
-
 /// Queues a request inside MULTI, or answers the queuing error.
 pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
+    // Redis 7.0 queues (P)SUBSCRIBE and (P)UNSUBSCRIBE too: their
+    // confirmations become elements of EXEC's reply (7.2 refuses them).
     let error = match spec(name) {
-        _ if not_in_multi(name) => {
-            Some(Reply::error("ERR Command not allowed inside a transaction"))
-        }
-        None => {
-            // Redis names the command as sent, not lowercased.
-            let original = String::from_utf8_lossy(&request[0]).into_owned();
-            let call = Call {
-                name: &original,
-                args: &request[1..],
-                now: 0,
-            };
-            Some(crate::commands::unknown(&call))
-        }
+        None => Some(crate::commands::unknown(&request[0], &request[1..])),
         Some(spec) => {
             let n = request.len() as i64;
             if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {

@@ -3,7 +3,10 @@
 mod collections;
 pub mod config;
 mod keys;
+mod lcs;
+mod object;
 mod server;
+mod set_args;
 mod strings;
 
 use baton::{ConnId, Ctx};
@@ -106,21 +109,36 @@ pub fn dispatch(
         now: kv.clock.now_ms(ctx.now()),
     };
     if let Some(reply) = server::gate(kv, conn, &call) {
+        // Redis looks the command up first: an unknown one is answered as
+        // unknown even before AUTH or in a RESP2 subscriber.
+        if crate::multi::spec(call.name).is_none() {
+            return Some(unknown(&request[0], call.args));
+        }
         return Some(reply);
     }
     let reply = match call.name {
         "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, &call),
-        "subscribe" | "unsubscribe" | "publish" => return crate::pubsub::run(kv, ctx, conn, &call),
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {
+            return crate::pubsub::run(kv, ctx, conn, &call)
+        }
         "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "append"
         | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
-        | "msetnx" => strings::run(kv, &call),
+        | "msetnx" | "getex" | "getrange" | "substr" | "setrange" | "lcs" => {
+            strings::run(kv, &call)
+        }
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
-        | "ttl" | "pttl" | "persist" | "keys" | "scan" | "rename" => keys::run(kv, &call),
+        | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "keys" | "scan"
+        | "rename" | "renamenx" | "touch" | "randomkey" => keys::run(kv, &call),
+        "copy" => {
+            let db = kv.clients.get(&conn).map_or(0, |c| c.session.db);
+            keys::copy(kv, &call, db)
+        }
+        "object" => object::run(kv, &call),
         "lpush" | "rpush" | "lpop" | "rpop" | "lrange" | "llen" | "lindex" | "sadd" | "srem"
         | "spop" | "scard" | "sismember" | "smembers" | "hset" | "hget" | "hmget" | "hdel"
         | "hgetall" | "hlen" | "hincrby" | "zadd" | "zscore" | "zcard" | "zrem" | "zrange"
         | "zpopmin" => collections::run(kv, &call),
-        _ => unknown(&call),
+        _ => unknown(&request[0], call.args),
     };
     Some(reply)
 }
@@ -138,16 +156,49 @@ pub fn lowercase_ascii<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str
     std::str::from_utf8(out).ok()
 }
 
-/// Redis's reply to a command it does not know.
-pub fn unknown(call: &Call<'_>) -> Reply {
-    let mut args = String::new();
-    for arg in call.args.iter().take(10) {
-        args.push('\'');
-        args.push_str(&String::from_utf8_lossy(arg));
-        args.push_str("' ");
+/// Redis's reply to a command it does not know, byte for byte as 7.0's
+/// `processCommand` builds it: the name as sent (not lowercased) cut at
+/// 128 bytes, then arguments quoted while the list is under 128 bytes,
+/// the last one cut to fit; each is read as a C string (cut at a NUL);
+/// CR and LF become spaces (`addReplyErrorFormat`). Bytes that are not
+/// UTF-8 (or a character cut in the middle) are sent as U+FFFD where
+/// Redis sends the raw bytes.
+pub fn unknown(name: &[u8], args: &[Vec<u8>]) -> Reply {
+    let mut listed: Vec<u8> = Vec::new();
+    for arg in args {
+        if listed.len() >= 128 {
+            break;
+        }
+        let arg = until_nul(arg);
+        let room = 128 - listed.len();
+        listed.push(b'\'');
+        listed.extend_from_slice(&arg[..arg.len().min(room)]);
+        listed.extend_from_slice(b"' ");
     }
-    Reply::error(format!(
-        "ERR unknown command '{}', with args beginning with: {args}",
-        call.name
-    ))
+    let name = until_nul(name);
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(&name[..name.len().min(128)]);
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&listed);
+    Reply::error(c_string(&text).into_owned())
+}
+
+/// `bytes` up to its first NUL, as C's `%s` reads it.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|b| *b == 0).next().unwrap_or_default()
+}
+
+/// Client bytes for an error text as Redis's `addReplyErrorFormat` sends
+/// them: cut at a NUL (`%s`), CR and LF replaced by spaces (a protocol
+/// error line cannot hold them), non-UTF-8 bytes as U+FFFD.
+pub fn c_string(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let bytes = until_nul(bytes);
+    if bytes.contains(&b'\r') || bytes.contains(&b'\n') {
+        let clean: Vec<u8> = bytes
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
+        return std::borrow::Cow::Owned(String::from_utf8_lossy(&clean).into_owned());
+    }
+    String::from_utf8_lossy(bytes)
 }
