@@ -17,7 +17,9 @@ append strlen incr incrby decr decrby incrbyfloat mget mset msetnx del unlink ex
 expire pexpire expireat pexpireat ttl pttl persist keys scan rename lpush rpush lpop rpop
 lrange llen lindex sadd srem spop scard sismember smembers hset hget hmget hdel hgetall
 hlen hincrby zadd zscore zcard zrem zrange zpopmin swapdb move function script time
-lastsave multi exec discard watch unwatch""".split()
+lastsave multi exec discard watch unwatch getex getrange substr setrange lcs
+expiretime pexpiretime renamenx touch randomkey copy object psubscribe punsubscribe
+pubsub""".split()
 
 
 def enc(args):
