@@ -4,6 +4,7 @@ mod collections;
 pub mod config;
 mod keys;
 mod lcs;
+mod long_double;
 mod object;
 mod server;
 mod set_args;

@@ -1,8 +1,9 @@
 //! String commands: GET/SET and their variants, counters, ranges
 //! (GETRANGE, SETRANGE), GETEX, and LCS (`lcs.rs`).
 
+use super::long_double;
 use super::set_args::{self, Expire, For};
-use super::{float, fmt_float, int, Call, NOT_INTEGER, WRONGTYPE};
+use super::{int, Call, NOT_INTEGER, WRONGTYPE};
 use crate::blob::Blob;
 use crate::keyspace::Value;
 use crate::protocol::Reply;
@@ -117,16 +118,17 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "incrbyfloat" => {
             arity(a.len() == 2)?;
-            let by = float(&a[1])?;
+            // Redis's order: the type, the stored value, the increment.
+            let invalid = || Reply::error("ERR value is not a valid float");
             let current = match get_str(kv, &a[0], call.now)? {
-                None => 0.0,
-                Some(s) => float(s)?,
-            };
-            let next = current + by;
-            if !next.is_finite() {
-                return Err(Reply::error("ERR increment would produce NaN or Infinity"));
+                None => long_double::parse(b"0"),
+                Some(s) => long_double::parse(s),
             }
-            let text = fmt_float(next);
+            .ok_or_else(invalid)?;
+            let by = long_double::parse(&a[1]).ok_or_else(invalid)?;
+            let next = long_double::add(current, by)
+                .ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+            let text = long_double::format(next);
             // Redis stores the result as text (EMBSTR or RAW by length),
             // never as an integer, even when it is one ("3").
             let stored = Blob::Heap(text.clone());
