@@ -470,6 +470,21 @@ fn object_steps() -> Vec<String> {
         "OBJECT ENCODING h",
         "ZADD z 1 a",
         "OBJECT ENCODING z",
+        // Subcommand errors are queuing errors inside MULTI.
+        "MULTI",
+        "OBJECT ENCODING",
+        "EXEC",
+        "MULTI",
+        "OBJECT NOPE k",
+        "EXEC",
+        "MULTI",
+        "PUBSUB NUMPAT x",
+        "EXEC",
+        "MULTI",
+        "OBJECT ENCODING z",
+        "PUBSUB NUMSUB a",
+        "OBJECT HELP",
+        "EXEC",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -621,6 +636,11 @@ fn pattern_script(proto: &str) -> Vec<(usize, Vec<&'static str>)> {
             (0, vec!["GET", "k"]),
             (0, vec!["PUBSUB", "NUMPAT"]),
             (0, vec!["FOO", "bar"]),
+            (0, vec!["GET"]),
+            (0, vec!["OBJECT", "nope"]),
+            (0, vec!["OBJECT", "encoding"]),
+            (0, vec!["OBJECT", "encoding", "k"]),
+            (0, vec!["PUBSUB"]),
         ]);
     }
     s.extend([

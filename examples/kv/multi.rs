@@ -63,7 +63,7 @@ pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
                     "ERR wrong number of arguments for '{name}' command"
                 )))
             } else {
-                None
+                crate::commands::subcommand_error(name, &request[1..])
             }
         }
     };

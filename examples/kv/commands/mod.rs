@@ -110,12 +110,10 @@ pub fn dispatch(
         now: kv.clock.now_ms(ctx.now()),
     };
     if let Some(reply) = server::gate(kv, conn, &call) {
-        // Redis looks the command up first: an unknown one is answered as
-        // unknown even before AUTH or in a RESP2 subscriber.
-        if crate::multi::spec(call.name).is_none() {
-            return Some(unknown(&request[0], call.args));
-        }
-        return Some(reply);
+        // Redis looks the command up first: an unknown command, a wrong
+        // number of arguments or an unknown subcommand is answered as such
+        // even before AUTH or in a RESP2 subscriber.
+        return Some(lookup_error(&call, request).unwrap_or(reply));
     }
     let reply = match call.name {
         "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, &call),
@@ -142,6 +140,60 @@ pub fn dispatch(
         _ => unknown(&request[0], call.args),
     };
     Some(reply)
+}
+
+/// Redis's answer to a request it cannot look up: an unknown command, the
+/// wrong number of arguments (by the command table), an unknown subcommand.
+fn lookup_error(call: &Call<'_>, request: &[Vec<u8>]) -> Option<Reply> {
+    let Some(spec) = crate::multi::spec(call.name) else {
+        return Some(unknown(&request[0], call.args));
+    };
+    let n = request.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Some(call.wrong_arity());
+    }
+    subcommand_error(call.name, call.args)
+}
+
+/// Redis's lookup error for a subcommand of OBJECT or PUBSUB (unknown, or
+/// the wrong number of arguments), which MULTI answers at queuing time as
+/// Redis does; `None` if the subcommand would run.
+pub fn subcommand_error(name: &str, args: &[Vec<u8>]) -> Option<Reply> {
+    // (subcommand, Redis's arity counting the command and subcommand)
+    let table: &[(&str, i64)] = match name {
+        "object" => &[
+            ("help", 2),
+            ("encoding", 3),
+            ("refcount", 3),
+            ("idletime", 3),
+            ("freq", 3),
+        ],
+        "pubsub" => &[
+            ("help", 2),
+            ("channels", -2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+        ],
+        _ => return None,
+    };
+    let sub = args.first()?;
+    let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    let Some((_, arity)) = table.iter().find(|(s, _)| *s == lower) else {
+        return Some(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            c_string(&sub[..sub.len().min(128)]),
+            name.to_ascii_uppercase()
+        )));
+    };
+    let n = args.len() as i64 + 1;
+    let fits = if *arity > 0 { n == *arity } else { n >= -arity };
+    (!fits).then(|| {
+        Reply::error(format!(
+            "ERR wrong number of arguments for '{name}|{lower}' command"
+        ))
+    })
 }
 
 /// `name` lowercased into `buf` when it is short ASCII (every command
