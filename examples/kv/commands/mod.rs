@@ -213,9 +213,9 @@ pub fn lowercase_ascii<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str
 /// `processCommand` builds it: the name as sent (not lowercased) cut at
 /// 128 bytes, then arguments quoted while the list is under 128 bytes,
 /// the last one cut to fit; each is read as a C string (cut at a NUL);
-/// CR and LF become spaces (`addReplyErrorFormat`). Bytes that are not
-/// UTF-8 (or a character cut in the middle) are sent as U+FFFD where
-/// Redis sends the raw bytes.
+/// CR and LF become spaces (`addReplyErrorFormat`). The bytes are sent as
+/// they are, UTF-8 or not (a character may be cut in the middle, as
+/// Redis cuts it).
 pub fn unknown(name: &[u8], args: &[Vec<u8>]) -> Reply {
     let mut listed: Vec<u8> = Vec::new();
     for arg in args {
@@ -233,7 +233,12 @@ pub fn unknown(name: &[u8], args: &[Vec<u8>]) -> Reply {
     text.extend_from_slice(&name[..name.len().min(128)]);
     text.extend_from_slice(b"', with args beginning with: ");
     text.extend_from_slice(&listed);
-    Reply::error(c_string(&text).into_owned())
+    for b in &mut text {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    Reply::ErrorBytes(text)
 }
 
 /// `bytes` up to its first NUL, as C's `%s` reads it.
