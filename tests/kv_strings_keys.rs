@@ -790,3 +790,28 @@ fn lcs_and_setrange_are_bounded() {
     );
     assert_eq!(c.call(&["EXISTS", "k"]), b":0\r\n");
 }
+
+/// A pattern subscriber that disconnects leaves no pattern behind, and
+/// INFO counts patterns.
+#[test]
+fn a_closed_pattern_subscriber_is_forgotten() {
+    let kv = kv_test_server(None);
+    let mut c = Raw::connect(kv.addr.port());
+    {
+        let mut subscriber = Raw::connect(kv.addr.port());
+        subscriber.call(&["PSUBSCRIBE", "a*"]);
+        assert_eq!(c.call(&["PUBSUB", "NUMPAT"]), b":1\r\n");
+        let info = c.call(&["INFO", "stats"]);
+        assert!(
+            String::from_utf8_lossy(&info).contains("pubsub_patterns:1\r\n"),
+            "{}",
+            String::from_utf8_lossy(&info)
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while c.call(&["PUBSUB", "NUMPAT"]) != b":0\r\n" {
+        assert!(std::time::Instant::now() < deadline, "the pattern stayed");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(c.call(&["PUBLISH", "abc", "m"]), b":0\r\n");
+}
