@@ -815,3 +815,27 @@ fn a_closed_pattern_subscriber_is_forgotten() {
     }
     assert_eq!(c.call(&["PUBLISH", "abc", "m"]), b":0\r\n");
 }
+
+/// INCRBYFLOAT with long arguments (up to Redis's 5 KB limit) near the
+/// long double's range: the same digits as redis-server.
+#[test]
+fn incrbyfloat_long_arguments_resp2() {
+    let digits = "98765432109876543210".repeat(200);
+    let steps: Vec<String> = vec![
+        "FLUSHALL".into(),
+        format!("INCRBYFLOAT a {digits}e-3990"),
+        format!("INCRBYFLOAT b 0.{digits}"),
+        format!("INCRBYFLOAT b -0.{digits}e-3"),
+        format!("INCRBYFLOAT c {digits}e-1"),
+        format!("INCRBYFLOAT d 1{}", "0".repeat(5200)),
+        format!("INCRBYFLOAT e 0.{}1", "0".repeat(4000)),
+        format!("INCRBYFLOAT e {}.5e-4000", "9".repeat(40)),
+        "INCRBYFLOAT f 0x1.fffffffffffffffep16383".into(),
+        "INCRBYFLOAT f 0x1p16383".into(),
+        "INCRBYFLOAT g 1.18973149535723176502e4932".into(),
+        "INCRBYFLOAT g -1e4932".into(),
+        "INCRBYFLOAT h 3.6e-4951".into(),
+        "INCRBYFLOAT h 1.5e-4950".into(),
+    ];
+    differential(kv_test_server(None).addr, "2", &on(0, &steps));
+}

@@ -148,9 +148,15 @@ fn parse_decimal(neg: bool, s: &[u8]) -> Option<Ld> {
     }
     let mut p = Big::one();
     p.mul_pow10((-exp10) as u32);
-    // q = floor(digits * 2^k / p) with at least 66 bits, then rounded.
-    let k = (66 + p.bits() as i64 - digits.bits() as i64).max(0);
-    let (q, rem) = digits.shl(k as usize).div_rem(&p);
+    // q = floor(digits * 2^k / p) with 66 to 68 bits (k may be negative:
+    // then p is scaled instead), then rounded with the remainder as the
+    // sticky bit. The division takes one step per quotient bit.
+    let k = 66 + p.bits() as i64 - digits.bits() as i64;
+    let (q, rem) = if k >= 0 {
+        digits.shl(k as usize).div_rem(&p)
+    } else {
+        digits.div_rem(&p.shl((-k) as usize))
+    };
     Some(round(neg, q, -k, !rem.is_zero()))
 }
 
@@ -491,8 +497,8 @@ impl Big {
         b
     }
 
-    /// Quotient and remainder, bit by bit (the quotients here have fewer
-    /// than 70 bits).
+    /// Quotient and remainder, bit by bit (the quotients here have at
+    /// most 68 bits).
     fn div_rem(&self, d: &Big) -> (Big, Big) {
         let mut rem = self.clone();
         let mut q = Big::zero();
@@ -565,6 +571,10 @@ mod tests {
             "9999999999999999999741184793924429452148736"
         );
         assert_eq!(sum("0", "0x1p-1"), "0.5");
+        // A long mantissa with a small exponent: the quotient stays short.
+        let long = format!("{}e-1", "12345678901234567890".repeat(200));
+        let x = parse(long.as_bytes()).expect("finite");
+        assert!(format(x).starts_with(b"123456789012345678"));
     }
 
     #[test]
