@@ -31,6 +31,9 @@ pub struct Tx {
     pub watched: Vec<(usize, Vec<u8>)>,
     /// A watched key was touched: the next EXEC fails.
     pub dirty: bool,
+    /// EXEC is running the queue: commands were checked when queued, and
+    /// a (P)SUBSCRIBE among them does not stop the ones after it.
+    pub executing: bool,
 }
 
 /// Who watches which key: (database, key) -> clients.
@@ -137,6 +140,9 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
         return Reply::NilArray;
     }
     let mut replies = Vec::with_capacity(queue.len());
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.tx.executing = true;
+    }
     for request in queue {
         let mut lower = [0u8; 32];
         let owned;
@@ -153,6 +159,9 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
             // QUIT inside MULTI: Redis answers OK there too.
             .unwrap_or(Reply::Ok);
         replies.push(reply);
+    }
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.tx.executing = false;
     }
     Reply::Array(replies)
 }

@@ -20,6 +20,7 @@ pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     // On RESP3, messages are push frames: a subscriber may run anything.
     if client.subscriptions() > 0
         && client.session.proto < 3
+        && !client.tx.executing
         && !matches!(
             call.name,
             "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
