@@ -126,7 +126,7 @@ fn command_suite(c: &mut Connection) {
     );
     assert_eq!(
         run(c, &["NOSUCH", "x"]).unwrap_err(),
-        "ERR unknown command 'nosuch', with args beginning with: 'x' "
+        "ERR unknown command 'NOSUCH', with args beginning with: 'x' "
     );
     // Keys.
     assert_eq!(ok(c, &["EXISTS", "a", "b", "zz"]), Value::Int(2));

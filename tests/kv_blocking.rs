@@ -655,6 +655,12 @@ const POPS: &[(usize, &str)] = &[
     (0, "ZADD z 1 a 2 b"),
     (0, "BZPOPMAX nope z 0"),
     (0, "BZMPOP 0 1 z MIN COUNT 5"),
+    // Scores as Redis 7.0 prints doubles (%.17g), not shortest form.
+    (0, "ZADD z 0.1 a 1.1 b 2.5e-7 c 3 d 4 e"),
+    (0, "ZMPOP 1 z MIN"),
+    (0, "ZMPOP 1 z MIN COUNT 1"),
+    (0, "BZPOPMIN z 0"),
+    (0, "BZMPOP 0 1 z MAX"),
     (0, "RPUSH l3 a"),
     (0, "BLMOVE l3 l4 LEFT LEFT 0"),
     (0, "BRPOPLPUSH l4 l3 0"),

@@ -6,6 +6,10 @@
 //! reply's copy. Values of up to 22 bytes (counters, flags, short
 //! tokens: what Redis keeps as EMBSTR) live in the table's slot instead and
 //! are copied into a reply without allocating.
+//!
+//! The variant also records what OBJECT ENCODING needs to answer as Redis
+//! does (`commands/object.rs`): a value edited in place (APPEND, SETRANGE)
+//! is `Raw` whatever its length, as Redis's RAW encoding is.
 
 use std::ops::Deref;
 
@@ -16,20 +20,26 @@ use crate::key::Short;
 pub enum Blob {
     /// Up to 22 bytes, in place.
     Inline(Short),
-    /// Longer values, or values grown in place (APPEND, SETRANGE).
+    /// Longer values, or values Redis stores as text rather than as an
+    /// integer (INCRBYFLOAT's results).
     Heap(Vec<u8>),
+    /// Values edited in place (APPEND, SETRANGE): Redis's RAW encoding.
+    Raw(Vec<u8>),
 }
 
 impl Blob {
-    /// The bytes as a vector to edit in place; a short value moves to the
-    /// heap first (a value being appended to is likely to keep growing).
+    /// The bytes as a vector to edit in place; the value becomes `Raw`
+    /// (a short one moves to the heap: a value being appended to is likely
+    /// to keep growing).
     pub fn make_mut(&mut self) -> &mut Vec<u8> {
-        if let Blob::Inline(short) = self {
-            *self = Blob::Heap(short.as_slice().to_vec());
+        match self {
+            Blob::Inline(short) => *self = Blob::Raw(short.as_slice().to_vec()),
+            Blob::Heap(bytes) => *self = Blob::Raw(std::mem::take(bytes)),
+            Blob::Raw(_) => {}
         }
         match self {
-            Blob::Heap(bytes) => bytes,
-            Blob::Inline(_) => unreachable!("moved to the heap above"),
+            Blob::Raw(bytes) => bytes,
+            _ => unreachable!("made raw above"),
         }
     }
 }
@@ -52,7 +62,7 @@ impl Deref for Blob {
     fn deref(&self) -> &[u8] {
         match self {
             Blob::Inline(short) => short.as_slice(),
-            Blob::Heap(bytes) => bytes,
+            Blob::Heap(bytes) | Blob::Raw(bytes) => bytes,
         }
     }
 }
@@ -84,6 +94,6 @@ mod tests {
         let mut blob = Blob::from(&b"abc"[..]);
         blob.make_mut().extend_from_slice(b"def");
         assert_eq!(&*blob, b"abcdef");
-        assert!(matches!(blob, Blob::Heap(_)));
+        assert!(matches!(blob, Blob::Raw(_)));
     }
 }

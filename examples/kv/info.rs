@@ -36,7 +36,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             stats.connections_open,
             kv.config.maxclients,
             kv.blocking.blocked_clients(),
-            kv.clients.values().filter(|c| !c.channels.is_empty()).count(),
+            kv.clients.values().filter(|c| c.subscriptions() > 0).count(),
             stats.connections_paused
         );
     }
@@ -44,7 +44,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\n\
-             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
              io_threaded_reads_processed:{}\r\ninline_fallbacks:{}\r\nio_activation_trials:{}\r\nwakeups_sent:{}\r\nwakeups_coalesced:{}\r\n\
              tls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\ntls_handshakes_resumed:{}\r\n",
             stats.connections_accepted,
@@ -54,6 +54,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             stats.bytes_out,
             (0..kv.db_count()).map(|i| kv.db_ref(i).expired()).sum::<u64>(),
             kv.channels.len(),
+            kv.channels.patterns(),
             stats.jobs_dispatched,
             stats.inline_fallbacks,
             stats.io_trials,

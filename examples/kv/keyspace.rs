@@ -257,6 +257,24 @@ impl Db {
             .map(|(k, _)| &**k)
     }
 
+    /// A live key picked at random (RANDOMKEY), or `None` if there is none.
+    /// Costs O(keys) (the map has no random access; Redis's is O(1)).
+    pub fn random_key(&self, now: i64) -> Option<Vec<u8>> {
+        use std::hash::BuildHasher;
+        let len = self.map.len();
+        if len == 0 {
+            return None;
+        }
+        let start =
+            (std::collections::hash_map::RandomState::new().hash_one(now) % len as u64) as usize;
+        self.map
+            .iter()
+            .skip(start)
+            .chain(self.map.iter().take(start))
+            .find(|(_, e)| e.expires_at.is_none_or(|at| at > now))
+            .map(|(k, _)| k.to_vec())
+    }
+
     /// Renames a live key, keeping its TTL; `false` if `from` does not exist.
     pub fn rename(&mut self, from: &[u8], to: Vec<u8>, now: i64) -> bool {
         if !self.check(from, now) {

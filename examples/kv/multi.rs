@@ -31,6 +31,9 @@ pub struct Tx {
     pub watched: Vec<(usize, Vec<u8>)>,
     /// A watched key was touched: the next EXEC fails.
     pub dirty: bool,
+    /// EXEC is running the queue: commands were checked when queued, and
+    /// a (P)SUBSCRIBE among them does not stop the ones after it.
+    pub executing: bool,
 }
 
 /// Who watches which key: (database, key) -> clients.
@@ -50,31 +53,12 @@ pub fn spec(name: &str) -> Option<&'static Spec> {
     COMMANDS.iter().find(|s| s.name == name)
 }
 
-/// Commands whose replies go out by themselves (pub/sub confirmations):
-/// refused inside MULTI, where a reply must be one element of EXEC's.
-fn not_in_multi(name: &str) -> bool {
-    matches!(
-        name,
-        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe"
-    )
-}
-
 /// Queues a request inside MULTI, or answers the queuing error.
 pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
+    // Redis 7.0 queues (P)SUBSCRIBE and (P)UNSUBSCRIBE too: their
+    // confirmations become elements of EXEC's reply (7.2 refuses them).
     let error = match spec(name) {
-        _ if not_in_multi(name) => {
-            Some(Reply::error("ERR Command not allowed inside a transaction"))
-        }
-        None => {
-            // Redis names the command as sent, not lowercased.
-            let original = String::from_utf8_lossy(&request[0]).into_owned();
-            let call = Call {
-                name: &original,
-                args: &request[1..],
-                now: 0,
-            };
-            Some(crate::commands::unknown(&call))
-        }
+        None => Some(crate::commands::unknown(&request[0], &request[1..])),
         Some(spec) => {
             let n = request.len() as i64;
             if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
@@ -82,7 +66,7 @@ pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
                     "ERR wrong number of arguments for '{name}' command"
                 )))
             } else {
-                None
+                crate::commands::subcommand_error(name, &request[1..])
             }
         }
     };
@@ -157,6 +141,9 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
     }
     let mut replies = Vec::with_capacity(queue.len());
     kv.executing = true;
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.tx.executing = true;
+    }
     for request in queue {
         let mut lower = [0u8; 32];
         let owned;
@@ -175,6 +162,9 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
         replies.push(reply);
     }
     kv.executing = false;
+    if let Some(client) = kv.clients.get_mut(&conn) {
+        client.tx.executing = false;
+    }
     Reply::Array(replies)
 }
 

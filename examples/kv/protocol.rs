@@ -43,6 +43,9 @@ pub enum Reply {
     Status(&'static str),
     /// `-...` (the text includes its prefix, such as `ERR` or `WRONGTYPE`).
     Error(String),
+    /// `-...` echoing client bytes, which need not be UTF-8 (the
+    /// unknown-command error); never holds CR or LF.
+    ErrorBytes(Vec<u8>),
     /// `:n`
     Int(i64),
     /// `$n\r\n...`
@@ -472,6 +475,7 @@ fn encode(reply: &Reply, dst: &mut Vec<u8>) {
         Reply::Ok => dst.extend_from_slice(b"+OK\r\n"),
         Reply::Status(s) => line(dst, b'+', s.as_bytes()),
         Reply::Error(e) => line(dst, b'-', e.as_bytes()),
+        Reply::ErrorBytes(e) => line(dst, b'-', e),
         Reply::Int(n) => line(dst, b':', itoa.format(*n).as_bytes()),
         Reply::Bulk(bytes) => bulk(dst, bytes),
         Reply::Stored(bytes) => bulk(dst, bytes),
@@ -516,6 +520,7 @@ fn encoded_len(reply: &Reply) -> usize {
         Reply::Ok => 5,
         Reply::Status(s) => s.len() + 3,
         Reply::Error(e) => e.len() + 3,
+        Reply::ErrorBytes(e) => e.len() + 3,
         Reply::Int(n) => digits(n.unsigned_abs() as usize) + usize::from(*n < 0) + 3,
         Reply::Bulk(b) => bulk_len(b),
         Reply::Stored(b) => bulk_len(b),

@@ -163,35 +163,9 @@ pub fn shape(name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
             }
             Reply::Array(items)
         }
-        ("bzpopmin" | "bzpopmax", Reply::Array(mut items)) if items.len() == 3 => {
-            if let Some(Reply::Bulk(score)) = items.pop() {
-                items.push(Reply::Double(score));
-            }
-            Reply::Array(items)
-        }
-        // [key, [[member, score], ...]]
-        ("zmpop" | "bzmpop", Reply::Array(mut items)) if items.len() == 2 => {
-            if let Some(Reply::Array(popped)) = items.pop() {
-                items.push(Reply::Array(popped.into_iter().map(double_score).collect()));
-            }
-            Reply::Array(items)
-        }
         ("info", Reply::Bulk(text)) => Reply::Verbatim(text),
         ("client", Reply::Bulk(text)) if sub(0, "info") || sub(0, "list") => Reply::Verbatim(text),
         (_, reply) => reply,
-    }
-}
-
-/// `[member, score]` with the score as a double.
-fn double_score(pair: Reply) -> Reply {
-    match pair {
-        Reply::Array(mut pair) if pair.len() == 2 => {
-            if let Some(Reply::Bulk(score)) = pair.pop() {
-                pair.push(Reply::Double(score));
-            }
-            Reply::Array(pair)
-        }
-        other => other,
     }
 }
 

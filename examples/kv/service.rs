@@ -23,6 +23,8 @@ pub struct Client {
     pub name: Option<String>,
     pub authenticated: bool,
     pub channels: BTreeSet<Vec<u8>>,
+    /// PSUBSCRIBE patterns, in subscription order.
+    pub patterns: crate::pubsub::Patterns,
     pub last_command: String,
     /// Protocol, database and CLIENT settings.
     pub session: crate::session::Session,
@@ -151,6 +153,7 @@ impl Service for Kv {
             name: None,
             authenticated: self.requirepass.is_none(),
             channels: BTreeSet::new(),
+            patterns: Default::default(),
             last_command: "NULL".into(),
             session: crate::session::Session::new(now),
             tx: crate::multi::Tx::default(),

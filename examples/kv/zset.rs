@@ -741,10 +741,4 @@ mod tests {
         while z.pop_min().is_some() {}
         assert_eq!(z.nodes.len(), 1, "an empty set keeps only its head");
     }
-
-    pub fn pop_max(&mut self) -> Option<(Vec<u8>, f64)> {
-        let (score, member) = self.ordered.pop_last()?;
-        self.scores.remove(&member);
-        Some((member, score.0))
-    }
 }

@@ -24,7 +24,9 @@ srandmember smove sinter sunion sdiff sinterstore sunionstore sdiffstore sinterc
 sscan zincrby zmscore zrangestore zrangebyscore
 zrevrangebyscore zrevrange zrangebylex zrevrangebylex zrank zrevrank zcount zlexcount
 zremrangebyrank zremrangebyscore zremrangebylex zunion zinter zdiff zunionstore
-zinterstore zdiffstore zintercard zpopmax zrandmember zscan""".split()
+zinterstore zdiffstore zintercard zpopmax zrandmember zscan getex getrange substr setrange lcs
+expiretime pexpiretime renamenx touch randomkey copy object psubscribe punsubscribe
+pubsub""".split()
 
 
 def enc(args):

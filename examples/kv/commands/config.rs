@@ -326,7 +326,7 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
         .unwrap_or_else(|| ("?".into(), "?".into()));
     let s = &client.session;
     let mut flags = String::new();
-    if !client.channels.is_empty() {
+    if client.subscriptions() > 0 {
         flags.push('P');
     }
     if client.tx.queue.is_some() {
@@ -348,7 +348,7 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
         flags.push('N');
     }
     format!(
-        "id={} addr={} laddr={} name={} age={} idle={} flags={} db={} sub={} psub=0 ssub=0 multi={} watch={} cmd={} user=default lib-name={} lib-ver={} resp={}\n",
+        "id={} addr={} laddr={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} watch={} cmd={} user=default lib-name={} lib-ver={} resp={}\n",
         id.serial(),
         addr,
         laddr,
@@ -358,6 +358,7 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
         flags,
         s.db,
         client.channels.len(),
+        client.patterns.len(),
         client.tx.queue.as_ref().map_or(-1, |q| q.len() as i64),
         client.tx.watched.len(),
         client.last_command,
@@ -546,7 +547,7 @@ fn client_filter(
                     }
                     _ => return Err(Reply::error(format!("ERR Unknown client type '{value_s}'"))),
                 };
-                ids.retain(|id| kv.clients[id].channels.is_empty() != pubsub);
+                ids.retain(|id| (kv.clients[id].subscriptions() == 0) != pubsub);
             }
             b"addr" if !list => ids.retain(|id| {
                 ctx.conn_info(*id)

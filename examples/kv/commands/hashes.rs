@@ -137,20 +137,19 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             arity(a.len() == 3)?;
             let by = long_double::parse(&a[2])
                 .ok_or_else(|| Reply::error("ERR value is not a valid float"))?;
-            if !by.is_finite() {
+            if matches!(by, long_double::Ld::Inf { .. }) {
                 return Err(Reply::error("ERR value is NaN or Infinity"));
             }
             let hash = get_or_create::<Hash>(db, &a[0], now)?;
+            let not_float = || Reply::error("ERR hash value is not a float");
             let current = match hash.get(&a[1]) {
-                None => long_double::LongDouble::ZERO,
-                Some(v) => long_double::parse(v)
-                    .ok_or_else(|| Reply::error("ERR hash value is not a float"))?,
-            };
-            let sum = current.add(by);
-            if !sum.is_finite() {
-                return Err(Reply::error("ERR increment would produce NaN or Infinity"));
+                None => long_double::parse(b"0"),
+                Some(v) => long_double::parse(v),
             }
-            let text = sum.to_human();
+            .ok_or_else(not_float)?;
+            let sum = long_double::add(current, by)
+                .ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+            let text = long_double::format(sum);
             hash.insert(a[1].clone(), text.clone());
             Ok(Reply::Bulk(text))
         }

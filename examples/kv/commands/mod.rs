@@ -5,11 +5,14 @@ pub mod config;
 mod element_scan;
 mod hashes;
 mod keys;
+mod lcs;
 mod lists;
 mod long_double;
+mod object;
 pub mod pops;
 mod sampling;
 mod server;
+mod set_args;
 mod sets;
 mod strings;
 mod zset_args;
@@ -52,33 +55,6 @@ pub fn int(arg: &[u8]) -> Result<i64, Reply> {
     crate::protocol::string2ll(arg).ok_or_else(|| Reply::error(NOT_INTEGER))
 }
 
-/// Parses a Redis float argument (`inf`, `-inf` allowed; NaN is not).
-pub fn float(arg: &[u8]) -> Result<f64, Reply> {
-    let s = std::str::from_utf8(arg).map_err(|_| Reply::error("ERR value is not a valid float"))?;
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" => f64::INFINITY,
-        "-inf" => f64::NEG_INFINITY,
-        other => other
-            .parse()
-            .map_err(|_| Reply::error("ERR value is not a valid float"))?,
-    };
-    if v.is_nan() {
-        return Err(Reply::error("ERR value is not a valid float"));
-    }
-    Ok(v)
-}
-
-/// Formats a float as Redis does for replies (shortest round-trip form).
-pub fn fmt_float(v: f64) -> Vec<u8> {
-    if v == f64::INFINITY {
-        b"inf".to_vec()
-    } else if v == f64::NEG_INFINITY {
-        b"-inf".to_vec()
-    } else {
-        format!("{v}").into_bytes()
-    }
-}
-
 /// Normalises Redis's inclusive `start..stop` indices (negative from the
 /// end) against `len`; `None` if the range is empty.
 pub fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
@@ -118,16 +94,26 @@ pub fn dispatch(
         now: kv.clock.now_ms(ctx.now()),
     };
     if let Some(reply) = server::gate(kv, conn, &call) {
-        return Some(reply);
+        // Redis looks the command up first: an unknown command, a wrong
+        // number of arguments or an unknown subcommand is answered as such
+        // even before AUTH or in a RESP2 subscriber.
+        return Some(lookup_error(&call, request).unwrap_or(reply));
     }
     let reply = match call.name {
         "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, &call),
-        "subscribe" | "unsubscribe" | "publish" => return crate::pubsub::run(kv, ctx, conn, &call),
+        "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {
+            return crate::pubsub::run(kv, ctx, conn, &call)
+        }
         "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "append"
         | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
-        | "msetnx" => strings::run(kv, &call),
+        | "msetnx" | "getex" | "getrange" | "substr" | "setrange" | "lcs" => {
+            strings::run(kv, &call)
+        }
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
-        | "ttl" | "pttl" | "persist" | "keys" | "scan" | "rename" => keys::run(kv, &call),
+        | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "keys" | "scan"
+        | "rename" | "renamenx" | "touch" | "randomkey" => keys::run(kv, &call),
+        "copy" => keys::copy(kv, &call, client_db(kv, conn)),
+        "object" => object::run(kv, &call),
         "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "lrange" | "llen"
         | "lindex" | "lset" | "linsert" | "lrem" | "ltrim" | "lpos" => lists::run(kv, &call),
         "hset" | "hmset" | "hsetnx" | "hget" | "hmget" | "hdel" | "hgetall" | "hkeys" | "hvals"
@@ -141,7 +127,7 @@ pub fn dispatch(
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
         | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), &call),
         name if zsets::handles(name) => zsets::run(kv, &call),
-        _ => unknown(&call),
+        _ => unknown(&request[0], call.args),
     };
     Some(reply)
 }
@@ -149,6 +135,60 @@ pub fn dispatch(
 /// The database `conn` runs its commands in (mounted as `kv.db`).
 fn client_db(kv: &Kv, conn: ConnId) -> usize {
     kv.clients.get(&conn).map_or(0, |c| c.session.db)
+}
+
+/// Redis's answer to a request it cannot look up: an unknown command, the
+/// wrong number of arguments (by the command table), an unknown subcommand.
+fn lookup_error(call: &Call<'_>, request: &[Vec<u8>]) -> Option<Reply> {
+    let Some(spec) = crate::multi::spec(call.name) else {
+        return Some(unknown(&request[0], call.args));
+    };
+    let n = request.len() as i64;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Some(call.wrong_arity());
+    }
+    subcommand_error(call.name, call.args)
+}
+
+/// Redis's lookup error for a subcommand of OBJECT or PUBSUB (unknown, or
+/// the wrong number of arguments), which MULTI answers at queuing time as
+/// Redis does; `None` if the subcommand would run.
+pub fn subcommand_error(name: &str, args: &[Vec<u8>]) -> Option<Reply> {
+    // (subcommand, Redis's arity counting the command and subcommand)
+    let table: &[(&str, i64)] = match name {
+        "object" => &[
+            ("help", 2),
+            ("encoding", 3),
+            ("refcount", 3),
+            ("idletime", 3),
+            ("freq", 3),
+        ],
+        "pubsub" => &[
+            ("help", 2),
+            ("channels", -2),
+            ("numpat", 2),
+            ("numsub", -2),
+            ("shardchannels", -2),
+            ("shardnumsub", -2),
+        ],
+        _ => return None,
+    };
+    let sub = args.first()?;
+    let lower = String::from_utf8_lossy(sub).to_ascii_lowercase();
+    let Some((_, arity)) = table.iter().find(|(s, _)| *s == lower) else {
+        return Some(Reply::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            c_string(&sub[..sub.len().min(128)]),
+            name.to_ascii_uppercase()
+        )));
+    };
+    let n = args.len() as i64 + 1;
+    let fits = if *arity > 0 { n == *arity } else { n >= -arity };
+    (!fits).then(|| {
+        Reply::error(format!(
+            "ERR wrong number of arguments for '{name}|{lower}' command"
+        ))
+    })
 }
 
 /// `name` lowercased into `buf` when it is short ASCII (every command
@@ -164,16 +204,54 @@ pub fn lowercase_ascii<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str
     std::str::from_utf8(out).ok()
 }
 
-/// Redis's reply to a command it does not know.
-pub fn unknown(call: &Call<'_>) -> Reply {
-    let mut args = String::new();
-    for arg in call.args.iter().take(10) {
-        args.push('\'');
-        args.push_str(&String::from_utf8_lossy(arg));
-        args.push_str("' ");
+/// Redis's reply to a command it does not know, byte for byte as 7.0's
+/// `processCommand` builds it: the name as sent (not lowercased) cut at
+/// 128 bytes, then arguments quoted while the list is under 128 bytes,
+/// the last one cut to fit; each is read as a C string (cut at a NUL);
+/// CR and LF become spaces (`addReplyErrorFormat`). The bytes are sent as
+/// they are, UTF-8 or not (a character may be cut in the middle, as
+/// Redis cuts it).
+pub fn unknown(name: &[u8], args: &[Vec<u8>]) -> Reply {
+    let mut listed: Vec<u8> = Vec::new();
+    for arg in args {
+        if listed.len() >= 128 {
+            break;
+        }
+        let arg = until_nul(arg);
+        let room = 128 - listed.len();
+        listed.push(b'\'');
+        listed.extend_from_slice(&arg[..arg.len().min(room)]);
+        listed.extend_from_slice(b"' ");
     }
-    Reply::error(format!(
-        "ERR unknown command '{}', with args beginning with: {args}",
-        call.name
-    ))
+    let name = until_nul(name);
+    let mut text = b"ERR unknown command '".to_vec();
+    text.extend_from_slice(&name[..name.len().min(128)]);
+    text.extend_from_slice(b"', with args beginning with: ");
+    text.extend_from_slice(&listed);
+    for b in &mut text {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    Reply::ErrorBytes(text)
+}
+
+/// `bytes` up to its first NUL, as C's `%s` reads it.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    bytes.split(|b| *b == 0).next().unwrap_or_default()
+}
+
+/// Client bytes for an error text as Redis's `addReplyErrorFormat` sends
+/// them: cut at a NUL (`%s`), CR and LF replaced by spaces (a protocol
+/// error line cannot hold them), non-UTF-8 bytes as U+FFFD.
+pub fn c_string(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let bytes = until_nul(bytes);
+    if bytes.contains(&b'\r') || bytes.contains(&b'\n') {
+        let clean: Vec<u8> = bytes
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
+        return std::borrow::Cow::Owned(String::from_utf8_lossy(&clean).into_owned());
+    }
+    String::from_utf8_lossy(bytes)
 }

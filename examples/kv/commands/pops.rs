@@ -4,7 +4,7 @@
 //! path, so a served waiter gets exactly the reply the command would have
 //! given had the data been there.
 
-use super::{fmt_float, int, Call, SYNTAX, WRONGTYPE};
+use super::{int, Call, SYNTAX, WRONGTYPE};
 use crate::keyspace::Value;
 use crate::protocol::Reply;
 use crate::service::Kv;
@@ -114,13 +114,13 @@ pub fn apply(
                     let mut out = vec![key];
                     for (member, score) in popped {
                         out.push(Reply::Bulk(member));
-                        out.push(Reply::Bulk(fmt_float(score)));
+                        out.push(super::zsets::score_reply(score));
                     }
                     Reply::Array(out)
                 }
                 Some(_) => {
                     let pairs = popped.into_iter().map(|(m, s)| {
-                        Reply::Array(vec![Reply::Bulk(m), Reply::Bulk(fmt_float(s))])
+                        Reply::Array(vec![Reply::Bulk(m), super::zsets::score_reply(s)])
                     });
                     Reply::Array(vec![key, Reply::Array(pairs.collect())])
                 }

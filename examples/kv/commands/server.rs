@@ -18,15 +18,24 @@ pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
         return Some(Reply::error("NOAUTH Authentication required."));
     }
     // On RESP3, messages are push frames: a subscriber may run anything.
-    if !client.channels.is_empty()
+    if client.subscriptions() > 0
         && client.session.proto < 3
+        && !client.tx.executing
         && !matches!(
             call.name,
-            "subscribe" | "unsubscribe" | "ping" | "quit" | "reset"
+            "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "ping" | "quit" | "reset"
         )
     {
+        // Redis names a subcommand by its full name (`pubsub|numpat`).
+        let sub = match (call.name, call.args.first()) {
+            (
+                "pubsub" | "object" | "config" | "client" | "command" | "function" | "script",
+                Some(sub),
+            ) => format!("|{}", String::from_utf8_lossy(sub).to_ascii_lowercase()),
+            _ => String::new(),
+        };
         return Some(Reply::error(format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            "ERR Can't execute '{}{sub}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
             call.name
         )));
     }
@@ -41,7 +50,7 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             let subscribed = kv
                 .clients
                 .get(&conn)
-                .is_some_and(|c| !c.channels.is_empty() && c.session.proto < 3);
+                .is_some_and(|c| c.subscriptions() > 0 && c.session.proto < 3);
             match (a.first(), subscribed) {
                 (None, false) => Reply::Status("PONG"),
                 (Some(msg), false) => Reply::Bulk(msg.clone()),

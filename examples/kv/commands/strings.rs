@@ -1,6 +1,9 @@
-//! String commands.
+//! String commands: GET/SET and their variants, counters, ranges
+//! (GETRANGE, SETRANGE), GETEX, and LCS (`lcs.rs`).
 
-use super::{float, fmt_float, int, Call, NOT_INTEGER, SYNTAX, WRONGTYPE};
+use super::long_double;
+use super::set_args::{self, Expire, For};
+use super::{int, Call, NOT_INTEGER, WRONGTYPE};
 use crate::blob::Blob;
 use crate::keyspace::Value;
 use crate::protocol::Reply;
@@ -43,7 +46,12 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "setex" | "psetex" => {
             arity(a.len() == 3)?;
-            let at = expire_at(call, &a[1], call.name == "setex", true)?;
+            let kind = if call.name == "setex" {
+                Expire::Ex
+            } else {
+                Expire::Px
+            };
+            let at = set_args::expire_at(call, kind, &a[1])?;
             kv.db.set(&a[0], Value::Str(Blob::from(&a[2][..])), false);
             kv.db.set_expiry(&a[0], Some(at), call.now);
             Ok(Reply::Ok)
@@ -64,18 +72,23 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "append" => {
             arity(a.len() == 2)?;
-            get_str(kv, &a[0], call.now)?;
-            match kv.db.get_mut(&a[0], call.now) {
-                Some(Value::Str(s)) => {
-                    let s = s.make_mut();
-                    s.extend_from_slice(&a[1]);
-                    Ok(Reply::Int(s.len() as i64))
-                }
-                _ => {
-                    kv.db.set(&a[0], Value::Str(Blob::from(&a[1][..])), false);
-                    Ok(Reply::Int(a[1].len() as i64))
-                }
-            }
+            append(kv, call)
+        }
+        "getex" => {
+            arity(!a.is_empty())?;
+            getex(kv, call)
+        }
+        "getrange" | "substr" => {
+            arity(a.len() == 3)?;
+            getrange(kv, call)
+        }
+        "setrange" => {
+            arity(a.len() == 3)?;
+            setrange(kv, call)
+        }
+        "lcs" => {
+            arity(a.len() >= 2)?;
+            super::lcs::run(kv, call)
         }
         "strlen" => {
             arity(a.len() == 1)?;
@@ -105,17 +118,24 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "incrbyfloat" => {
             arity(a.len() == 2)?;
-            let by = float(&a[1])?;
+            // Redis's order: the type, the stored value, the increment.
+            let invalid = || Reply::error("ERR value is not a valid float");
             let current = match get_str(kv, &a[0], call.now)? {
-                None => 0.0,
-                Some(s) => float(s)?,
-            };
-            let next = current + by;
-            if !next.is_finite() {
-                return Err(Reply::error("ERR increment would produce NaN or Infinity"));
+                None => long_double::parse(b"0"),
+                Some(s) => long_double::parse(s),
             }
-            let text = fmt_float(next);
-            store_keep_ttl(kv, &a[0], text.clone(), call.now);
+            .ok_or_else(invalid)?;
+            let by = long_double::parse(&a[1]).ok_or_else(invalid)?;
+            let next = long_double::add(current, by)
+                .ok_or_else(|| Reply::error("ERR increment would produce NaN or Infinity"))?;
+            let text = long_double::format(next);
+            // Redis stores the result as text (EMBSTR or RAW by length),
+            // never as an integer, even when it is one ("3").
+            let stored = Blob::Heap(text.clone());
+            match kv.db.get_mut(&a[0], call.now) {
+                Some(Value::Str(s)) => *s = stored,
+                _ => kv.db.set(&a[0], Value::Str(stored), false),
+            }
             Ok(Reply::Bulk(text))
         }
         "mget" => {
@@ -176,79 +196,139 @@ fn incr_by(kv: &mut Kv, key: &[u8], by: i64, now: i64) -> Result<Reply, Reply> {
     Ok(Reply::Int(next))
 }
 
-/// An expire time argument of SET or SETEX as Unix milliseconds, refused
-/// as Redis refuses it: not positive, or overflowing in milliseconds.
-fn expire_at(call: &Call<'_>, arg: &[u8], seconds: bool, relative: bool) -> Result<i64, Reply> {
-    let n = int(arg)?;
-    let invalid = || {
-        Reply::error(format!(
-            "ERR invalid expire time in '{}' command",
-            call.name
-        ))
-    };
-    if n <= 0 {
-        return Err(invalid());
-    }
-    let ms = if seconds {
-        n.checked_mul(1000).ok_or_else(invalid)?
-    } else {
-        n
-    };
-    if relative {
-        ms.checked_add(call.now).ok_or_else(invalid)
-    } else {
-        Ok(ms)
-    }
-}
-
-/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]
+/// SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL], in
+/// Redis's order: options, expire time, GET's read (WRONGTYPE), NX/XX.
 fn set(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let a = call.args;
-    let (mut nx, mut xx, mut get, mut keep_ttl) = (false, false, false, false);
-    let mut expires_at: Option<i64> = None;
-    let mut i = 2;
-    while i < a.len() {
-        let opt = a[i].to_ascii_lowercase();
-        match opt.as_slice() {
-            b"nx" if !xx => nx = true,
-            b"xx" if !nx => xx = true,
-            b"get" => get = true,
-            b"keepttl" if expires_at.is_none() => keep_ttl = true,
-            b"ex" | b"px" | b"exat" | b"pxat" if expires_at.is_none() && !keep_ttl => {
-                let Some(value) = a.get(i + 1) else {
-                    return Err(Reply::error(SYNTAX));
-                };
-                let seconds = matches!(opt.as_slice(), b"ex" | b"exat");
-                let relative = matches!(opt.as_slice(), b"ex" | b"px");
-                expires_at = Some(expire_at(call, value, seconds, relative)?);
-                i += 1;
-            }
-            _ => return Err(Reply::error(SYNTAX)),
-        }
-        i += 1;
-    }
-    let old = if get {
+    let o = set_args::parse(&a[2..], For::Set)?;
+    let expires_at = match o.expire {
+        Some((kind, arg)) => Some(set_args::expire_at(call, kind, arg)?),
+        None => None,
+    };
+    let old = if o.get {
         get_str(kv, &a[0], call.now)?.cloned()
     } else {
         None
     };
     // A plain SET needs no lookup before the write.
-    let exists = (nx || xx) && kv.db.exists(&a[0], call.now);
-    if (nx && exists) || (xx && !exists) {
-        return Ok(if get {
+    let exists = (o.nx || o.xx) && kv.db.exists(&a[0], call.now);
+    if (o.nx && exists) || (o.xx && !exists) {
+        return Ok(if o.get {
             Reply::stored_or_nil(old)
         } else {
             Reply::Nil
         });
     }
     kv.db
-        .set(&a[0], Value::Str(Blob::from(&a[1][..])), keep_ttl);
+        .set(&a[0], Value::Str(Blob::from(&a[1][..])), o.keep_ttl);
     if expires_at.is_some() {
         kv.db.set_expiry(&a[0], expires_at, call.now);
     }
-    Ok(if get {
+    Ok(if o.get {
         Reply::stored_or_nil(old)
     } else {
         Reply::Ok
     })
+}
+
+/// GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]: the value, then the TTL
+/// change (an absolute time already past deletes the key, as Redis does).
+fn getex(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let a = call.args;
+    let o = set_args::parse(&a[1..], For::GetEx)?;
+    let Some(value) = get_str(kv, &a[0], call.now)?.cloned() else {
+        return Ok(Reply::Nil);
+    };
+    if let Some((kind, arg)) = o.expire {
+        let at = set_args::expire_at(call, kind, arg)?;
+        let absolute = matches!(kind, Expire::ExAt | Expire::PxAt);
+        if absolute && at <= call.now {
+            kv.db.remove(&a[0]);
+        } else {
+            kv.db.set_expiry(&a[0], Some(at), call.now);
+        }
+    } else if o.persist {
+        kv.db.set_expiry(&a[0], None, call.now);
+    }
+    Ok(Reply::Stored(value))
+}
+
+/// GETRANGE/SUBSTR key start end, with Redis 7.0's index rules (a negative
+/// end clamps to 0, so `GETRANGE k 0 -100` is the first byte; Redis 8
+/// answers the empty string there).
+fn getrange(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let a = call.args;
+    let (start, end) = (int(&a[1])?, int(&a[2])?);
+    let Some(s) = get_str(kv, &a[0], call.now)? else {
+        return Ok(Reply::Bulk(Vec::new()));
+    };
+    let len = s.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return Ok(Reply::Bulk(Vec::new()));
+    }
+    let start = if start < 0 { len + start } else { start }.max(0);
+    let end = if end < 0 { len + end } else { end }.max(0).min(len - 1);
+    if start > end || len == 0 {
+        return Ok(Reply::Bulk(Vec::new()));
+    }
+    Ok(Reply::Bulk(s[start as usize..=end as usize].to_vec()))
+}
+
+/// Redis's limit on a string a command would build: `proto-max-bulk-len`.
+fn check_length(kv: &Kv, total: Option<i64>) -> Result<(), Reply> {
+    match total {
+        Some(n) if n <= kv.proto_max_bulk_len as i64 => Ok(()),
+        _ => Err(Reply::error(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        )),
+    }
+}
+
+/// SETRANGE key offset value: the string grows (zero-filled) to hold the
+/// value at the offset, never past `proto-max-bulk-len`; an empty value
+/// changes nothing.
+fn setrange(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let a = call.args;
+    let offset = int(&a[1])?;
+    if offset < 0 {
+        return Err(Reply::error("ERR offset is out of range"));
+    }
+    let value = &a[2];
+    let current_len = get_str(kv, &a[0], call.now)?.map(|s| s.len());
+    if value.is_empty() {
+        return Ok(Reply::Int(current_len.unwrap_or(0) as i64));
+    }
+    let end = offset.checked_add(value.len() as i64);
+    check_length(kv, end)?;
+    // Checked above: at most proto-max-bulk-len.
+    let (offset, end) = (offset as usize, end.unwrap_or(0) as usize);
+    if current_len.is_none() {
+        kv.db.set(&a[0], Value::Str(Blob::Raw(Vec::new())), false);
+    }
+    let Some(Value::Str(s)) = kv.db.get_mut(&a[0], call.now) else {
+        unreachable!("a string was found or stored above");
+    };
+    let bytes = s.make_mut();
+    if bytes.len() < end {
+        bytes.resize(end, 0);
+    }
+    bytes[offset..end].copy_from_slice(value);
+    Ok(Reply::Int(bytes.len() as i64))
+}
+
+/// APPEND key value: a new key is stored as SET stores it; an existing
+/// one grows in place, never past `proto-max-bulk-len`.
+fn append(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
+    let a = call.args;
+    let Some(len) = get_str(kv, &a[0], call.now)?.map(|s| s.len()) else {
+        kv.db.set(&a[0], Value::Str(Blob::from(&a[1][..])), false);
+        return Ok(Reply::Int(a[1].len() as i64));
+    };
+    check_length(kv, (len as i64).checked_add(a[1].len() as i64))?;
+    let Some(Value::Str(s)) = kv.db.get_mut(&a[0], call.now) else {
+        unreachable!("a string was found above");
+    };
+    let s = s.make_mut();
+    s.extend_from_slice(&a[1]);
+    Ok(Reply::Int(s.len() as i64))
 }
