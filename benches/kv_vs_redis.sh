@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
-KV=target/release/examples/kv
+KV=${KV:-target/release/examples/kv}
 [ -x "$KV" ] || { echo "build it first: cargo build --release --example kv" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "apt-get install redis-server" >&2; exit 1; }
 WORK=$(mktemp -d)

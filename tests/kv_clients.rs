@@ -22,6 +22,13 @@ fn kv_server() -> TestServer<()> {
 /// server commands, pub/sub and transactions (connection 0 unless noted).
 const SHAPES: &[(usize, &str)] = &[
     (0, "FLUSHALL"),
+    // Only the user `default` exists; without requirepass it takes any
+    // password when named.
+    (1, "AUTH x"),
+    (1, "AUTH default x"),
+    (1, "AUTH DEFAULT x"),
+    (1, "AUTH foo x"),
+    (1, "HELLO 3 AUTH foo x"),
     (0, "SELECT 9"),
     (0, "SET k v"),
     (0, "GET k"),

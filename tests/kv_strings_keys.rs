@@ -494,8 +494,7 @@ fn object_steps() -> Vec<String> {
         steps.push(format!("SET str{len} {}", long(len)));
         steps.push(format!("OBJECT ENCODING str{len}"));
     }
-    // Whole INCRBYFLOAT results are text; longer ones print differently
-    // (kv adds in f64, Redis in long double: see strings.rs).
+    // Whole INCRBYFLOAT results are stored as text, never as `int`.
     for len in [20, 21, 22, 23] {
         steps.push(format!("INCRBYFLOAT num{len} 1{}", "0".repeat(len - 1)));
         steps.push(format!("OBJECT ENCODING num{len}"));

@@ -16,6 +16,7 @@ mod tls_args;
 
 mod blob;
 mod blocking;
+mod client_map;
 mod clock;
 mod command_table;
 mod commands;

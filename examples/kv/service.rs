@@ -1,7 +1,7 @@
 //! The KV service: the keyspace and per-client state, on the main loop.
 //! No `Mutex`, `RwLock` or atomic guards any of it: one thread owns it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use baton::{CloseReason, ConnId, ConnInfo, Ctx, Service, TimerId};
@@ -65,7 +65,7 @@ pub struct Kv {
     pub client_output_buffer_limit: usize,
     /// Unix seconds at start (LASTSAVE: nothing is ever saved).
     pub started_unix_secs: i64,
-    pub clients: HashMap<ConnId, Client>,
+    pub clients: crate::client_map::ClientMap<Client>,
     pub channels: Channels,
     pub requirepass: Option<String>,
     pub config: KvConfig,
@@ -91,7 +91,7 @@ impl Kv {
             proto_max_bulk_len: config.proto_max_bulk_len,
             client_output_buffer_limit: baton::Config::default().output_hard_limit,
             started_unix_secs,
-            clients: HashMap::new(),
+            clients: Default::default(),
             channels: Channels::default(),
             requirepass: config.requirepass.clone(),
             config,

@@ -266,7 +266,7 @@ fn hello(kv: &mut Kv, conn: ConnId, call: &Call<'_>) -> Reply {
     while i < a.len() {
         match a[i].to_ascii_lowercase().as_slice() {
             b"auth" if i + 2 < a.len() => {
-                if let Reply::Error(e) = commands::auth(kv, conn, &a[i + 2]) {
+                if let Reply::Error(e) = commands::auth(kv, conn, Some(&a[i + 1]), &a[i + 2]) {
                     return Reply::Error(e);
                 }
                 i += 3;

@@ -26,7 +26,7 @@ zrevrangebyscore zrevrange zrangebylex zrevrangebylex zrank zrevrank zcount zlex
 zremrangebyrank zremrangebyscore zremrangebylex zunion zinter zdiff zunionstore
 zinterstore zdiffstore zintercard zpopmax zrandmember zscan getex getrange substr setrange lcs
 expiretime pexpiretime renamenx touch randomkey copy object psubscribe punsubscribe
-pubsub""".split()
+pubsub eval eval_ro evalsha evalsha_ro fcall fcall_ro""".split()
 
 
 def enc(args):

@@ -66,8 +66,8 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             return None;
         }
         "auth" => match a.len() {
-            1 => auth(kv, conn, &a[0]),
-            2 => auth(kv, conn, &a[1]), // AUTH default <password>
+            1 => auth(kv, conn, None, &a[0]),
+            2 => auth(kv, conn, Some(&a[0]), &a[1]),
             _ => call.wrong_arity(),
         },
         "info" => Reply::Bulk(crate::info::render(kv, ctx, a.first()).into_bytes()),
@@ -76,9 +76,18 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
     Some(reply)
 }
 
-/// AUTH [username] password (only the default user exists).
-pub fn auth(kv: &mut Kv, conn: ConnId, password: &[u8]) -> Reply {
+/// AUTH [username] password. Only Redis's `default` user exists (named
+/// exactly so); without `requirepass` it takes any password, as Redis's
+/// `nopass` default user does when named.
+pub fn auth(kv: &mut Kv, conn: ConnId, user: Option<&[u8]>, password: &[u8]) -> Reply {
+    let wrong = || Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+    if user.is_some_and(|u| u != b"default") {
+        return wrong();
+    }
     let Some(expected) = &kv.requirepass else {
+        if user.is_some() {
+            return Reply::Ok;
+        }
         return Reply::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
@@ -90,6 +99,6 @@ pub fn auth(kv: &mut Kv, conn: ConnId, password: &[u8]) -> Reply {
         }
         Reply::Ok
     } else {
-        Reply::error("WRONGPASS invalid username-password pair or user is disabled.")
+        wrong()
     }
 }
