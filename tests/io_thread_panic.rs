@@ -29,8 +29,11 @@ use util::spawn_server;
 /// The peer address (as the `conn` span records it) whose span must panic
 /// when entered on an IO thread.
 static VICTIM: Mutex<Option<String>> = Mutex::new(None);
-/// Set by the one panic the layer throws.
+/// Set by the one panic the layer throws on an IO thread.
 static FIRED: AtomicBool = AtomicBool::new(false);
+/// The same for a step the loop runs itself (no IO threads).
+static INLINE_VICTIM: Mutex<Option<String>> = Mutex::new(None);
+static INLINE_FIRED: AtomicBool = AtomicBool::new(false);
 
 /// The `peer` field of a `conn` span.
 struct Peer(String);
@@ -62,18 +65,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for PanicOnEnter {
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let on_io_thread = std::thread::current()
-            .name()
-            .is_some_and(|n| n.starts_with("baton-io"));
-        if !on_io_thread {
-            return;
-        }
+        let thread = std::thread::current();
+        let (victim, fired) = match thread.name() {
+            Some(n) if n.starts_with("baton-io") => (&VICTIM, &FIRED),
+            Some("baton-loop") => (&INLINE_VICTIM, &INLINE_FIRED),
+            _ => return,
+        };
         let Some(span) = ctx.span(id) else { return };
         let is_victim = span
             .extensions()
             .get::<Peer>()
-            .is_some_and(|p| VICTIM.lock().unwrap().as_deref() == Some(p.0.as_str()));
-        if is_victim && !FIRED.swap(true, Ordering::SeqCst) {
+            .is_some_and(|p| victim.lock().unwrap().as_deref() == Some(p.0.as_str()));
+        if is_victim && !fired.swap(true, Ordering::SeqCst) {
             panic!("test tracing layer panics on entering the victim's span");
         }
     }
@@ -181,4 +184,34 @@ fn a_panic_outside_the_step_on_an_io_thread_closes_only_that_connection_and_free
         "the IO thread counted the panic"
     );
     assert_eq!(stats.service_panics, 0);
+
+    inline_step_panic_closes_only_that_connection();
+}
+
+/// The same panic in a step the loop runs itself (no IO threads): it used
+/// to unwind the loop and end `run()`; now it closes that connection only.
+/// (In the same test: the panicking layer is the process's one global
+/// subscriber.)
+fn inline_step_panic_closes_only_that_connection() {
+    let server = ManuallyDrop::new(spawn_server(
+        Config {
+            io_threads: 0,
+            ..Config::default()
+        },
+        || Echo,
+    ));
+    let mut bystander = connect(server.addr);
+    roundtrip(&mut bystander, "before");
+    let mut victim = connect(server.addr);
+    *INLINE_VICTIM.lock().unwrap() = Some(victim.get_ref().local_addr().unwrap().to_string());
+    victim.get_mut().write_all(b"hello\n").unwrap();
+    expect_closed(victim.get_mut());
+    assert!(INLINE_FIRED.load(Ordering::SeqCst), "the layer panicked");
+    roundtrip(&mut bystander, "after");
+    assert!(server.handle.is_running(), "the loop survived");
+    let stats = ManuallyDrop::into_inner(server)
+        .stop(Duration::from_secs(1))
+        .stats;
+    assert_eq!(stats.closed_for(&CloseReason::CodecPanic), 1);
+    assert_eq!(stats.connections_open, 0);
 }

@@ -191,15 +191,14 @@ impl<C: Codec> Conn<C> {
 
     /// The IO step: write what is queued, read and decode what arrived, and
     /// write again if the transport produced bytes of its own while reading.
-    /// Runs on an IO thread or inline; never touches the loop. A panic in
-    /// the step (the codec's, or a tracing layer's while in the span) is
-    /// caught and turned into a close, so inline it cannot unwind into the
-    /// loop either.
+    /// Runs on an IO thread or inline; never touches the loop. A codec panic
+    /// is caught and turned into a close. A panic outside that catch (a
+    /// tracing layer's, entering the span) is caught by whoever runs the
+    /// step: the IO thread's pool, or the loop (`Server::run_step`).
     pub(crate) fn run_step(&mut self, step: Step, limits: IoLimits) -> StepReport {
+        let _enter = self.span.clone().entered();
         let mut report = StepReport::default();
-        let span = self.span.clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let _enter = span.entered();
             if step.write {
                 self.flush(&mut report);
             }
@@ -217,8 +216,8 @@ impl<C: Codec> Conn<C> {
             }
         }));
         if result.is_err() {
+            tracing::warn!("codec panicked; closing the connection");
             self.failed = Some(CloseReason::CodecPanic);
-            let _ = catch_unwind(|| tracing::warn!("codec panicked; closing the connection"));
         }
         report
     }

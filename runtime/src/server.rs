@@ -849,11 +849,9 @@ impl<S: Service> Server<S> {
                 }
                 Err(mut job) => {
                     core.stats.inline_fallbacks.add(1);
-                    run_job(&mut job, core.limits);
-                    self.complete(Done {
-                        job,
-                        panicked: false,
-                    });
+                    // Caught as the pool catches it on an IO thread.
+                    let panicked = catch(|| run_job(&mut job, core.limits)).is_none();
+                    self.complete(Done { job, panicked });
                     return;
                 }
             }
@@ -861,7 +859,16 @@ impl<S: Service> Server<S> {
         let limits = core.limits;
         core.stats.inline_steps.add(1);
         let conn = core.home_mut(id).expect("scheduled connections are live");
-        let report = conn.run_step(step, limits);
+        // A panic outside the step's own catch (a tracing layer entering the
+        // span) closes this connection, as on an IO thread, instead of
+        // unwinding the loop.
+        let report = match catch(|| conn.run_step(step, limits)) {
+            Some(report) => report,
+            None => {
+                conn.failed = Some(CloseReason::CodecPanic);
+                StepReport::default()
+            }
+        };
         self.after_step(id, report);
     }
 
