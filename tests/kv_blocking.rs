@@ -9,11 +9,10 @@ mod util;
 
 include!("util/kv_example.rs");
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use util::differential::differential;
+use util::differential::{differential, Raw};
 use util::real_redis::RealRedis;
 
 /// How long a reply that is due may take.
@@ -22,64 +21,32 @@ const REPLY_WAIT: Duration = Duration::from_secs(5);
 const QUIET_WAIT: Duration = Duration::from_millis(150);
 
 /// A raw RESP connection with bounded reads.
-struct Conn(BufReader<TcpStream>);
+struct Conn(Raw);
 
 impl Conn {
     fn connect(port: u16) -> Self {
-        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(REPLY_WAIT)).unwrap();
-        Conn(BufReader::new(s))
+        let raw = Raw::connect(port);
+        raw.0.get_ref().set_read_timeout(Some(REPLY_WAIT)).unwrap();
+        Conn(raw)
     }
 
     fn send(&mut self, args: &[String]) {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
-        }
-        self.0.get_mut().write_all(&out).unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.0.send(&args);
     }
 
     fn read(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.read_into(&mut out);
-        out
-    }
-
-    fn read_into(&mut self, out: &mut Vec<u8>) {
-        let start = out.len();
-        self.0.read_until(b'\n', out).expect("a reply in time");
-        assert!(out.len() > start, "connection closed before a reply");
-        let line = out[start..].to_vec();
-        let n = || -> i64 {
-            std::str::from_utf8(&line[1..line.len() - 2])
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        match line[0] {
-            b'$' | b'=' | b'!' if n() >= 0 => {
-                let mut body = vec![0u8; n() as usize + 2];
-                self.0.read_exact(&mut body).unwrap();
-                out.extend_from_slice(&body);
-            }
-            b'*' | b'~' | b'>' => {
-                for _ in 0..n().max(0) {
-                    self.read_into(out);
-                }
-            }
-            b'%' => {
-                for _ in 0..2 * n() {
-                    self.read_into(out);
-                }
-            }
-            _ => {}
-        }
+        self.0.read()
     }
 
     /// A reply if one arrives within `QUIET_WAIT`; "<closed>" at EOF.
     fn try_read(&mut self) -> Option<Vec<u8>> {
-        self.0.get_ref().set_read_timeout(Some(QUIET_WAIT)).unwrap();
-        let got = match self.0.fill_buf() {
+        self.0
+             .0
+            .get_ref()
+            .set_read_timeout(Some(QUIET_WAIT))
+            .unwrap();
+        let got = match self.0 .0.fill_buf() {
             Ok([]) => Some(b"<closed>".to_vec()),
             Ok(_) => None,
             Err(e)
@@ -100,7 +67,11 @@ impl Conn {
             }
             Err(e) => panic!("read: {e}"),
         };
-        self.0.get_ref().set_read_timeout(Some(REPLY_WAIT)).unwrap();
+        self.0
+             .0
+            .get_ref()
+            .set_read_timeout(Some(REPLY_WAIT))
+            .unwrap();
         match got {
             Some(v) if v.is_empty() => None,
             Some(closed) => Some(closed),
@@ -720,7 +691,7 @@ fn a_blocked_client_cannot_queue_without_bound() {
     blocked(&mut other, 1);
     let pings = b"*1\r\n$4\r\nPING\r\n".repeat(blocking::MAX_PENDING_REQUESTS + 100);
     // The server may close while this is still being written.
-    let _ = hostile.0.get_mut().write_all(&pings);
+    let _ = hostile.0 .0.get_mut().write_all(&pings);
     let deadline = Instant::now() + REPLY_WAIT;
     loop {
         match hostile.try_read() {

@@ -9,7 +9,7 @@ use super::real_redis::RealRedis;
 
 /// A raw connection: sends commands as multibulk, reads whole RESP2/RESP3
 /// values as bytes.
-pub struct Raw(BufReader<TcpStream>);
+pub struct Raw(pub BufReader<TcpStream>);
 
 impl Raw {
     pub fn connect(port: u16) -> Self {
@@ -36,6 +36,7 @@ impl Raw {
     pub fn read_into(&mut self, out: &mut Vec<u8>) {
         let start = out.len();
         self.0.read_until(b'\n', out).expect("a reply line");
+        assert!(out.len() > start, "connection closed before a reply");
         let line = out[start..].to_vec();
         let n = || -> i64 {
             std::str::from_utf8(&line[1..line.len() - 2])
