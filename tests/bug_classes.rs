@@ -1282,12 +1282,9 @@ mod check_then_act {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::time::Duration;
 
-    use baton::Config;
-
-    use crate::service;
     use crate::util::faults::Stream;
     use crate::util::workloads::resp;
-    use crate::util::{spawn_server, ClientMode};
+    use crate::util::ClientMode;
 
     const CLIENTS: usize = 32;
     const ROUNDS: usize = 100;
@@ -1376,24 +1373,7 @@ mod check_then_act {
     #[test]
     fn pipelined_set_nx_get_and_incr_from_many_clients_give_exact_results() {
         let _serial = crate::serial();
-        let server = spawn_server(
-            Config {
-                io_threads: 2,
-                io_activation: baton::IoActivation::Always,
-                ..Config::default()
-            },
-            || {
-                service::Kv::new(service::KvConfig {
-                    requirepass: None,
-                    proto_max_bulk_len: 512 << 20,
-                    port: 0,
-                    tls_port: 0,
-                    io_threads: 2,
-                    maxclients: 10_000,
-                    timeout_secs: 0,
-                })
-            },
-        );
+        let server = crate::kv_test_server(None);
         let addr = server.addr;
         let clients: Vec<_> = (0..CLIENTS)
             .map(|me| std::thread::spawn(move || client(addr, me)))

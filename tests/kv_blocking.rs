@@ -12,7 +12,7 @@ include!("util/kv_example.rs");
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
-use util::differential::{differential, Raw};
+use util::differential::{assert_same, differential, Raw};
 use util::real_redis::RealRedis;
 
 /// How long a reply that is due may take.
@@ -172,23 +172,9 @@ fn compare(steps: &[(usize, &str)]) {
     for proto in ["2", "3"] {
         let ours = transcript(kv.addr.port(), proto, steps);
         let theirs = transcript(real.addr.port(), proto, steps);
-        let mut diffs = Vec::new();
-        for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
-            if a != b {
-                diffs.push(format!(
-                    "{step}\n   kv:    {:?}\n   redis: {:?}",
-                    String::from_utf8_lossy(a),
-                    String::from_utf8_lossy(b)
-                ));
-            }
-        }
-        assert!(
-            diffs.is_empty(),
-            "RESP{proto}: {} of {} replies differ from redis-server's:\n{}",
-            diffs.len(),
-            ours.len(),
-            diffs.join("\n")
-        );
+        assert_same(proto, &ours, &theirs, |r| {
+            format!("{:?}", String::from_utf8_lossy(r))
+        });
     }
 }
 

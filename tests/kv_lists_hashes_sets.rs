@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use util::differential::{words, Raw};
+use util::differential::{assert_same, words, Raw};
 use util::real_redis::RealRedis;
 
 /// How a step's replies are compared. A step's command starts with its
@@ -128,19 +128,7 @@ fn compare(kv: SocketAddr, proto: &str, steps: &[(usize, &str)]) {
     };
     let ours = run(kv.port(), proto, steps);
     let theirs = run(real.addr.port(), proto, steps);
-    let diffs: Vec<String> = ours
-        .iter()
-        .zip(&theirs)
-        .filter(|((_, a), (_, b))| a != b)
-        .map(|((step, a), (_, b))| format!("{step}\n   kv:    {a:?}\n   redis: {b:?}"))
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "RESP{proto}: {} of {} replies differ from redis-server's:\n{}",
-        diffs.len(),
-        ours.len(),
-        diffs.join("\n")
-    );
+    assert_same(proto, &ours, &theirs, |r| format!("{r:?}"));
 }
 
 const LISTS: &[(usize, &str)] = &[

@@ -110,16 +110,26 @@ pub fn differential(kv: SocketAddr, proto: &str, steps: &[(usize, &str)]) {
     };
     let ours = transcript(kv.port(), proto, steps);
     let theirs = transcript(real.addr.port(), proto, steps);
-    let mut diffs = Vec::new();
-    for ((step, a), (_, b)) in ours.iter().zip(&theirs) {
-        if a != b {
-            diffs.push(format!(
-                "{step}\n   kv:    {:?}\n   redis: {:?}",
-                String::from_utf8_lossy(a),
-                String::from_utf8_lossy(b)
-            ));
-        }
-    }
+    assert_same(proto, &ours, &theirs, |r| {
+        format!("{:?}", String::from_utf8_lossy(r))
+    });
+}
+
+/// Asserts two transcripts of (step, reply), kv's and redis-server's, are
+/// the same, listing every step whose replies differ (`show` prints one).
+pub fn assert_same<T: PartialEq>(
+    proto: &str,
+    ours: &[(String, T)],
+    theirs: &[(String, T)],
+    show: impl Fn(&T) -> String,
+) {
+    assert_eq!(ours.len(), theirs.len(), "RESP{proto}: transcript lengths");
+    let diffs: Vec<String> = ours
+        .iter()
+        .zip(theirs)
+        .filter(|((_, a), (_, b))| a != b)
+        .map(|((step, a), (_, b))| format!("{step}\n   kv:    {}\n   redis: {}", show(a), show(b)))
+        .collect();
     assert!(
         diffs.is_empty(),
         "RESP{proto}: {} of {} replies differ from redis-server's:\n{}",
