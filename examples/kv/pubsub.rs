@@ -280,12 +280,13 @@ fn pubsub(kv: &Kv, call: &Call<'_>) -> Reply {
             crate::commands::c_string(sub)
         )),
         b"channels" => {
-            let pattern = rest.first();
+            // Resolved once, not per channel (as KEYS does).
+            let glob = rest.first().map(|p| crate::glob::Glob::new(p));
             let names = kv
                 .channels
                 .channels
                 .keys()
-                .filter(|c| pattern.is_none_or(|p| crate::glob::matches(p, c)))
+                .filter(|c| glob.as_ref().is_none_or(|g| g.matches(c)))
                 .cloned();
             Reply::array_of_bulks(names)
         }
