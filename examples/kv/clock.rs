@@ -16,13 +16,20 @@ const REANCHOR: Duration = Duration::from_millis(100);
 pub struct WallClock {
     anchor: Instant,
     anchor_ms: i64,
+    /// The last conversion: every request of one loop iteration asks with
+    /// the same reading, and converting costs more than comparing.
+    last_at: Instant,
+    last_ms: i64,
 }
 
 impl Default for WallClock {
     fn default() -> Self {
+        let (anchor, anchor_ms) = (Instant::now(), unix_ms());
         Self {
-            anchor: Instant::now(),
-            anchor_ms: unix_ms(),
+            anchor,
+            anchor_ms,
+            last_at: anchor,
+            last_ms: anchor_ms,
         }
     }
 }
@@ -30,12 +37,17 @@ impl Default for WallClock {
 impl WallClock {
     /// Unix milliseconds at `loop_now` (the loop's clock reading).
     pub fn now_ms(&mut self, loop_now: Instant) -> i64 {
+        if loop_now == self.last_at {
+            return self.last_ms;
+        }
         let since = loop_now.saturating_duration_since(self.anchor);
         if since >= REANCHOR {
             *self = Self::default();
             return self.anchor_ms;
         }
-        self.anchor_ms + since.as_millis() as i64
+        let ms = self.anchor_ms + since.as_millis() as i64;
+        (self.last_at, self.last_ms) = (loop_now, ms);
+        ms
     }
 }
 

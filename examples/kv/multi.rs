@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use baton::{ConnId, Ctx};
 
-use crate::command_table::{Spec, COMMANDS};
+use crate::command_table::Spec;
 use crate::commands::Call;
 use crate::protocol::{Reply, Request};
 use crate::service::Kv;
@@ -48,16 +48,18 @@ impl Kv {
     }
 }
 
-/// Redis's metadata for a command (by lowercase name).
-pub fn spec(name: &str) -> Option<&'static Spec> {
-    COMMANDS.iter().find(|s| s.name == name)
-}
-
-/// Queues a request inside MULTI, or answers the queuing error.
-pub fn queue(kv: &mut Kv, conn: ConnId, name: &str, request: Request) -> Reply {
+/// Queues a request (of command `spec`, named `name`) inside MULTI, or
+/// answers the queuing error.
+pub fn queue(
+    kv: &mut Kv,
+    conn: ConnId,
+    spec: Option<&'static Spec>,
+    name: &str,
+    request: Request,
+) -> Reply {
     // Redis 7.0 queues (P)SUBSCRIBE and (P)UNSUBSCRIBE too: their
     // confirmations become elements of EXEC's reply (7.2 refuses them).
-    let error = match spec(name) {
+    let error = match spec {
         None => Some(crate::commands::unknown(&request[0], &request[1..])),
         Some(spec) => {
             let n = request.len() as i64;
@@ -106,7 +108,7 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         }
         "exec" if !a.is_empty() => call.wrong_arity(),
         "exec" if !in_multi => Reply::error("ERR EXEC without MULTI"),
-        "exec" => return Some(exec(kv, ctx, conn)),
+        "exec" => return Some(exec(kv, ctx, conn, call.now)),
         "watch" if a.is_empty() => call.wrong_arity(),
         "watch" if in_multi => Reply::error("ERR WATCH inside MULTI is not allowed"),
         "watch" => {
@@ -126,7 +128,7 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
     Some(reply)
 }
 
-fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
+fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
     let Some(client) = kv.clients.get_mut(&conn) else {
         return Reply::Null;
     };
@@ -145,18 +147,10 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Reply {
         client.tx.executing = true;
     }
     for request in queue {
-        let mut lower = [0u8; 32];
-        let owned;
-        let name = match crate::commands::lowercase_ascii(&request[0], &mut lower) {
-            Some(name) => name,
-            None => {
-                owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
-                owned.as_str()
-            }
-        };
+        let name = crate::session::command_name(crate::commands::lookup(&request[0]), &request[0]);
         kv.commands_processed += 1;
-        let reply = crate::session::execute(kv, ctx, conn, name, &request)
-            .map(|r| crate::session::shape(kv, conn, name, &request[1..], r))
+        let reply = crate::session::execute(kv, ctx, conn, &name, now, &request)
+            .map(|r| crate::session::shape(kv, conn, &name, &request[1..], r))
             // QUIT inside MULTI: Redis answers OK there too.
             .unwrap_or(Reply::Ok);
         replies.push(reply);
@@ -245,7 +239,7 @@ pub fn touch_db(kv: &mut Kv, db: usize) {
 
 /// After a successful command: if it writes, touches the keys it names.
 pub fn touch_written(kv: &mut Kv, db: usize, name: &str, args: &[Vec<u8>]) {
-    let Some(spec) = spec(name) else {
+    let Some(spec) = crate::commands::lookup(name.as_bytes()) else {
         return;
     };
     if !spec.write {

@@ -25,7 +25,8 @@ pub struct Client {
     pub channels: BTreeSet<Vec<u8>>,
     /// PSUBSCRIBE patterns, in subscription order.
     pub patterns: crate::pubsub::Patterns,
-    pub last_command: String,
+    /// The last command run, as CLIENT LIST shows it.
+    pub last_command: &'static str,
     /// Protocol, database and CLIENT settings.
     pub session: crate::session::Session,
     /// MULTI queue and WATCHed keys.
@@ -114,24 +115,22 @@ impl Kv {
         request: Request,
         resumed: bool,
     ) {
-        if let Some(client) = self.clients.get_mut(&conn) {
-            // One lookup per request for both.
-            if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
-                crate::blocking::defer(self, ctx, conn, request);
-                return;
-            }
-            // Reuses the client's buffer: no allocation per request.
-            client.last_command.clear();
-            let mut lower = [0u8; 32];
-            match commands::lowercase_ascii(&request[0], &mut lower) {
-                Some(name) => client.last_command.push_str(name),
-                None => client
-                    .last_command
-                    .push_str(&String::from_utf8_lossy(&request[0]).to_ascii_lowercase()),
-            }
+        let Some(client) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
+            crate::blocking::defer(self, ctx, conn, request);
+            return;
         }
+        // The one lookup of the command and the one clock reading of the
+        // request: everything after takes them from here.
+        let spec = commands::lookup(&request[0]);
+        let now = self.clock.now_ms(ctx.now());
+        // Redis's `lastcmd`: NULL after an unknown command.
+        client.last_command = spec.map_or("NULL", |s| s.name);
+        client.session.last_ms = now;
         self.commands_processed += 1;
-        crate::session::handle(self, ctx, conn, request);
+        crate::session::handle(self, ctx, conn, spec, now, request);
     }
 }
 
@@ -154,7 +153,7 @@ impl Service for Kv {
             authenticated: self.requirepass.is_none(),
             channels: BTreeSet::new(),
             patterns: Default::default(),
-            last_command: "NULL".into(),
+            last_command: "NULL",
             session: crate::session::Session::new(now),
             tx: crate::multi::Tx::default(),
             blocked: None,

@@ -3,8 +3,11 @@
 //! the data commands (`commands::dispatch`), and the reply shaped for the
 //! connection's protocol.
 
+use std::borrow::Cow;
+
 use baton::{ConnId, Ctx};
 
+use crate::command_table::Spec;
 use crate::commands::{self, Call};
 use crate::protocol::{Reply, Request};
 use crate::service::Kv;
@@ -54,31 +57,40 @@ impl Session {
     }
 }
 
-/// Handles one request of `conn` and sends its reply (if any).
-pub fn handle(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request) {
+/// Handles one request of `conn` (naming the command `spec`, `None` if
+/// unknown; `now` in Unix milliseconds) and sends its reply (if any).
+pub fn handle(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    spec: Option<&'static Spec>,
+    now: i64,
+    request: Request,
+) {
     let Some(client) = kv.clients.get(&conn) else {
         return;
     };
     let queuing = client.tx.queue.is_some();
-    let mut lower = [0u8; 32];
-    let owned;
-    let name = match commands::lowercase_ascii(&request[0], &mut lower) {
-        Some(name) => name,
-        None => {
-            owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
-            owned.as_str()
-        }
-    };
+    let name = command_name(spec, &request[0]);
     if queuing
         && !matches!(
-            name,
+            &*name,
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         )
     {
-        let reply = crate::multi::queue(kv, conn, name, request);
+        let reply = crate::multi::queue(kv, conn, spec, &name, request);
         deliver(kv, ctx, conn, reply, None);
-    } else if let Some(reply) = execute(kv, ctx, conn, name, &request) {
-        deliver(kv, ctx, conn, reply, Some((name, &request[1..])));
+    } else if let Some(reply) = execute(kv, ctx, conn, &name, now, &request) {
+        deliver(kv, ctx, conn, reply, Some((&name, &request[1..])));
+    }
+}
+
+/// The lowercase name a command is known by: the table's own for a known
+/// command (no copy); for an unknown one (an error path) a lowercased copy.
+pub fn command_name(spec: Option<&'static Spec>, sent: &[u8]) -> Cow<'static, str> {
+    match spec {
+        Some(spec) => Cow::Borrowed(spec.name),
+        None => Cow::Owned(String::from_utf8_lossy(sent).to_ascii_lowercase()),
     }
 }
 
@@ -136,37 +148,31 @@ pub fn send(kv: &Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, reply: Reply) {
     let _ = ctx.send(conn, reply);
 }
 
-/// Runs one command for `conn` in its database; `None` if the command sent
-/// its own replies (pub/sub, QUIT). Used directly and by EXEC.
+/// Runs one command for `conn` in its database at `now` (Unix
+/// milliseconds); `None` if the command sent its own replies (pub/sub,
+/// QUIT). Used directly and by EXEC.
 pub fn execute(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
     name: &str,
+    now: i64,
     request: &[Vec<u8>],
 ) -> Option<Reply> {
-    let now = kv.clock.now_ms(ctx.now());
-    let db = match kv.clients.get_mut(&conn) {
-        Some(client) => {
-            client.session.last_ms = now;
-            client.session.db
-        }
-        None => return None,
-    };
+    let db = kv.clients.get(&conn)?.session.db;
     kv.mount(db);
     let call = Call {
         name,
         args: &request[1..],
         now,
     };
-    // The data commands go to `dispatch`, which applies the gate itself.
-    let refused = if is_session_command(name) {
-        commands::gate(kv, conn, &call)
-    } else {
-        None
-    };
+    if let Some(refusal) = commands::gate(kv, conn, &call) {
+        // Redis looks the command up first: an unknown command, a wrong
+        // number of arguments or an unknown subcommand is answered as such
+        // even before AUTH or in a RESP2 subscriber.
+        return Some(commands::lookup_error(&call, request).unwrap_or(refusal));
+    }
     let reply = match name {
-        _ if refused.is_some() => refused,
         "hello" => Some(hello(kv, conn, &call)),
         "select" | "swapdb" | "move" | "flushdb" | "flushall" | "dbsize" => {
             let (reply, now_db) = crate::db::run(kv, &call, db);
@@ -197,7 +203,7 @@ pub fn execute(
         | "fcall" | "fcall_ro" | "client" | "command" | "time" | "lastsave" => {
             commands::config::run(kv, ctx, conn, &call)
         }
-        _ => commands::dispatch(kv, ctx, conn, request),
+        _ => commands::dispatch(kv, ctx, conn, &call, &request[0]),
     };
     if kv.watching() {
         if reply
@@ -211,40 +217,6 @@ pub fn execute(
         crate::multi::touch_expired(kv);
     }
     reply
-}
-
-/// The commands `execute` runs itself rather than `commands::dispatch`
-/// (they pass the auth and pub/sub gate here).
-fn is_session_command(name: &str) -> bool {
-    matches!(
-        name,
-        "hello"
-            | "select"
-            | "swapdb"
-            | "move"
-            | "flushdb"
-            | "flushall"
-            | "dbsize"
-            | "reset"
-            | "multi"
-            | "exec"
-            | "discard"
-            | "watch"
-            | "unwatch"
-            | "config"
-            | "function"
-            | "script"
-            | "eval"
-            | "evalsha"
-            | "eval_ro"
-            | "evalsha_ro"
-            | "fcall"
-            | "fcall_ro"
-            | "client"
-            | "command"
-            | "time"
-            | "lastsave"
-    )
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME name]]: switches the

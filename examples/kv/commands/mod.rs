@@ -8,6 +8,7 @@ mod keys;
 mod lcs;
 mod lists;
 mod long_double;
+mod lookup;
 mod object;
 pub mod pops;
 mod sampling;
@@ -23,6 +24,7 @@ pub mod zsets;
 
 use baton::{ConnId, Ctx};
 
+pub use lookup::lookup;
 pub use server::{auth, gate};
 
 use crate::protocol::Reply;
@@ -72,62 +74,43 @@ pub fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     (start <= stop && start < len).then_some((start as usize, stop as usize))
 }
 
-/// Runs one request. `None` means the reply was already sent (pub/sub).
+/// Runs one data command (`sent`: its name as the client sent it, for the
+/// unknown-command error), once `session::execute` has let it through the
+/// gate. `None` means the reply was already sent (pub/sub).
 pub fn dispatch(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
-    request: &[Vec<u8>],
+    call: &Call<'_>,
+    sent: &[u8],
 ) -> Option<Reply> {
-    let mut lower = [0u8; 32];
-    let owned;
-    let name = match lowercase_ascii(&request[0], &mut lower) {
-        Some(name) => name,
-        None => {
-            owned = String::from_utf8_lossy(&request[0]).to_ascii_lowercase();
-            owned.as_str()
-        }
-    };
-    let call = Call {
-        name,
-        args: &request[1..],
-        now: kv.clock.now_ms(ctx.now()),
-    };
-    if let Some(reply) = server::gate(kv, conn, &call) {
-        // Redis looks the command up first: an unknown command, a wrong
-        // number of arguments or an unknown subcommand is answered as such
-        // even before AUTH or in a RESP2 subscriber.
-        return Some(lookup_error(&call, request).unwrap_or(reply));
-    }
     let reply = match call.name {
-        "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, &call),
+        "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, call),
         "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {
-            return crate::pubsub::run(kv, ctx, conn, &call)
+            return crate::pubsub::run(kv, ctx, conn, call)
         }
         "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "append"
         | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
-        | "msetnx" | "getex" | "getrange" | "substr" | "setrange" | "lcs" => {
-            strings::run(kv, &call)
-        }
+        | "msetnx" | "getex" | "getrange" | "substr" | "setrange" | "lcs" => strings::run(kv, call),
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "keys" | "scan"
-        | "rename" | "renamenx" | "touch" | "randomkey" => keys::run(kv, &call),
-        "copy" => keys::copy(kv, &call, client_db(kv, conn)),
-        "object" => object::run(kv, &call),
+        | "rename" | "renamenx" | "touch" | "randomkey" => keys::run(kv, call),
+        "copy" => keys::copy(kv, call, client_db(kv, conn)),
+        "object" => object::run(kv, call),
         "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "lrange" | "llen"
-        | "lindex" | "lset" | "linsert" | "lrem" | "ltrim" | "lpos" => lists::run(kv, &call),
+        | "lindex" | "lset" | "linsert" | "lrem" | "ltrim" | "lpos" => lists::run(kv, call),
         "hset" | "hmset" | "hsetnx" | "hget" | "hmget" | "hdel" | "hgetall" | "hkeys" | "hvals"
         | "hlen" | "hexists" | "hstrlen" | "hincrby" | "hincrbyfloat" | "hrandfield" | "hscan" => {
-            hashes::run(kv, &call)
+            hashes::run(kv, call)
         }
         "sadd" | "srem" | "spop" | "scard" | "sismember" | "smismember" | "smembers"
         | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
-        | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => sets::run(kv, &call),
-        "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), &call),
+        | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => sets::run(kv, call),
+        "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), call),
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
-        | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), &call),
-        name if zsets::handles(name) => zsets::run(kv, &call),
-        _ => unknown(&request[0], call.args),
+        | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), call),
+        name if zsets::handles(name) => zsets::run(kv, call),
+        _ => unknown(sent, call.args),
     };
     Some(reply)
 }
@@ -139,8 +122,8 @@ fn client_db(kv: &Kv, conn: ConnId) -> usize {
 
 /// Redis's answer to a request it cannot look up: an unknown command, the
 /// wrong number of arguments (by the command table), an unknown subcommand.
-fn lookup_error(call: &Call<'_>, request: &[Vec<u8>]) -> Option<Reply> {
-    let Some(spec) = crate::multi::spec(call.name) else {
+pub fn lookup_error(call: &Call<'_>, request: &[Vec<u8>]) -> Option<Reply> {
+    let Some(spec) = lookup(call.name.as_bytes()) else {
         return Some(unknown(&request[0], call.args));
     };
     let n = request.len() as i64;
@@ -189,19 +172,6 @@ pub fn subcommand_error(name: &str, args: &[Vec<u8>]) -> Option<Reply> {
             "ERR wrong number of arguments for '{name}|{lower}' command"
         ))
     })
-}
-
-/// `name` lowercased into `buf` when it is short ASCII (every command
-/// name): no allocation on the hot path.
-pub fn lowercase_ascii<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b str> {
-    let out = buf.get_mut(..name.len())?;
-    if !name.is_ascii() {
-        return None;
-    }
-    for (o, b) in out.iter_mut().zip(name) {
-        *o = b.to_ascii_lowercase();
-    }
-    std::str::from_utf8(out).ok()
 }
 
 /// Redis's reply to a command it does not know, byte for byte as 7.0's
