@@ -14,66 +14,85 @@ use crate::command_table::{Spec, COMMANDS};
 
 /// Slots in the open-addressing index: a power of two, at least twice the
 /// number of commands so that probe runs stay short.
-const SLOTS: usize = 1024;
+const SLOTS: usize = 512;
 
-/// Command names are at most this long (`zremrangebyscore` is 16, the
-/// longest Redis has is under 32); a longer name is no command.
-const MAX_NAME: usize = 32;
+/// The longest command name (`zremrangebyscore`); a longer name is no
+/// command, and every name fits one `u128`.
+const MAX_NAME: usize = 16;
+
+/// One slot: a name packed lowercase into a `u128` (zero-padded, so its
+/// length is kept too: `get` and `get\0` pack alike), and its command.
+#[derive(Clone, Copy)]
+struct Slot {
+    packed: u128,
+    len: u8,
+    command: u16,
+}
+
+const EMPTY: u16 = u16::MAX;
 
 /// The command `name` names (any case), or `None` for an unknown command.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    let mut buf = [0u8; MAX_NAME];
-    let lower = buf.get_mut(..name.len())?;
-    for (l, b) in lower.iter_mut().zip(name) {
-        *l = b.to_ascii_lowercase();
-    }
+    let packed = pack(name)?;
     let index = index();
-    let mut slot = hash(lower) as usize & (SLOTS - 1);
+    let mut slot = hash(packed, name.len());
     loop {
-        match index[slot] {
-            u16::MAX => return None,
-            i => {
-                let spec = &COMMANDS[usize::from(i)];
-                if spec.name.as_bytes() == lower {
-                    return Some(spec);
-                }
-            }
+        let entry = index[slot];
+        if entry.command == EMPTY {
+            return None;
+        }
+        if entry.packed == packed && usize::from(entry.len) == name.len() {
+            return Some(&COMMANDS[usize::from(entry.command)]);
         }
         slot = (slot + 1) & (SLOTS - 1);
     }
 }
 
-/// The index of [`COMMANDS`] by lowercase name (`u16::MAX`: empty slot),
-/// built on first use.
-fn index() -> &'static [u16; SLOTS] {
-    static INDEX: OnceLock<Box<[u16; SLOTS]>> = OnceLock::new();
+/// `name` lowercased (ASCII only: other bytes are kept, so they never
+/// match a command) into one word; `None` if it is too long for any.
+fn pack(name: &[u8]) -> Option<u128> {
+    let mut buf = [0u8; MAX_NAME];
+    buf.get_mut(..name.len())?.copy_from_slice(name);
+    buf.make_ascii_lowercase();
+    Some(u128::from_le_bytes(buf))
+}
+
+/// The index of [`COMMANDS`] by packed lowercase name, built on first use.
+fn index() -> &'static [Slot; SLOTS] {
+    static INDEX: OnceLock<Box<[Slot; SLOTS]>> = OnceLock::new();
     INDEX.get_or_init(|| {
         assert!(COMMANDS.len() * 2 <= SLOTS, "grow SLOTS with the table");
-        let mut index = Box::new([u16::MAX; SLOTS]);
+        let empty = Slot {
+            packed: 0,
+            len: 0,
+            command: EMPTY,
+        };
+        let mut index = Box::new([empty; SLOTS]);
         for (i, spec) in COMMANDS.iter().enumerate() {
-            assert!(spec.name.len() <= MAX_NAME && !spec.name.is_empty());
-            let mut slot = hash(spec.name.as_bytes()) as usize & (SLOTS - 1);
-            while index[slot] != u16::MAX {
+            let name = spec.name.as_bytes();
+            assert!(!name.is_empty() && name == name.to_ascii_lowercase());
+            let packed = pack(name).expect("command names fit MAX_NAME");
+            let mut slot = hash(packed, name.len());
+            while index[slot].command != EMPTY {
                 slot = (slot + 1) & (SLOTS - 1);
             }
-            index[slot] = i as u16;
+            index[slot] = Slot {
+                packed,
+                len: name.len() as u8,
+                command: i as u16,
+            };
         }
         index
     })
 }
 
-/// FxHash's mixing over the name's bytes, eight at a time. The names are
-/// the table's own (fixed at build time): a client cannot add keys to this
-/// index, so a fast hash is safe.
-fn hash(name: &[u8]) -> u64 {
+/// FxHash's multiply over the packed name, top bits as the slot. The names
+/// in the index are the table's own, fixed at build time: a client cannot
+/// add keys to it, so a fast hash is safe.
+fn hash(packed: u128, len: usize) -> usize {
     const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-    let mut h = name.len() as u64;
-    for chunk in name.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
-    }
-    h
+    let folded = (packed as u64) ^ ((packed >> 64) as u64).rotate_left(29) ^ len as u64;
+    (folded.wrapping_mul(SEED) >> (64 - SLOTS.trailing_zeros())) as usize
 }
 
 #[cfg(test)]
@@ -111,7 +130,8 @@ mod tests {
             b"get\0",
             b"g\xc3\xa9t",
             b"\xff\xfe",
-            &[b'a'; 33],
+            &[b'a'; 17],
+            b"zremrangebyscorex",
             &[b'x'; 10_000],
             b"GET ",
         ] {
