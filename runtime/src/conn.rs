@@ -431,6 +431,53 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
+    /// A codec whose frame never completes: everything read is held.
+    #[derive(Debug)]
+    struct Endless;
+
+    impl Codec for Endless {
+        type In = ();
+        type Out = u8;
+        fn decode(&mut self, _: &mut RecvBuf) -> Result<Option<()>, ProtocolError> {
+            Ok(None)
+        }
+        fn encode(&mut self, frame: u8, dst: &mut Vec<u8>) {
+            dst.push(frame);
+        }
+        fn encoded_len(_: &u8) -> usize {
+            1
+        }
+    }
+
+    /// `max_frame_size` is the largest frame allowed, not the first one
+    /// refused: exactly that many held bytes pass, one more fails.
+    #[test]
+    fn a_frame_of_exactly_the_limit_is_held_and_one_byte_more_is_too_large() {
+        const MAX: usize = 64;
+        let limits = IoLimits {
+            read_budget: 1 << 20,
+            max_frame_size: MAX,
+        };
+        for (sent, too_large) in [(MAX, false), (MAX + 1, true)] {
+            let (conn, mut client) = conn_and_client();
+            let mut conn = Conn::new(conn.id, conn.info, conn.transport, Endless, Instant::now());
+            conn.read_to_would_block = true;
+            client.write_all(&vec![b'x'; sent]).unwrap();
+            let mut peek = vec![0; sent];
+            while conn.transport.socket().peek(&mut peek).unwrap_or(0) < sent {
+                std::thread::yield_now();
+            }
+            conn.run_step(READ, limits);
+            assert_eq!(conn.recv.len(), sent, "everything read is held");
+            let kind = conn.decode_error.as_ref().map(|e| e.kind);
+            assert_eq!(
+                kind,
+                too_large.then_some(ProtocolErrorKind::FrameTooLarge),
+                "{sent} bytes held"
+            );
+        }
+    }
+
     #[test]
     fn a_step_decodes_at_most_the_cap_and_the_rest_waits_for_the_next_step() {
         let (mut conn, mut client) = conn_and_client();
