@@ -333,3 +333,49 @@ fn redis_py_at_its_defaults_runs_a_test_harness_session() {
         "redis-py session failed (needs `pip install redis`):\n{stdout}\n{stderr}"
     );
 }
+
+/// What an admin sees right after CLIENT KILL of a subscriber that stopped
+/// reading (megabytes of messages still queued for it): its KILL reply,
+/// whether CLIENT LIST still shows the victim, PUBSUB NUMSUB, PUBLISH.
+fn kill_a_stuck_subscriber(port: u16) -> Vec<String> {
+    let mut admin = Raw::connect(port);
+    let mut victim = Raw::connect(port);
+    let id = String::from_utf8(victim.call(&["CLIENT", "ID"])).unwrap();
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    victim.call(&["SUBSCRIBE", "ch"]);
+    let payload = "x".repeat(1 << 20);
+    for _ in 0..24 {
+        assert_eq!(admin.call(&["PUBLISH", "ch", &payload]), b":1\r\n");
+    }
+    let kill = admin.call(&["CLIENT", "KILL", "ID", &id]);
+    let list = String::from_utf8(admin.call(&["CLIENT", "LIST"])).unwrap();
+    let listed = list.contains(&format!("id={id} "));
+    let numsub = admin.call(&["PUBSUB", "NUMSUB", "ch"]);
+    let publish = admin.call(&["PUBLISH", "ch", "after"]);
+    [kill, numsub, publish]
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .chain([format!("victim listed: {listed}")])
+        .collect()
+}
+
+/// A killed client is gone at once, as in Redis, even while its
+/// connection is still flushing (or, on TLS, closing): harnesses check
+/// CLIENT LIST right after CLIENT KILL (redis-py's does).
+#[test]
+fn a_killed_client_is_gone_at_once() {
+    let kv = kv_server();
+    let ours = kill_a_stuck_subscriber(kv.addr.port());
+    assert_eq!(
+        ours,
+        [
+            ":1\r\n",
+            "*2\r\n$2\r\nch\r\n:0\r\n",
+            ":0\r\n",
+            "victim listed: false"
+        ]
+    );
+    if let Some(real) = util::real_redis::RealRedis::start() {
+        assert_eq!(ours, kill_a_stuck_subscriber(real.addr.port()));
+    }
+}
