@@ -100,6 +100,29 @@ fn run_script(what: &str, command: &mut Command) {
     assert_eq!(out.lines().last(), Some("ok"), "{what} printed:\n{out}");
 }
 
+// The harness itself: a hung client and a missing tool fail the test.
+
+#[test]
+#[should_panic(expected = "did not finish within 200ms; killed. It printed:\nbefore the hang")]
+fn a_client_past_its_deadline_is_killed_and_its_output_shown() {
+    run_within(
+        Command::new("sh").args(["-c", "echo before the hang; exec sleep 30"]),
+        b"",
+        Duration::from_millis(200),
+        "a hung client",
+    );
+}
+
+#[test]
+#[should_panic(expected = ".ci/run installs it (apt-get install nothing)")]
+fn a_missing_tool_fails_naming_what_installs_it() {
+    require(
+        "baton-no-such-client",
+        &["--version"],
+        "apt-get install nothing",
+    );
+}
+
 // redis-py.
 
 fn redis_py_session(kv: Kv, protocol: Option<&str>) {
