@@ -1,14 +1,13 @@
 //! The KV example through the Rust `redis` crate (a client nobody here
 //! wrote): replies and Redis's error texts, pipelining, exact results under
-//! concurrency, pub/sub ordering, expiry.
+//! concurrency, pub/sub ordering, expiry. The other clients and tools, and
+//! the crate's application session, are in tests/kv_client_matrix.rs.
 
 mod util;
 
 include!("util/kv_example.rs");
 
 use std::time::Duration;
-
-use std::process::Command;
 
 use baton::{Config, IoActivation};
 use redis::{Connection, Value};
@@ -610,96 +609,4 @@ fn keys_expire_on_access_and_in_the_background() {
         "a past deadline deletes at once"
     );
     assert_eq!(ok(c, &["EXISTS", "keep"]), Value::Int(0));
-}
-
-/// Runs `redis-benchmark`'s default suite; panics on an error reply, a
-/// failed run, or a missing test. Always under `timeout`: a redis-benchmark
-/// that cannot connect spins forever.
-fn redis_benchmark(port: u16, extra: &[&str]) {
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            "redis-benchmark",
-            "-p",
-            &port.to_string(),
-            "-n",
-            "20000",
-            "-q",
-        ])
-        .args(extra)
-        .output()
-        .expect("redis-benchmark is installed (redis-tools)");
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "\n");
-    assert!(
-        out.status.success(),
-        "redis-benchmark failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.to_lowercase().contains("error"), "{text}");
-    for test in [
-        "PING_INLINE",
-        "PING_MBULK",
-        "SET",
-        "GET",
-        "INCR",
-        "LPUSH",
-        "RPUSH",
-        "LPOP",
-        "RPOP",
-        "SADD",
-        "HSET",
-        "SPOP",
-        "ZADD",
-        "ZPOPMIN",
-        "LRANGE_600",
-        "MSET",
-    ] {
-        assert!(
-            text.lines()
-                .any(|l| l.trim_start().starts_with(test) && l.contains("requests per second")),
-            "{test} missing: {text}"
-        );
-    }
-}
-
-#[test]
-fn redis_benchmark_default_suite_runs_without_errors() {
-    redis_benchmark(kv_server(2, None).addr.port(), &[]);
-}
-
-#[test]
-fn redis_benchmark_and_redis_cli_over_tls() {
-    let cert = TestCert::new("kv-tls");
-    let kv = kv_config(2, None);
-    let config = Config {
-        io_threads: 2,
-        io_activation: IoActivation::Always,
-        ..Config::default()
-    };
-    let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));
-    let port = server.addr.port().to_string();
-    let cli = |args: &[&str]| {
-        let out = Command::new("timeout")
-            .args([
-                "20",
-                "redis-cli",
-                "-p",
-                &port,
-                "--tls",
-                "--cacert",
-                cert.cert.to_str().unwrap(),
-            ])
-            .args(args)
-            .output()
-            .expect("redis-cli is installed (redis-tools)");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    assert_eq!(cli(&["PING"]), "PONG");
-    assert_eq!(cli(&["SET", "over", "tls"]), "OK");
-    assert_eq!(cli(&["GET", "over"]), "tls");
-    redis_benchmark(server.addr.port(), &["--tls", "--insecure"]);
-    assert!(
-        server.handle.stats().handshakes_ok >= 50,
-        "redis-benchmark's 50 clients handshook"
-    );
 }

@@ -3,8 +3,8 @@
 //! of hanging.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::process::{Child, ExitStatus};
+use std::io::{Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -26,6 +26,44 @@ pub fn wait_or_kill(child: &mut Child, limit: Duration, what: &str) -> ExitStatu
             panic!("{what} did not exit within {limit:?}; killed");
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `command` to its end, writing `input` to its stdin, and returns
+/// its stdout. Panics with everything it printed if it fails or outlives
+/// `limit` (then it is killed first); `what` names it in the message.
+pub fn run_within(command: &mut Command, input: &[u8], limit: Duration, what: &str) -> String {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    // On a thread: a child that does not read its input must not block us.
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = drain(child.stdout.take().expect("piped stdout"));
+    let err = drain(child.stderr.take().expect("piped stderr"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(status) if status.success() => out,
+        Some(status) => panic!("{what} failed ({status}):\n{out}\n{err}"),
+        None => panic!("{what} did not finish within {limit:?}; killed. It printed:\n{out}\n{err}"),
     }
 }
 

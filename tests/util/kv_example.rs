@@ -42,7 +42,22 @@ mod zset;
 /// (so replies cross threads), as the differential tests run it.
 #[allow(dead_code)] // not every binary that includes the modules runs one
 fn kv_test_server(requirepass: Option<&str>) -> util::TestServer<()> {
-    let kv = service::KvConfig {
+    let kv = kv_test_config(requirepass);
+    util::spawn_server(kv_test_runtime(), move || service::Kv::new(kv))
+}
+
+/// [`kv_test_server`] on a TLS port serving `cert`.
+#[allow(dead_code)]
+fn kv_tls_test_server(cert: &util::TestCert) -> util::TestServer<()> {
+    let kv = kv_test_config(None);
+    util::spawn_tls_server(kv_test_runtime(), cert.server_config(), move || {
+        service::Kv::new(kv)
+    })
+}
+
+#[allow(dead_code)]
+fn kv_test_config(requirepass: Option<&str>) -> service::KvConfig {
+    service::KvConfig {
         requirepass: requirepass.map(str::to_owned),
         proto_max_bulk_len: 512 << 20,
         port: 0,
@@ -50,13 +65,14 @@ fn kv_test_server(requirepass: Option<&str>) -> util::TestServer<()> {
         io_threads: 2,
         maxclients: 10_000,
         timeout_secs: 0,
-    };
-    util::spawn_server(
-        baton::Config {
-            io_threads: 2,
-            io_activation: baton::IoActivation::Always,
-            ..baton::Config::default()
-        },
-        move || service::Kv::new(kv),
-    )
+    }
+}
+
+#[allow(dead_code)]
+fn kv_test_runtime() -> baton::Config {
+    baton::Config {
+        io_threads: 2,
+        io_activation: baton::IoActivation::Always,
+        ..baton::Config::default()
+    }
 }
