@@ -134,6 +134,19 @@ impl Kv {
     }
 }
 
+impl Kv {
+    /// Everything kv keeps for `conn`, gone: its waits, subscriptions,
+    /// transaction and watches, and its client entry. At the close, or
+    /// earlier at CLIENT KILL (which must not list it meanwhile);
+    /// idempotent.
+    pub fn forget_client(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+        crate::blocking::forget(self, ctx, conn);
+        pubsub::unsubscribe_all(self, conn);
+        crate::multi::reset(self, conn);
+        self.clients.remove(&conn);
+    }
+}
+
 impl Service for Kv {
     type Codec = Resp;
     type Command = ();
@@ -168,10 +181,7 @@ impl Service for Kv {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: CloseReason) {
-        crate::blocking::forget(self, ctx, conn);
-        pubsub::unsubscribe_all(self, conn);
-        crate::multi::reset(self, conn);
-        self.clients.remove(&conn);
+        self.forget_client(ctx, conn);
         // A map never shrinks by itself: after a burst of connections its
         // table (a `Client` per slot) would stay at the peak. Halve it once
         // it is three-quarters empty, as Redis resizes its dicts.

@@ -292,7 +292,7 @@ pub fn check_name(name: &[u8]) -> Result<(), Reply> {
 /// may take a while to close (queued output still flushing, a TLS
 /// close_notify), but CLIENT LIST, PUBSUB and WATCH must not see them
 /// meanwhile -- test harnesses check CLIENT LIST right after a kill. This
-/// is `Kv::on_close`'s teardown, early; at the close it finds nothing left.
+/// is `Kv::forget_client`, early; at the close it finds nothing left.
 fn kill(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
@@ -302,10 +302,7 @@ fn kill(
 ) -> Option<Reply> {
     for &id in ids.iter().filter(|id| **id != me) {
         // A push meanwhile must not serve it.
-        crate::blocking::forget(kv, ctx, id);
-        crate::pubsub::unsubscribe_all(kv, id);
-        crate::multi::reset(kv, id);
-        kv.clients.remove(&id);
+        kv.forget_client(ctx, id);
         let _ = ctx.close(id);
     }
     if ids.contains(&me) {
