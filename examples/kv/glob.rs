@@ -34,26 +34,28 @@ pub fn matches(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 /// A pattern with its classes resolved once, for matching many texts
-/// (KEYS, SCAN MATCH): a class costs one bit test per byte compared, not a
+/// (KEYS, SCAN MATCH, a PSUBSCRIBE pattern at every PUBLISH): a class costs one bit test per byte compared, not a
 /// walk of the class, so `*[` + 100,000 bytes + `]b` against a long key is
 /// linear in the key, where a walk per byte was quadratic.
-pub struct Glob<'p> {
-    pattern: &'p [u8],
+#[derive(Debug)]
+pub struct Glob {
+    pattern: Box<[u8]>,
     /// Every class the matcher can meet: the index of its `[`, the bytes it
     /// accepts, and the index after it; in pattern order.
     classes: Vec<Class>,
 }
 
+#[derive(Debug)]
 struct Class {
     at: usize,
     accepts: [u64; 4],
     end: usize,
 }
 
-impl<'p> Glob<'p> {
+impl Glob {
     /// Resolves the classes of `pattern`: `O(pattern)`, plus at most 256
     /// per range.
-    pub fn new(pattern: &'p [u8]) -> Self {
+    pub fn new(pattern: &[u8]) -> Self {
         let mut classes = Vec::new();
         // Walks the elements as the matcher steps through them, so a `[`
         // inside a class or after `\` is not taken for a class.
@@ -73,12 +75,15 @@ impl<'p> Glob<'p> {
                 _ => p + 1,
             };
         }
-        Self { pattern, classes }
+        Self {
+            pattern: pattern.into(),
+            classes,
+        }
     }
 
     /// Whether `text` matches, as Redis's `stringmatchlen` answers.
     pub fn matches(&self, text: &[u8]) -> bool {
-        let pattern = self.pattern;
+        let pattern = &*self.pattern;
         if text.is_empty() {
             return pattern.is_empty();
         }
@@ -147,7 +152,7 @@ impl<'p> Glob<'p> {
     /// Matches the one-byte element at `pattern[p]` (`c`, not `*`) against
     /// `byte`: the index after the element, or `None` if it does not match.
     fn element(&self, p: usize, c: u8, byte: u8) -> Option<usize> {
-        let pattern = self.pattern;
+        let pattern = &*self.pattern;
         match c {
             b'?' => Some(p + 1),
             b'[' => {

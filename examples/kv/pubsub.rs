@@ -5,9 +5,9 @@
 //! can also run commands) and arrays on RESP2 (`session::send` picks per
 //! connection).
 //!
-//! Patterns are Redis's globs (`glob.rs`), matched against the channel at
-//! each PUBLISH: the cost of a PUBLISH is one match per distinct pattern,
-//! as in Redis. A subscriber to a channel and to a pattern matching it
+//! Patterns are Redis's globs (`glob.rs`), resolved once at their first
+//! PSUBSCRIBE and matched against the channel at each PUBLISH: the cost of
+//! a PUBLISH is one match per distinct pattern, as in Redis. A subscriber to a channel and to a pattern matching it
 //! gets the message twice (`message`, then `pmessage`), and PUBLISH counts
 //! both. Counts in confirmations are channels plus patterns.
 //!
@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use baton::{ConnId, Ctx};
 
 use crate::commands::Call;
+use crate::glob::Glob;
 use crate::protocol::Reply;
 use crate::service::Kv;
 
@@ -29,7 +30,15 @@ use crate::service::Kv;
 #[derive(Debug, Default)]
 pub struct Channels {
     channels: HashMap<Vec<u8>, BTreeSet<ConnId>>,
-    patterns: HashMap<Vec<u8>, BTreeSet<ConnId>>,
+    patterns: HashMap<Vec<u8>, PatternSubscribers>,
+}
+
+/// A pattern's subscribers, and the pattern resolved once when its first
+/// subscriber came (not at every PUBLISH); both go with the last one.
+#[derive(Debug)]
+struct PatternSubscribers {
+    glob: Glob,
+    conns: BTreeSet<ConnId>,
 }
 
 impl Channels {
@@ -167,26 +176,41 @@ fn subscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
     } else {
         client.channels.insert(name.to_vec())
     };
-    if new {
-        let index = if pattern {
-            &mut kv.channels.patterns
-        } else {
-            &mut kv.channels.channels
-        };
+    if !new {
+        return;
+    }
+    if pattern {
+        kv.channels
+            .patterns
+            .entry(name.to_vec())
+            .or_insert_with(|| PatternSubscribers {
+                glob: Glob::new(name),
+                conns: BTreeSet::new(),
+            })
+            .conns
+            .insert(conn);
+    } else {
+        let index = &mut kv.channels.channels;
         index.entry(name.to_vec()).or_default().insert(conn);
     }
 }
 
 fn unsubscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
-    let index = if pattern {
-        &mut kv.channels.patterns
+    if pattern {
+        let index = &mut kv.channels.patterns;
+        if let Some(subscribers) = index.get_mut(name) {
+            subscribers.conns.remove(&conn);
+            if subscribers.conns.is_empty() {
+                index.remove(name);
+            }
+        }
     } else {
-        &mut kv.channels.channels
-    };
-    if let Some(subscribers) = index.get_mut(name) {
-        subscribers.remove(&conn);
-        if subscribers.is_empty() {
-            index.remove(name);
+        let index = &mut kv.channels.channels;
+        if let Some(subscribers) = index.get_mut(name) {
+            subscribers.remove(&conn);
+            if subscribers.is_empty() {
+                index.remove(name);
+            }
         }
     }
     if let Some(client) = kv.clients.get_mut(&conn) {
@@ -223,10 +247,10 @@ fn publish(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, channel: &[u8], message: &[u8]) -
         }
     }
     for (pattern, subscribers) in &kv.channels.patterns {
-        if !crate::glob::matches(pattern, channel) {
+        if !subscribers.glob.matches(channel) {
             continue;
         }
-        for &subscriber in subscribers {
+        for &subscriber in &subscribers.conns {
             let push = Reply::Push(vec![
                 Reply::bulk(b"pmessage".to_vec()),
                 Reply::Bulk(pattern.clone()),
