@@ -145,7 +145,8 @@ mod tests {
         assert_eq!(t.iter().count(), 10);
         assert!(t.remove(&0u32.to_be_bytes()).is_none());
         t.clear();
-        assert_eq!((t.len(), t.slots()), (0, 0));
+        assert_eq!(t.len(), 0);
+        assert!(t.slots() <= 1, "the memory is freed");
         assert_eq!(t.sample(0, 5, 64).count(), 0);
     }
 }

@@ -511,6 +511,92 @@ mod tests {
         assert_eq!(db.keys_with_ttl(), 1);
     }
 
+    /// The formula over every entry: what `used_memory` must equal.
+    fn recount(db: &Db) -> usize {
+        db.map.iter().map(|(k, e)| memory::entry_bytes(k, e)).sum()
+    }
+
+    #[test]
+    fn the_byte_count_follows_every_change_exactly() {
+        use crate::measured::{Hash, List, Set};
+        let mut db = Db::default();
+        let check = |db: &Db, what: &str| assert_eq!(db.used_memory(), recount(db), "{what}");
+        db.set(b"s", Value::Str(Blob::from(&b"short"[..])), false);
+        db.set(&[b'k'; 40], Value::Str(Blob::from(vec![7u8; 100])), false);
+        check(&db, "inserts (inline and heap key and value)");
+        assert_eq!(
+            db.used_memory(),
+            2 * memory::SLOT + 40 + 100,
+            "the formula: slots, the long key's and long value's bytes"
+        );
+        db.set(b"s", Value::Str(Blob::from(vec![1u8; 50])), false);
+        check(&db, "overwrite");
+        db.set_expiry(b"s", Some(1000), 0);
+        check(&db, "a TTL");
+        db.set(b"s", Value::Str(Blob::from(&b"x"[..])), true);
+        check(&db, "KEEPTTL overwrite");
+        db.set(b"l", Value::List(List::default()), false);
+        db.set(b"h", Value::Hash(Hash::default()), false);
+        db.set(b"t", Value::Set(Set::default()), false);
+        db.set(b"z", Value::ZSet(ZSet::default()), false);
+        for i in 0..50u8 {
+            // Edits in place through `get_mut`, each measured at the next
+            // change; reading `used_memory` in between sees them too.
+            if let Some(Value::List(l)) = db.get_mut(b"l", 0) {
+                l.push_back(vec![i; usize::from(i)]);
+            }
+            check(&db, "a list push, still lent");
+            if let Some(Value::Hash(h)) = db.get_mut(b"h", 0) {
+                h.insert(vec![i % 7], vec![i; usize::from(i)]);
+            }
+            if let Some(Value::Set(s)) = db.get_mut(b"t", 0) {
+                s.insert(vec![i % 9; 3]);
+            }
+            if let Some(Value::ZSet(z)) = db.get_mut(b"z", 0) {
+                z.insert(vec![i % 11; 5], f64::from(i));
+            }
+            if let Some(Value::Str(s)) = db.get_mut(b"s", 0) {
+                s.make_mut().extend_from_slice(&[i; 3]);
+            }
+            check(&db, "edits");
+        }
+        if let Some(Value::List(l)) = db.get_mut(b"l", 0) {
+            l.drain(..25);
+        }
+        db.remove(b"t");
+        check(&db, "a removal after a shrinking edit");
+        db.set_expiry(b"l", Some(10), 0);
+        assert!(db.get(b"l", 10).is_none());
+        check(&db, "lazy expiry");
+        db.set_expiry(b"h", Some(10), 0);
+        assert_eq!(db.expire_due(10, 10), (1, false));
+        check(&db, "active expiry");
+        assert!(db.rename(b"z", b"zz".to_vec(), 0));
+        check(&db, "rename");
+        db.clear();
+        assert_eq!(db.used_memory(), 0, "flush");
+        db.set(b"again", Value::Str(Blob::from(&b"1"[..])), false);
+        check(&db, "after a flush");
+    }
+
+    #[test]
+    fn reads_and_writes_set_the_access_clock_unless_no_touch() {
+        let mut db = Db::default();
+        db.begin_command(5_000, false);
+        db.set(b"k", Value::Str(Blob::from(&b"v"[..])), false);
+        assert_eq!(db.access_time(b"k", 0), Some(5));
+        db.begin_command(9_000, true);
+        db.get(b"k", 9_000);
+        assert_eq!(db.access_time(b"k", 0), Some(5), "NO-TOUCH read");
+        db.begin_command(12_000, false);
+        db.exists(b"k", 12_000);
+        assert_eq!(db.access_time(b"k", 0), Some(5), "EXISTS does not touch");
+        db.get(b"k", 12_000);
+        assert_eq!(db.access_time(b"k", 0), Some(12));
+        assert_eq!(idle_secs(12, lru_clock(20_000)), 8);
+        assert_eq!(idle_secs(LRU_MAX, 1), 2, "the 24-bit clock wraps");
+    }
+
     #[test]
     fn the_active_cycle_respects_its_budget() {
         let mut db = Db::default();

@@ -99,6 +99,9 @@ pub fn dispatch(
         // even before AUTH or in a RESP2 subscriber.
         return Some(lookup_error(&call, request).unwrap_or(reply));
     }
+    if let Some(refused) = crate::eviction::before_command(kv, conn, &call) {
+        return Some(refused);
+    }
     let reply = match call.name {
         "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, &call),
         "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {
