@@ -46,7 +46,11 @@ fn value(i: usize) -> String {
 /// Sets `config` pairs, asserting OK.
 fn config(c: &mut Raw, pairs: &[(&str, &str)]) {
     for (name, v) in pairs {
-        assert_eq!(c.call(&["CONFIG", "SET", name, v]), b"+OK\r\n", "{name} {v}");
+        assert_eq!(
+            c.call(&["CONFIG", "SET", name, v]),
+            b"+OK\r\n",
+            "{name} {v}"
+        );
     }
 }
 
@@ -102,6 +106,11 @@ fn noeviction_refuses_writes_but_allows_reads_and_deletes() {
         c.call(&["SET", &format!("k{i}"), &value(i)]);
     }
     let full = used(&mut c);
+    // The data's size moves with it between databases.
+    assert_eq!(c.call(&["MOVE", "k5", "1"]), b":1\r\n");
+    assert_eq!(c.call(&["SWAPDB", "0", "1"]), b"+OK\r\n");
+    assert_eq!(used(&mut c), full, "after MOVE and SWAPDB");
+    assert_eq!(c.call(&["SWAPDB", "0", "1"]), b"+OK\r\n");
     config(
         &mut c,
         &[
@@ -111,11 +120,14 @@ fn noeviction_refuses_writes_but_allows_reads_and_deletes() {
     );
     assert_eq!(c.call(&["SET", "new", "v"]), OOM);
     assert_eq!(c.call(&["APPEND", "k1", "x"]), OOM);
-    assert_eq!(c.call(&["GET", "k3"]), format!("$100\r\n{}\r\n", value(3)).as_bytes());
+    assert_eq!(
+        c.call(&["GET", "k3"]),
+        format!("$100\r\n{}\r\n", value(3)).as_bytes()
+    );
     assert_eq!(evicted(&mut c), 0);
-    assert_eq!(dbsize(&mut c), 200, "nothing evicted");
+    assert_eq!(dbsize(&mut c), 199, "nothing evicted (one key moved)");
     // Deleting brings it under the limit; writes work again.
-    for i in 0..120 {
+    for i in 6..126 {
         assert_eq!(c.call(&["DEL", &format!("k{i}")]), b":1\r\n");
     }
     assert!(used(&mut c) <= full / 2);
@@ -159,7 +171,10 @@ fn fill_with(policy: &str) {
     assert_eq!(evicted(&mut c), 2000 - keys, "{policy}: evicted_keys");
     assert!(info_field(&mut c, "memory", "used_memory_peak") <= limit + 1024);
     let info = text(&c.call(&["INFO", "memory"]));
-    assert!(info.contains(&format!("maxmemory_policy:{policy}\r\n")), "{info}");
+    assert!(
+        info.contains(&format!("maxmemory_policy:{policy}\r\n")),
+        "{info}"
+    );
     assert!(info.contains("maxmemory_human:64.00K\r\n"), "{info}");
 }
 
@@ -197,6 +212,8 @@ fn allkeys_lru_prefers_the_idle_keys_and_idletime_is_real() {
         c.call(&["GET", &format!("hot:{i}")]);
     }
     assert_eq!(c.call(&["OBJECT", "IDLETIME", "hot:0"]), b":0\r\n");
+    assert_eq!(c.call(&["TOUCH", "cold:1", "nokey"]), b":1\r\n");
+    assert_eq!(c.call(&["OBJECT", "IDLETIME", "cold:1"]), b":0\r\n");
     // CLIENT NO-TOUCH reads leave the access time alone.
     c.call(&["CLIENT", "NO-TOUCH", "on"]);
     c.call(&["GET", "cold:0"]);
@@ -211,10 +228,7 @@ fn allkeys_lru_prefers_the_idle_keys_and_idletime_is_real() {
         ],
     );
     for i in 0..150 {
-        assert_eq!(
-            c.call(&["SET", &format!("new:{i}"), &value(i)]),
-            b"+OK\r\n"
-        );
+        assert_eq!(c.call(&["SET", &format!("new:{i}"), &value(i)]), b"+OK\r\n");
     }
     let alive = |c: &mut Raw, prefix: &str, n: usize| {
         (0..n)
@@ -262,12 +276,17 @@ fn volatile_ttl_evicts_the_nearest_deadlines_then_refuses() {
     for i in 0..200 {
         let reply = c.call(&["SET", &format!("more:{i}"), &value(i)]);
         if reply == OOM {
-            assert_eq!(
-                c.call(&["INFO", "keyspace"]).windows(9).any(|w| w == b"expires=0"),
-                true,
+            assert!(
+                c.call(&["INFO", "keyspace"])
+                    .windows(9)
+                    .any(|w| w == b"expires=0"),
                 "OOM only once no key has a TTL"
             );
-            assert_eq!(dbsize(&mut c), 100 + 30 + i as u64, "no persistent key evicted");
+            assert_eq!(
+                dbsize(&mut c),
+                100 + 30 + i as u64,
+                "no persistent key evicted"
+            );
             return;
         }
         assert_eq!(reply, b"+OK\r\n");
@@ -285,7 +304,7 @@ fn lowering_maxmemory_at_run_time_evicts_on_the_next_write() {
     }
     let full = used(&mut c);
     config(&mut c, &[("maxmemory", &(full / 4).to_string())]);
-    assert_eq!(evicted(&mut c) > 0, true, "INFO itself runs the check");
+    assert!(evicted(&mut c) > 0, "INFO itself runs the check");
     assert!(used(&mut c) <= full / 4);
     assert_eq!(c.call(&["SET", "x", "y"]), b"+OK\r\n");
     assert!(used(&mut c) <= full / 4 + 1024);

@@ -203,9 +203,7 @@ pub fn apply_setting(settings: &mut MaxMemory, name: &str, value: &str) {
 
 /// The data's size, all databases: O(databases).
 pub fn used_memory(kv: &Kv) -> u64 {
-    let used: usize = (0..kv.db_count())
-        .map(|i| kv.db_ref(i).used_memory())
-        .sum();
+    let used: usize = (0..kv.db_count()).map(|i| kv.db_ref(i).used_memory()).sum();
     let used = used as u64;
     if used > kv.maxmemory.peak.get() {
         kv.maxmemory.peak.set(used);
@@ -223,8 +221,8 @@ fn denyoom(name: &str) -> bool {
 /// clock, then enforces `maxmemory` (see the module doc). `Some` is the
 /// refusal to answer instead of running it.
 pub fn before_command(kv: &mut Kv, conn: baton::ConnId, call: &Call<'_>) -> Option<Reply> {
-    let no_touch = kv.maxmemory.no_touch_seen
-        && kv.clients.get(&conn).is_some_and(|c| c.session.no_touch);
+    let no_touch =
+        kv.maxmemory.no_touch_seen && kv.clients.get(&conn).is_some_and(|c| c.session.no_touch);
     kv.db.begin_command(call.now, no_touch);
     if kv.maxmemory.limit == 0 {
         return None;
@@ -396,7 +394,15 @@ mod tests {
         assert_eq!(parse_bytes("2k"), Some(2000));
         assert_eq!(parse_bytes("3m"), Some(3_000_000));
         assert_eq!(parse_bytes("5b"), Some(5));
-        for bad in ["", "mb", "-1", "1.5mb", "12x", " 1", "99999999999999999999gb"] {
+        for bad in [
+            "",
+            "mb",
+            "-1",
+            "1.5mb",
+            "12x",
+            " 1",
+            "99999999999999999999gb",
+        ] {
             assert_eq!(parse_bytes(bad), None, "{bad:?}");
         }
     }

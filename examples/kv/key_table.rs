@@ -46,7 +46,9 @@ impl<V> KeyTable<V> {
 
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
         let hash = self.hash(key);
-        self.table.find_mut(hash, |(k, _)| **k == *key).map(|(_, v)| v)
+        self.table
+            .find_mut(hash, |(k, _)| **k == *key)
+            .map(|(_, v)| v)
     }
 
     /// The slot of `key`: valid until the next insert or removal.

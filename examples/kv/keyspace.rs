@@ -187,6 +187,12 @@ impl Db {
         self.settle();
     }
 
+    /// Takes `other`'s LRU clock: the mounted database's is the running
+    /// command's; one not mounted then has an older one.
+    pub fn share_clock(&mut self, other: &Db) {
+        self.clock = other.clock;
+    }
+
     /// Measures the entry `get_mut` lent out again (the caller may have
     /// grown or shrunk it) and corrects `used`. O(1): a slot lookup and
     /// the formula (collections keep their byte totals).
@@ -401,8 +407,8 @@ impl Db {
         if self.map.len() == 0 {
             return None;
         }
-        let start = (std::collections::hash_map::RandomState::new().hash_one(now)
-            % slots as u64) as usize;
+        let start =
+            (std::collections::hash_map::RandomState::new().hash_one(now) % slots as u64) as usize;
         self.map
             .sample(start, usize::MAX, slots)
             .find(|(_, e)| e.expires_at.is_none_or(|at| at > now))

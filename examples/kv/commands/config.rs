@@ -130,11 +130,7 @@ fn parameters(kv: &Kv) -> Vec<(&'static str, String, Change)> {
         ("bind", "127.0.0.1".into(), Immutable),
         ("io-threads", c.io_threads.max(1).to_string(), Immutable),
         ("maxmemory", kv.maxmemory.limit.to_string(), Live),
-        (
-            "maxmemory-policy",
-            kv.maxmemory.policy.name().into(),
-            Live,
-        ),
+        ("maxmemory-policy", kv.maxmemory.policy.name().into(), Live),
         ("maxmemory-samples", kv.maxmemory.samples.to_string(), Live),
         ("notify-keyspace-events", String::new(), Fixed),
         ("daemonize", "no".into(), Immutable),
