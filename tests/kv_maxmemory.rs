@@ -316,3 +316,54 @@ fn lowering_maxmemory_at_run_time_evicts_on_the_next_write() {
     c.call(&["FLUSHALL"]);
     assert_eq!(used(&mut c), 0);
 }
+
+/// volatile-lru and volatile-random evict only keys with a TTL.
+fn volatile_only(policy: &str) {
+    let server = kv_test_server(None);
+    let mut c = Raw::connect(server.addr.port());
+    for i in 0..100 {
+        c.call(&["SET", &format!("keep:{i}"), &value(i)]);
+        c.call(&["SET", &format!("ttl:{i}"), &value(i), "EX", "10000"]);
+    }
+    let full = used(&mut c);
+    config(
+        &mut c,
+        &[
+            ("maxmemory-policy", policy),
+            ("maxmemory", &full.to_string()),
+        ],
+    );
+    for i in 0..50 {
+        let reply = c.call(&["SET", &format!("new:{i}"), &value(i)]);
+        assert_eq!(reply, b"+OK\r\n", "{policy}: {}", text(&reply));
+        assert!(used(&mut c) <= full + 1024);
+    }
+    let alive = |c: &mut Raw, prefix: &str| {
+        (0..100)
+            .filter(|i| c.call(&["EXISTS", &format!("{prefix}:{i}")]) == b":1\r\n")
+            .count()
+    };
+    assert_eq!(
+        alive(&mut c, "keep"),
+        100,
+        "{policy}: no persistent key evicted"
+    );
+    // A key with a TTL costs a little more than a new one (its deadline
+    // entry): 50 writes evict a few less than 50 of them.
+    let ttl_left = alive(&mut c, "ttl");
+    assert!(
+        (50..=60).contains(&ttl_left),
+        "{policy}: {ttl_left} keys with a TTL left"
+    );
+    assert_eq!(evicted(&mut c), 100 - ttl_left as u64);
+}
+
+#[test]
+fn volatile_lru_evicts_only_keys_with_a_ttl() {
+    volatile_only("volatile-lru");
+}
+
+#[test]
+fn volatile_random_evicts_only_keys_with_a_ttl() {
+    volatile_only("volatile-random");
+}

@@ -199,7 +199,8 @@ impl Db {
     fn settle(&mut self) {
         if let Some((slot, before)) = self.lent.take() {
             if let Some((key, entry)) = self.map.at_slot(slot) {
-                self.used = self.used - before + memory::entry_bytes(key, entry);
+                let after = memory::entry_bytes(key, entry);
+                self.account(before, after);
             }
         }
     }
@@ -208,16 +209,21 @@ impl Db {
     pub fn used_memory(&self) -> usize {
         match self.lent {
             Some((slot, before)) => match self.map.at_slot(slot) {
-                Some((key, entry)) => self.used - before + memory::entry_bytes(key, entry),
+                Some((key, entry)) => {
+                    (self.used + memory::entry_bytes(key, entry)).saturating_sub(before)
+                }
                 None => self.used,
             },
             None => self.used,
         }
     }
 
-    /// Adds `delta` (new bytes minus old) to `used`.
+    /// Replaces `before` bytes by `after` in `used`. The count is exact
+    /// (the tests check it against the formula); if it were ever short, it
+    /// stops at 0 in a release build rather than wrap to "full".
     fn account(&mut self, before: usize, after: usize) {
-        self.used = self.used - before + after;
+        debug_assert!(self.used >= before, "{} < {before}", self.used);
+        self.used = (self.used + after).saturating_sub(before);
     }
 
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
@@ -305,7 +311,7 @@ impl Db {
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         self.settle();
         let entry = self.map.remove(key)?;
-        self.used -= memory::entry_bytes(key, &entry);
+        self.account(memory::entry_bytes(key, &entry), 0);
         if let Some(at) = entry.expires_at {
             self.deadlines.remove(&(at, key.to_vec()));
         }
@@ -470,7 +476,7 @@ impl Db {
             let (_, key) = self.deadlines.pop_first().expect("peeked");
             self.settle();
             if let Some(entry) = self.map.remove(&key[..]) {
-                self.used -= memory::entry_bytes(&key, &entry);
+                self.account(memory::entry_bytes(&key, &entry), 0);
             }
             self.expired += 1;
             self.note_expired(&key);
