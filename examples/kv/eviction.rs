@@ -10,7 +10,7 @@
 //! error; the others (GET, DEL, ...) run. (Redis lets a command run while
 //! an eviction is "still running" after its time limit; kv refuses it, so
 //! writes cannot outgrow the evictions.) With no limit (the default) the
-//! check is one branch.
+//! check is one branch after setting the command's LRU clock.
 //!
 //! Policies, as Redis's:
 //! * `allkeys-lru` / `volatile-lru`: of `maxmemory-samples` keys sampled
