@@ -41,16 +41,20 @@ impl Kv {
         if index != self.dbs.mounted {
             std::mem::swap(&mut self.db, &mut self.dbs.slots[self.dbs.mounted]);
             std::mem::swap(&mut self.db, &mut self.dbs.slots[index]);
+            self.db.share_clock(&self.dbs.slots[self.dbs.mounted]);
             self.dbs.mounted = index;
         }
     }
 
-    /// Database `index`, wherever it is.
+    /// Database `index`, wherever it is. One that is not mounted gets the
+    /// running command's LRU clock, for the keys it writes (MOVE, COPY).
     pub fn db_at(&mut self, index: usize) -> &mut Db {
         if index == self.dbs.mounted {
             &mut self.db
         } else {
-            &mut self.dbs.slots[index]
+            let db = &mut self.dbs.slots[index];
+            db.share_clock(&self.db);
+            db
         }
     }
 

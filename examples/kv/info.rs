@@ -1,4 +1,4 @@
-//! INFO: server, clients, stats (the runtime's counters), keyspace.
+//! INFO: server, clients, memory, stats (the runtime's counters), keyspace.
 
 use std::fmt::Write;
 
@@ -40,11 +40,39 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             stats.connections_paused
         );
     }
+    if want("memory") {
+        let used = crate::eviction::used_memory(kv);
+        let m = &kv.maxmemory;
+        let peak = m.peak.get();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\n",
+            crate::memory::human(used)
+        );
+        // The process's resident size next to the data's estimate; no
+        // fragmentation ratio: the two do not measure the same things
+        // (see memory.rs).
+        if let Some(rss) = crate::memory::rss() {
+            let _ = write!(
+                out,
+                "used_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\n",
+                crate::memory::human(rss)
+            );
+        }
+        let _ = write!(
+            out,
+            "used_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\r\n",
+            crate::memory::human(peak),
+            m.limit,
+            crate::memory::human(m.limit),
+            m.policy.name()
+        );
+    }
     if want("stats") {
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\nrejected_connections:{}\r\ntotal_commands_processed:{}\r\n\
-             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
+             total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\n\
              io_threaded_reads_processed:{}\r\ninline_fallbacks:{}\r\nio_activation_trials:{}\r\nwakeups_sent:{}\r\nwakeups_coalesced:{}\r\n\
              tls_handshakes_ok:{}\r\ntls_handshakes_failed:{}\r\ntls_handshakes_resumed:{}\r\n",
             stats.connections_accepted,
@@ -53,6 +81,7 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
             stats.bytes_in,
             stats.bytes_out,
             (0..kv.db_count()).map(|i| kv.db_ref(i).expired()).sum::<u64>(),
+            kv.maxmemory.evicted,
             kv.channels.len(),
             kv.channels.patterns(),
             stats.jobs_dispatched,

@@ -9,24 +9,25 @@
 //! oldest first, up to a budget per tick; no expired key lingers because
 //! sampling missed it.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-
-use indexmap::{IndexMap, IndexSet};
+use std::collections::{BTreeSet, HashSet};
 
 use crate::blob::Blob;
 use crate::key::Key;
+use crate::key_table::KeyTable;
+use crate::measured::{Hash, List, Set};
+use crate::memory;
 use crate::zset::ZSet;
 
 /// A stored value.
 #[derive(Debug)]
 pub enum Value {
     Str(Blob),
-    List(VecDeque<Vec<u8>>),
+    List(List),
     /// Sets and hashes are indexed (members in a vector, found by hash) so
     /// SPOP, SRANDMEMBER and HRANDFIELD pick a random member in O(1), as
     /// Redis does; removal swaps the last member into the hole.
-    Set(IndexSet<Vec<u8>>),
-    Hash(IndexMap<Vec<u8>, Vec<u8>>),
+    Set(Set),
+    Hash(Hash),
     ZSet(ZSet),
 }
 
@@ -54,17 +55,46 @@ impl Value {
 }
 
 #[derive(Debug)]
-struct Entry {
-    value: Value,
+pub struct Entry {
+    pub value: Value,
     /// Unix time in milliseconds at which the key expires.
-    expires_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// The LRU clock (`lru_clock`) when the key was last read or written.
+    pub access: u32,
+}
+
+/// Redis's LRU clock: seconds, in 24 bits (it wraps after 194 days; idle
+/// times are computed modulo that, as Redis does).
+pub const LRU_BITS: u32 = 24;
+const LRU_MAX: u32 = (1 << LRU_BITS) - 1;
+
+/// The LRU clock at Unix time `now_ms`.
+pub fn lru_clock(now_ms: i64) -> u32 {
+    (now_ms.max(0) / 1000) as u32 & LRU_MAX
+}
+
+/// Seconds between an entry's `access` and the clock `now` (wrapping).
+pub fn idle_secs(access: u32, now: u32) -> u64 {
+    u64::from(now.wrapping_sub(access) & LRU_MAX)
 }
 
 /// Keys, values and deadlines. `now` is Unix milliseconds, passed in so the
 /// caller decides the clock (one reading per request).
 #[derive(Debug, Default)]
 pub struct Db {
-    map: HashMap<Key, Entry>,
+    map: KeyTable<Entry>,
+    /// The bytes of all entries by `memory::entry_bytes`, kept as they
+    /// change (see `used_memory`).
+    used: usize,
+    /// The entry `get_mut` lent out (its slot) and its bytes then: the
+    /// caller may have changed it, so it is measured again before the
+    /// next change to the table (`settle`), or on reading `used_memory`.
+    lent: Option<(usize, usize)>,
+    /// The LRU clock of the running command, for keys it writes.
+    clock: u32,
+    /// CLIENT NO-TOUCH of the running command's client: reads do not
+    /// update access times.
+    pub no_touch: bool,
     /// Orders keys for SCAN cursors (random per process, fixed for its life).
     scan_order: std::collections::hash_map::RandomState,
     deadlines: BTreeSet<(i64, Vec<u8>)>,
@@ -95,7 +125,7 @@ impl Db {
 
     /// Whether `key` is stored, even if past its deadline.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.map.contains(key)
     }
 
     /// CONFIG RESETSTAT: the expired-keys counter restarts from 0.
@@ -149,12 +179,65 @@ impl Db {
         }
     }
 
-    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
-        if self.check(key, now) {
-            self.map.get(key).map(|e| &e.value)
-        } else {
-            None
+    /// Sets the LRU clock for what the running command writes (and reads,
+    /// unless `no_touch`); also folds in the entry `get_mut` lent last.
+    pub fn begin_command(&mut self, now: i64, no_touch: bool) {
+        self.clock = lru_clock(now);
+        self.no_touch = no_touch;
+        self.settle();
+    }
+
+    /// Takes `other`'s LRU clock: the mounted database's is the running
+    /// command's; one not mounted then has an older one.
+    pub fn share_clock(&mut self, other: &Db) {
+        self.clock = other.clock;
+    }
+
+    /// Measures the entry `get_mut` lent out again (the caller may have
+    /// grown or shrunk it) and corrects `used`. O(1): a slot lookup and
+    /// the formula (collections keep their byte totals).
+    fn settle(&mut self) {
+        if let Some((slot, before)) = self.lent.take() {
+            if let Some((key, entry)) = self.map.at_slot(slot) {
+                let after = memory::entry_bytes(key, entry);
+                self.account(before, after);
+            }
         }
+    }
+
+    /// The bytes of this database's data by `memory::entry_bytes`, O(1).
+    pub fn used_memory(&self) -> usize {
+        match self.lent {
+            Some((slot, before)) => match self.map.at_slot(slot) {
+                Some((key, entry)) => {
+                    (self.used + memory::entry_bytes(key, entry)).saturating_sub(before)
+                }
+                None => self.used,
+            },
+            None => self.used,
+        }
+    }
+
+    /// Replaces `before` bytes by `after` in `used`. The count is exact
+    /// (the tests check it against the formula); if it were ever short, it
+    /// stops at 0 in a release build rather than wrap to "full".
+    fn account(&mut self, before: usize, after: usize) {
+        debug_assert!(self.used >= before, "{} < {before}", self.used);
+        self.used = (self.used + after).saturating_sub(before);
+    }
+
+    pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
+        if !self.check(key, now) {
+            return None;
+        }
+        if self.no_touch {
+            return self.map.get(key).map(|e| &e.value);
+        }
+        let clock = self.clock;
+        self.map.get_mut(key).map(|e| {
+            e.access = clock;
+            &e.value
+        })
     }
 
     /// A live key's value without expiring anything (a deadline already
@@ -167,12 +250,28 @@ impl Db {
             .map(|e| &e.value)
     }
 
+    /// The access time of a live key without touching it (OBJECT IDLETIME).
+    pub fn access_time(&self, key: &[u8], now: i64) -> Option<u32> {
+        self.map
+            .get(key)
+            .filter(|e| e.expires_at.is_none_or(|at| at > now))
+            .map(|e| e.access)
+    }
+
+    /// The value to edit in place. Its size is measured again before the
+    /// next change to the keyspace (`settle`), so every edit is counted.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
-        if self.check(key, now) {
-            self.map.get_mut(key).map(|e| &mut e.value)
-        } else {
-            None
+        if !self.check(key, now) {
+            return None;
         }
+        self.settle();
+        let slot = self.map.slot(key)?;
+        let (k, entry) = self.map.at_slot(slot)?;
+        self.lent = Some((slot, memory::entry_bytes(k, entry)));
+        let clock = self.clock;
+        let entry = self.map.at_slot_mut(slot)?;
+        entry.access = clock;
+        Some(&mut entry.value)
     }
 
     pub fn exists(&mut self, key: &[u8], now: i64) -> bool {
@@ -182,27 +281,37 @@ impl Db {
     /// Stores `value`, clearing any TTL unless `keep_ttl`. An existing key
     /// is updated in place: one lookup, and its key bytes are not copied.
     pub fn set(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
+        self.settle();
+        let clock = self.clock;
         if let Some(entry) = self.map.get_mut(key) {
+            let before = memory::entry_bytes(key, entry);
             entry.value = value;
+            entry.access = clock;
             if !keep_ttl {
                 if let Some(at) = entry.expires_at.take() {
                     self.deadlines.remove(&(at, key.to_vec()));
                 }
             }
+            let after = memory::entry_bytes(key, entry);
+            self.account(before, after);
             return;
         }
         let entry = Entry {
             value,
             expires_at: None,
+            access: clock,
         };
-        self.map.insert(Key::from(key), entry);
+        self.used += memory::entry_bytes(key, &entry);
+        self.map.insert_new(Key::from(key), entry);
         // Every new key passes here (commands, RENAME, MOVE): the one hook
         // that wakes blocked clients whatever command created the key.
         self.signal_if_blocked(key);
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        self.settle();
         let entry = self.map.remove(key)?;
+        self.account(memory::entry_bytes(key, &entry), 0);
         if let Some(at) = entry.expires_at {
             self.deadlines.remove(&(at, key.to_vec()));
         }
@@ -214,7 +323,9 @@ impl Db {
         if !self.check(key, now) {
             return false;
         }
+        self.settle();
         let entry = self.map.get_mut(key).expect("checked live");
+        let before = memory::entry_bytes(key, entry);
         if let Some(old) = entry.expires_at.take() {
             self.deadlines.remove(&(old, key.to_vec()));
         }
@@ -222,6 +333,8 @@ impl Db {
             entry.expires_at = Some(at);
             self.deadlines.insert((at, key.to_vec()));
         }
+        let after = memory::entry_bytes(key, entry);
+        self.account(before, after);
         true
     }
 
@@ -247,6 +360,40 @@ impl Db {
     pub fn clear(&mut self) {
         self.map.clear();
         self.deadlines.clear();
+        self.used = 0;
+        self.lent = None;
+    }
+
+    /// Up to `count` keys from a random place in the table, with their
+    /// access time and deadline, looking at no more than `max_slots`
+    /// slots (eviction's sample; expired keys included, as Redis's).
+    pub fn sample(
+        &self,
+        start: usize,
+        count: usize,
+        max_slots: usize,
+    ) -> impl Iterator<Item = (&[u8], u32, Option<i64>)> {
+        let start = start % self.map.slots().max(1);
+        self.map
+            .sample(start, count, max_slots)
+            .map(|(k, e)| (&**k, e.access, e.expires_at))
+    }
+
+    /// The key with the nearest deadline (volatile-ttl's victim).
+    pub fn nearest_deadline(&self) -> Option<(i64, &[u8])> {
+        self.deadlines.first().map(|(at, k)| (*at, k.as_slice()))
+    }
+
+    /// A key with a TTL, picked by a random deadline between the nearest
+    /// and the farthest (volatile-random's and volatile-lru's sample:
+    /// O(log n), biased towards keys whose deadlines are far apart).
+    pub fn deadline_near(&self, fraction: f64) -> Option<(&[u8], u32)> {
+        let (first, _) = self.deadlines.first()?;
+        let (last, _) = self.deadlines.last()?;
+        let at = first + ((last - first) as f64 * fraction.clamp(0.0, 1.0)) as i64;
+        let (_, key) = self.deadlines.range((at, Vec::new())..).next()?;
+        let access = self.map.get(key)?.access;
+        Some((key.as_slice(), access))
     }
 
     /// Live keys (expired ones are skipped, not removed).
@@ -257,20 +404,19 @@ impl Db {
             .map(|(k, _)| &**k)
     }
 
-    /// A live key picked at random (RANDOMKEY), or `None` if there is none.
-    /// Costs O(keys) (the map has no random access; Redis's is O(1)).
+    /// A live key picked at random (RANDOMKEY), or `None` if there is none:
+    /// the first live key from a random slot on, as Redis walks from a
+    /// random bucket (O(1) expected: the table is at least 1/8 full).
     pub fn random_key(&self, now: i64) -> Option<Vec<u8>> {
         use std::hash::BuildHasher;
-        let len = self.map.len();
-        if len == 0 {
+        let slots = self.map.slots();
+        if self.map.len() == 0 {
             return None;
         }
         let start =
-            (std::collections::hash_map::RandomState::new().hash_one(now) % len as u64) as usize;
+            (std::collections::hash_map::RandomState::new().hash_one(now) % slots as u64) as usize;
         self.map
-            .iter()
-            .skip(start)
-            .chain(self.map.iter().take(start))
+            .sample(start, usize::MAX, slots)
             .find(|(_, e)| e.expires_at.is_none_or(|at| at > now))
             .map(|(k, _)| k.to_vec())
     }
@@ -328,7 +474,10 @@ impl Db {
                 return (removed, false);
             }
             let (_, key) = self.deadlines.pop_first().expect("peeked");
-            self.map.remove(&key[..]);
+            self.settle();
+            if let Some(entry) = self.map.remove(&key[..]) {
+                self.account(memory::entry_bytes(&key, &entry), 0);
+            }
             self.expired += 1;
             self.note_expired(&key);
             removed += 1;
@@ -372,6 +521,92 @@ mod tests {
         assert!(db.rename(b"c", b"d".to_vec(), 0));
         assert_eq!(db.expiry(b"d", 0), Some(Some(700)));
         assert_eq!(db.keys_with_ttl(), 1);
+    }
+
+    /// The formula over every entry: what `used_memory` must equal.
+    fn recount(db: &Db) -> usize {
+        db.map.iter().map(|(k, e)| memory::entry_bytes(k, e)).sum()
+    }
+
+    #[test]
+    fn the_byte_count_follows_every_change_exactly() {
+        use crate::measured::{Hash, List, Set};
+        let mut db = Db::default();
+        let check = |db: &Db, what: &str| assert_eq!(db.used_memory(), recount(db), "{what}");
+        db.set(b"s", Value::Str(Blob::from(&b"short"[..])), false);
+        db.set(&[b'k'; 40], Value::Str(Blob::from(vec![7u8; 100])), false);
+        check(&db, "inserts (inline and heap key and value)");
+        assert_eq!(
+            db.used_memory(),
+            2 * memory::SLOT + 40 + 100,
+            "the formula: slots, the long key's and long value's bytes"
+        );
+        db.set(b"s", Value::Str(Blob::from(vec![1u8; 50])), false);
+        check(&db, "overwrite");
+        db.set_expiry(b"s", Some(1000), 0);
+        check(&db, "a TTL");
+        db.set(b"s", Value::Str(Blob::from(&b"x"[..])), true);
+        check(&db, "KEEPTTL overwrite");
+        db.set(b"l", Value::List(List::default()), false);
+        db.set(b"h", Value::Hash(Hash::default()), false);
+        db.set(b"t", Value::Set(Set::default()), false);
+        db.set(b"z", Value::ZSet(ZSet::default()), false);
+        for i in 0..50u8 {
+            // Edits in place through `get_mut`, each measured at the next
+            // change; reading `used_memory` in between sees them too.
+            if let Some(Value::List(l)) = db.get_mut(b"l", 0) {
+                l.push_back(vec![i; usize::from(i)]);
+            }
+            check(&db, "a list push, still lent");
+            if let Some(Value::Hash(h)) = db.get_mut(b"h", 0) {
+                h.insert(vec![i % 7], vec![i; usize::from(i)]);
+            }
+            if let Some(Value::Set(s)) = db.get_mut(b"t", 0) {
+                s.insert(vec![i % 9; 3]);
+            }
+            if let Some(Value::ZSet(z)) = db.get_mut(b"z", 0) {
+                z.insert(vec![i % 11; 5], f64::from(i));
+            }
+            if let Some(Value::Str(s)) = db.get_mut(b"s", 0) {
+                s.make_mut().extend_from_slice(&[i; 3]);
+            }
+            check(&db, "edits");
+        }
+        if let Some(Value::List(l)) = db.get_mut(b"l", 0) {
+            l.drain(..25);
+        }
+        db.remove(b"t");
+        check(&db, "a removal after a shrinking edit");
+        db.set_expiry(b"l", Some(10), 0);
+        assert!(db.get(b"l", 10).is_none());
+        check(&db, "lazy expiry");
+        db.set_expiry(b"h", Some(10), 0);
+        assert_eq!(db.expire_due(10, 10), (1, false));
+        check(&db, "active expiry");
+        assert!(db.rename(b"z", b"zz".to_vec(), 0));
+        check(&db, "rename");
+        db.clear();
+        assert_eq!(db.used_memory(), 0, "flush");
+        db.set(b"again", Value::Str(Blob::from(&b"1"[..])), false);
+        check(&db, "after a flush");
+    }
+
+    #[test]
+    fn reads_and_writes_set_the_access_clock_unless_no_touch() {
+        let mut db = Db::default();
+        db.begin_command(5_000, false);
+        db.set(b"k", Value::Str(Blob::from(&b"v"[..])), false);
+        assert_eq!(db.access_time(b"k", 0), Some(5));
+        db.begin_command(9_000, true);
+        db.get(b"k", 9_000);
+        assert_eq!(db.access_time(b"k", 0), Some(5), "NO-TOUCH read");
+        db.begin_command(12_000, false);
+        db.exists(b"k", 12_000);
+        assert_eq!(db.access_time(b"k", 0), Some(5), "EXISTS does not touch");
+        db.get(b"k", 12_000);
+        assert_eq!(db.access_time(b"k", 0), Some(12));
+        assert_eq!(idle_secs(12, lru_clock(20_000)), 8);
+        assert_eq!(idle_secs(LRU_MAX, 1), 2, "the 24-bit clock wraps");
     }
 
     #[test]

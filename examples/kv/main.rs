@@ -21,10 +21,14 @@ mod clock;
 mod command_table;
 mod commands;
 mod db;
+mod eviction;
 mod glob;
 mod info;
 mod key;
+mod key_table;
 mod keyspace;
+mod measured;
+mod memory;
 mod multi;
 mod protocol;
 mod pubsub;
@@ -73,6 +77,26 @@ struct Args {
     client_output_buffer_limit: usize,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Most bytes of data (keys and values, by kv's estimate) before
+    /// writes evict or are refused: bytes, or with a unit as in redis.conf
+    /// (`100mb`, `1gb`, `500k`); 0 means no limit.
+    #[arg(long, default_value = "0", value_parser = parse_memory)]
+    maxmemory: u64,
+    /// What to do over `--maxmemory`: noeviction, allkeys-lru,
+    /// allkeys-random, volatile-lru, volatile-random or volatile-ttl.
+    #[arg(long, default_value = "noeviction", value_parser = parse_policy)]
+    maxmemory_policy: eviction::Policy,
+    /// Keys sampled per database for each LRU or random eviction (1-64).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=64))]
+    maxmemory_samples: u8,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    eviction::parse_bytes(text).ok_or_else(|| "argument must be a memory value".into())
+}
+
+fn parse_policy(text: &str) -> Result<eviction::Policy, String> {
+    eviction::Policy::parse(text)
 }
 
 fn main() -> ExitCode {
@@ -95,6 +119,9 @@ fn main() -> ExitCode {
         });
         kv.dbs = db::Dbs::new(args.databases);
         kv.client_output_buffer_limit = args.client_output_buffer_limit;
+        kv.maxmemory.limit = args.maxmemory;
+        kv.maxmemory.policy = args.maxmemory_policy;
+        kv.maxmemory.samples = usize::from(args.maxmemory_samples);
         let listen = serve::Listen {
             binds: &args.bind,
             port: args.port,

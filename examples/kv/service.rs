@@ -74,6 +74,8 @@ pub struct Kv {
     pub started: std::time::Instant,
     /// Unix milliseconds from the loop's clock (see `clock.rs`).
     pub clock: WallClock,
+    /// The memory limit, its policy and eviction's state.
+    pub maxmemory: crate::eviction::MaxMemory,
 }
 
 impl Kv {
@@ -99,6 +101,7 @@ impl Kv {
             commands_processed: 0,
             started: std::time::Instant::now(),
             clock: WallClock::default(),
+            maxmemory: Default::default(),
         }
     }
 }
@@ -207,6 +210,7 @@ impl Service for Kv {
         if self.watching() {
             crate::multi::touch_expired(self);
         }
+        crate::eviction::tick(self, now);
         ctx.set_timer(
             if more_due {
                 Duration::ZERO

@@ -35,8 +35,8 @@ pub struct Session {
     pub last_ms: i64,
     pub lib_name: Option<String>,
     pub lib_ver: Option<String>,
-    /// `CLIENT NO-EVICT` / `NO-TOUCH` (recorded and reported; kv never
-    /// evicts and keeps no access times, so both hold for every client).
+    /// `CLIENT NO-EVICT` (recorded and reported: eviction counts data,
+    /// not clients) / `NO-TOUCH` (its reads leave keys' access times).
     pub no_evict: bool,
     pub no_touch: bool,
 }

@@ -141,6 +141,8 @@ pub struct ZSet {
     listpack: bool,
     /// Orders members for ZSCAN cursors (fixed for the set's life).
     scan_order: RandomState,
+    /// Bytes of all members (for `memory.rs`).
+    payload: usize,
 }
 
 impl Default for ZSet {
@@ -162,6 +164,7 @@ impl Default for ZSet {
             rng: RandomState::new().hash_one(0u8) | 1,
             listpack: true,
             scan_order,
+            payload: 0,
         }
     }
 }
@@ -173,6 +176,11 @@ impl ZSet {
 
     pub fn is_empty(&self) -> bool {
         self.scores.is_empty()
+    }
+
+    /// Bytes of all members, kept as they come and go.
+    pub fn payload(&self) -> usize {
+        self.payload
     }
 
     /// Whether Redis would hold this set in its compact encoding: it was
@@ -213,6 +221,7 @@ impl ZSet {
                 false
             }
             None => {
+                self.payload += member.len();
                 self.scores.insert(member.clone(), score);
                 self.link(score, member);
                 true
@@ -224,6 +233,7 @@ impl ZSet {
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match self.scores.remove(member) {
             Some(score) => {
+                self.payload -= member.len();
                 self.unlink(score, member);
                 true
             }

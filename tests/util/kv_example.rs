@@ -15,14 +15,22 @@ mod command_table;
 mod commands;
 #[path = "../../examples/kv/db.rs"]
 mod db;
+#[path = "../../examples/kv/eviction.rs"]
+mod eviction;
 #[path = "../../examples/kv/glob.rs"]
 mod glob;
 #[path = "../../examples/kv/info.rs"]
 mod info;
 #[path = "../../examples/kv/key.rs"]
 mod key;
+#[path = "../../examples/kv/key_table.rs"]
+mod key_table;
 #[path = "../../examples/kv/keyspace.rs"]
 mod keyspace;
+#[path = "../../examples/kv/measured.rs"]
+mod measured;
+#[path = "../../examples/kv/memory.rs"]
+mod memory;
 #[path = "../../examples/kv/multi.rs"]
 mod multi;
 #[path = "../../examples/kv/protocol.rs"]

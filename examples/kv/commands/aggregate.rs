@@ -6,17 +6,10 @@
 //! commands that add). These helpers are that step, generic over the value
 //! type so each command file does not repeat the match on `Value`.
 
-use std::collections::VecDeque;
-
-use indexmap::{IndexMap, IndexSet};
-
 use super::{int, WRONGTYPE};
 use crate::keyspace::{Db, Value};
+pub use crate::measured::{Hash, List, Set};
 use crate::protocol::Reply;
-
-pub type List = VecDeque<Vec<u8>>;
-pub type Set = IndexSet<Vec<u8>>;
-pub type Hash = IndexMap<Vec<u8>, Vec<u8>>;
 
 /// A value type a key can hold.
 pub trait Aggregate: Default {

@@ -129,8 +129,9 @@ fn parameters(kv: &Kv) -> Vec<(&'static str, String, Change)> {
         ("tls-port", c.tls_port.to_string(), Immutable),
         ("bind", "127.0.0.1".into(), Immutable),
         ("io-threads", c.io_threads.max(1).to_string(), Immutable),
-        ("maxmemory", "0".into(), Fixed),
-        ("maxmemory-policy", "noeviction".into(), Fixed),
+        ("maxmemory", kv.maxmemory.limit.to_string(), Live),
+        ("maxmemory-policy", kv.maxmemory.policy.name().into(), Live),
+        ("maxmemory-samples", kv.maxmemory.samples.to_string(), Live),
         ("notify-keyspace-events", String::new(), Fixed),
         ("daemonize", "no".into(), Immutable),
         ("protected-mode", "no".into(), Fixed),
@@ -163,6 +164,8 @@ fn config(kv: &mut Kv, call: &Call<'_>) -> Reply {
         (b"set", n) if n >= 3 && n % 2 == 1 => config_set(kv, &a[1..]),
         (b"resetstat", 1) => {
             kv.commands_processed = 0;
+            kv.maxmemory.evicted = 0;
+            kv.maxmemory.peak.set(0);
             for db in 0..kv.db_count() {
                 kv.db_at(db).reset_stats();
             }
@@ -217,6 +220,9 @@ fn config_set(kv: &mut Kv, pairs: &[Vec<u8>]) -> Reply {
                         Err(_) => return failed(pname, "argument couldn't be parsed into an integer"),
                     }
                 }
+                if let Err(why) = crate::eviction::check_setting(pname, &value) {
+                    return failed(pname, &why);
+                }
                 apply.push((pname, value));
             }
         }
@@ -226,6 +232,9 @@ fn config_set(kv: &mut Kv, pairs: &[Vec<u8>]) -> Reply {
             "requirepass" => kv.requirepass = (!value.is_empty()).then_some(value),
             "proto-max-bulk-len" => {
                 kv.proto_max_bulk_len = value.parse().expect("validated above");
+            }
+            "maxmemory" | "maxmemory-policy" | "maxmemory-samples" => {
+                crate::eviction::apply_setting(&mut kv.maxmemory, name, &value);
             }
             _ => unreachable!("only live parameters are applied"),
         }
@@ -434,6 +443,7 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
                         s.no_touch = on;
                     }
                 }
+                kv.maxmemory.no_touch_seen |= on && !evict;
                 Reply::Ok
             }
             None => Reply::error(super::SYNTAX),

@@ -64,8 +64,9 @@ fn keys(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         }
         "touch" => {
             arity(!a.is_empty())?;
+            // A read: updates each key's access time (unless NO-TOUCH).
             Ok(Reply::Int(
-                a.iter().filter(|key| kv.db.exists(key, now)).count() as i64,
+                a.iter().filter(|key| kv.db.get(key, now).is_some()).count() as i64,
             ))
         }
         "randomkey" => {

@@ -54,9 +54,9 @@ fn list_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let take = count.unwrap_or(1).min(list.len());
             let popped: Vec<Vec<u8>> = if call.name == "lpop" {
-                list.drain(..take).collect()
+                list.drain(..take)
             } else {
-                list.drain(list.len() - take..).rev().collect()
+                list.drain(list.len() - take..).into_iter().rev().collect()
             };
             db.drop_if_empty(&a[0]);
             Ok(match count {
@@ -96,10 +96,9 @@ fn list_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 return Err(Reply::error("ERR no such key"));
             };
             let index = position(int(&a[1])?, list.len());
-            let slot = index
-                .and_then(|i| list.get_mut(i))
-                .ok_or_else(|| Reply::error("ERR index out of range"))?;
-            *slot = a[2].clone();
+            if !index.is_some_and(|i| list.replace(i, a[2].clone())) {
+                return Err(Reply::error("ERR index out of range"));
+            }
             Ok(Reply::Ok)
         }
         "linsert" => {

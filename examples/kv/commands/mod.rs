@@ -84,6 +84,9 @@ pub fn dispatch(
     call: &Call<'_>,
     sent: &[u8],
 ) -> Option<Reply> {
+    if let Some(refused) = crate::eviction::before_command(kv, conn, call) {
+        return Some(refused);
+    }
     let reply = match call.name {
         "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, call),
         "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {

@@ -24,9 +24,9 @@
 //! most 512 member checks (larger values are decided by their size).
 //!
 //! REFCOUNT is 2147483647 for Redis's shared integers (0..9999, stored as
-//! `int`) and 1 otherwise. IDLETIME is always 0: kv keeps no access times
-//! (CLIENT NO-TOUCH holds for every client). FREQ answers Redis's error
-//! for the only policy kv has (`noeviction`, not LFU).
+//! `int`) and 1 otherwise. IDLETIME is the seconds since the key was last
+//! read or written (the keyspace's LRU clock, as Redis's). FREQ answers
+//! Redis's error for a non-LFU policy (kv has no LFU policy).
 
 use super::Call;
 use crate::blob::Blob;
@@ -89,7 +89,11 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
     if name == "help" {
         return Reply::Array(HELP.iter().map(|line| Reply::Status(line)).collect());
     }
-    let Some(value) = kv.db.get(&a[1], call.now) else {
+    // OBJECT does not count as an access (Redis looks up with NOTOUCH).
+    if !kv.db.exists(&a[1], call.now) {
+        return Reply::Null;
+    }
+    let Some(value) = kv.db.peek(&a[1], call.now) else {
         return Reply::Null;
     };
     match name {
@@ -98,7 +102,11 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Reply {
             Value::Str(Blob::Inline(s)) if shared_integer(s.as_slice()) => SHARED_REFCOUNT,
             _ => 1,
         }),
-        "idletime" => Reply::Int(0),
+        "idletime" => {
+            let clock = crate::keyspace::lru_clock(call.now);
+            let access = kv.db.access_time(&a[1], call.now).unwrap_or(clock);
+            Reply::Int(crate::keyspace::idle_secs(access, clock) as i64)
+        }
         _ => Reply::error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
              Please note that when switching between policies at runtime LRU and LFU data \

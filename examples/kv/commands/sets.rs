@@ -64,7 +64,7 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let take = count.unwrap_or(1).min(set.len());
             let picked: Vec<Vec<u8>> = if take == set.len() {
-                redis_order(set.drain(..).collect())
+                redis_order(set.take_all())
             } else {
                 // O(take): each pick is a random position, removed by
                 // swapping the last member into it.
