@@ -214,7 +214,8 @@ pub fn used_memory(kv: &Kv) -> u64 {
 /// Whether Redis refuses `name` at OOM (its `denyoom` flag).
 fn denyoom(name: &str) -> bool {
     const FLAG: &[u8] = b"+denyoom\r\n";
-    crate::commands::lookup(name.as_bytes()).is_some_and(|s| s.info2.windows(FLAG.len()).any(|w| w == FLAG))
+    crate::commands::lookup(name.as_bytes())
+        .is_some_and(|s| s.info2.windows(FLAG.len()).any(|w| w == FLAG))
 }
 
 /// The one check before a data command runs: starts the command's LRU

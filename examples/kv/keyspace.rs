@@ -164,19 +164,22 @@ impl Db {
 
     /// Removes `key` if its deadline passed; `true` if it is (still) live.
     fn check(&mut self, key: &[u8], now: i64) -> bool {
-        match self.map.get(key) {
-            None => false,
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) if *at <= now => {
-                self.remove(key);
-                self.expired += 1;
-                self.note_expired(key);
-                false
-            }
-            Some(_) => true,
+        self.live_slot(key, now).is_some()
+    }
+
+    /// The slot of `key` if it is live (valid until the next insert or
+    /// removal), after removing it if its deadline passed. One hash of the
+    /// key: reading the entry through the slot hashes no more.
+    fn live_slot(&mut self, key: &[u8], now: i64) -> Option<usize> {
+        let slot = self.map.slot(key)?;
+        let (_, entry) = self.map.at_slot(slot)?;
+        if entry.expires_at.is_some_and(|at| at <= now) {
+            self.remove(key);
+            self.expired += 1;
+            self.note_expired(key);
+            return None;
         }
+        Some(slot)
     }
 
     /// Sets the LRU clock for what the running command writes (and reads,
@@ -227,17 +230,13 @@ impl Db {
     }
 
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
-        if !self.check(key, now) {
-            return None;
+        let slot = self.live_slot(key, now)?;
+        let (clock, touch) = (self.clock, !self.no_touch);
+        let entry = self.map.at_slot_mut(slot)?;
+        if touch {
+            entry.access = clock;
         }
-        if self.no_touch {
-            return self.map.get(key).map(|e| &e.value);
-        }
-        let clock = self.clock;
-        self.map.get_mut(key).map(|e| {
-            e.access = clock;
-            &e.value
-        })
+        Some(&entry.value)
     }
 
     /// A live key's value without expiring anything (a deadline already
@@ -261,11 +260,9 @@ impl Db {
     /// The value to edit in place. Its size is measured again before the
     /// next change to the keyspace (`settle`), so every edit is counted.
     pub fn get_mut(&mut self, key: &[u8], now: i64) -> Option<&mut Value> {
-        if !self.check(key, now) {
-            return None;
-        }
+        let slot = self.live_slot(key, now)?;
+        // (Settling changes counts, not the table: the slot stays valid.)
         self.settle();
-        let slot = self.map.slot(key)?;
         let (k, entry) = self.map.at_slot(slot)?;
         self.lent = Some((slot, memory::entry_bytes(k, entry)));
         let clock = self.clock;
