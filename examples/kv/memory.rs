@@ -68,7 +68,8 @@ pub fn value_bytes(value: &Value) -> usize {
         Value::List(l) => l.len() * LIST_ITEM + l.payload(),
         Value::Set(s) => s.len() * SET_MEMBER + s.payload(),
         Value::Hash(h) => h.len() * HASH_FIELD + h.payload(),
-        Value::ZSet(z) => z.len() * ZSET_MEMBER + 2 * z.payload(),
+        // The set itself is boxed (see `Value::ZSet`).
+        Value::ZSet(z) => size_of::<crate::zset::ZSet>() + z.len() * ZSET_MEMBER + 2 * z.payload(),
     }
 }
 

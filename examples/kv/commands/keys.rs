@@ -294,7 +294,7 @@ fn duplicate(value: &Value) -> Value {
             for (member, score) in z.iter() {
                 copy.insert(member.to_vec(), score);
             }
-            Value::ZSet(copy)
+            Value::ZSet(Box::new(copy))
         }
     }
 }

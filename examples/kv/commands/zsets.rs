@@ -75,7 +75,7 @@ pub fn zset_at<'a>(kv: &'a mut Kv, key: &[u8], now: i64) -> Result<Option<&'a mu
 /// The sorted set at `key`, created empty if there is no key.
 fn zset_or_new<'a>(kv: &'a mut Kv, key: &[u8], now: i64) -> Result<&'a mut ZSet, Reply> {
     if !kv.db.exists(key, now) {
-        kv.db.set(key, Value::ZSet(ZSet::default()), false);
+        kv.db.set(key, Value::ZSet(Box::default()), false);
     }
     zset_at(kv, key, now)?.ok_or_else(|| Reply::error(WRONGTYPE))
 }
@@ -87,7 +87,7 @@ pub fn store(kv: &mut Kv, dst: &[u8], zset: ZSet) -> Reply {
     if len == 0 {
         kv.db.remove(dst);
     } else {
-        kv.db.set(dst, Value::ZSet(zset), false);
+        kv.db.set(dst, Value::ZSet(Box::new(zset)), false);
     }
     Reply::Int(len as i64)
 }
