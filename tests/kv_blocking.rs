@@ -776,3 +776,43 @@ fn a_blocked_client_is_not_closed_as_idle() {
     std::thread::sleep(Duration::from_millis(900));
     assert_eq!(waiter.try_read(), Some(b"<closed>".to_vec()), "idle again");
 }
+
+/// kv only: a subscriber to patterns alone stays exempt from the idle
+/// timeout after a blocking command ends (the exemption was recomputed from
+/// its channels only, so it was closed as idle and its subscription lost).
+#[test]
+fn a_pattern_subscriber_stays_exempt_after_a_blocking_command() {
+    let kv = service::KvConfig {
+        timeout_secs: 1,
+        ..kv_test_config(None)
+    };
+    let server = util::spawn_server(
+        baton::Config {
+            io_threads: 2,
+            io_activation: baton::IoActivation::Always,
+            idle_timeout: Some(Duration::from_millis(300)),
+            ..baton::Config::default()
+        },
+        move || service::Kv::new(kv),
+    );
+    let port = server.addr.port();
+    let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let mut subscriber = Conn::connect(port);
+    subscriber.call(&args(&["HELLO", "3"]));
+    assert_eq!(
+        subscriber.call(&args(&["PSUBSCRIBE", "p*"])),
+        b">3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:1\r\n"
+    );
+    assert_eq!(
+        subscriber.call(&args(&["BLPOP", "nokey", "0.1"])),
+        b"_\r\n",
+        "timed out"
+    );
+    std::thread::sleep(Duration::from_millis(900));
+    let mut publisher = Conn::connect(port);
+    assert_eq!(publisher.call(&args(&["PUBLISH", "pq", "m"])), b":1\r\n");
+    assert_eq!(
+        subscriber.read(),
+        b">4\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npq\r\n$1\r\nm\r\n"
+    );
+}

@@ -241,7 +241,8 @@ pub fn run(
 fn unblock(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Option<Box<Blocked>> {
     let client = kv.clients.get_mut(&conn)?;
     let blocked = client.blocked.take()?;
-    let subscribed = !client.channels.is_empty();
+    // Channels or patterns: a subscriber stays exempt from the idle timeout.
+    let subscribed = client.subscriptions() > 0;
     kv.blocking.blocked -= 1;
     for key in &blocked.keys {
         let entry = (blocked.db, key.clone());
