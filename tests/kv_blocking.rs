@@ -816,3 +816,22 @@ fn a_pattern_subscriber_stays_exempt_after_a_blocking_command() {
         b">4\r\n$8\r\npmessage\r\n$2\r\np*\r\n$2\r\npq\r\n$1\r\nm\r\n"
     );
 }
+
+/// What a blocked client sent after QUIT never runs (as Redis stops
+/// reading a client once QUIT is processed): QUIT and a SET queued behind
+/// a BLPOP; the BLPOP times out, QUIT closes, the SET is dropped.
+#[test]
+fn requests_queued_after_quit_by_a_blocked_client_never_run() {
+    let kv = kv_test_server(None);
+    let port = kv.addr.port();
+    let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let mut client = Conn::connect(port);
+    client.send(&args(&["BLPOP", "k", "0.2"]));
+    client.send(&args(&["QUIT"]));
+    client.send(&args(&["SET", "after-quit", "1"]));
+    assert_eq!(client.read(), b"*-1\r\n");
+    assert_eq!(client.read(), b"+OK\r\n");
+    assert_eq!(client.try_read(), Some(b"<closed>".to_vec()));
+    let mut other = Conn::connect(port);
+    assert_eq!(other.call(&args(&["EXISTS", "after-quit"])), b":0\r\n");
+}

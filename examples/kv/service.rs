@@ -35,6 +35,9 @@ pub struct Client {
     /// meanwhile (see `blocking.rs`).
     pub blocked: Option<Box<crate::blocking::Blocked>>,
     pub pending: crate::blocking::Pending,
+    /// kv closed the connection itself (QUIT, CLIENT KILL of itself):
+    /// nothing it sent after runs, as Redis stops reading it.
+    pub closing: bool,
 }
 
 /// Settings the service needs (and reports through CONFIG GET and INFO).
@@ -121,6 +124,9 @@ impl Kv {
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
+        if client.closing {
+            return;
+        }
         if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
             crate::blocking::defer(self, ctx, conn, request);
             return;
@@ -150,6 +156,19 @@ impl Kv {
     }
 }
 
+impl Kv {
+    /// Closes `conn` once its replies so far are out, at its own request
+    /// (QUIT, CLIENT KILL of itself): what it sent after, queued while it
+    /// was blocked or still arriving, is dropped unrun.
+    pub fn close_after_reply(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+        if let Some(client) = self.clients.get_mut(&conn) {
+            client.closing = true;
+            client.pending = Default::default();
+        }
+        let _ = ctx.close(conn);
+    }
+}
+
 impl Service for Kv {
     type Codec = Resp;
     type Command = ();
@@ -174,6 +193,7 @@ impl Service for Kv {
             tx: crate::multi::Tx::default(),
             blocked: None,
             pending: crate::blocking::Pending::default(),
+            closing: false,
         };
         self.clients.insert(conn, client);
     }

@@ -316,7 +316,7 @@ fn kill(
     }
     if ids.contains(&me) {
         crate::session::send(kv, ctx, me, reply);
-        let _ = ctx.close(me);
+        kv.close_after_reply(ctx, me);
         return None;
     }
     Some(reply)

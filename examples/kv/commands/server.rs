@@ -62,7 +62,7 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         "echo" => arity(a.len() == 1).unwrap_or_else(|| Reply::Bulk(a[0].clone())),
         "quit" => {
             let _ = ctx.send(conn, Reply::Ok);
-            let _ = ctx.close(conn);
+            kv.close_after_reply(ctx, conn);
             return None;
         }
         "auth" => match a.len() {
