@@ -21,15 +21,16 @@ pub const MAX_CELLS: u64 = 1 << 24;
 
 pub fn run(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let a = call.args;
-    let mut text = |key: &[u8]| match kv.db.get(key, call.now) {
-        None => Ok(Vec::new()),
-        Some(Value::Str(s)) => Ok(s.to_vec()),
+    // Lengths first: the strings are copied only once the table is known
+    // to fit (two 512 MB values would otherwise be copied to be refused).
+    let mut text_len = |key: &[u8]| match kv.db.get(key, call.now) {
+        None => Ok(0),
+        Some(Value::Str(s)) => Ok(s.len()),
         Some(_) => Err(Reply::error(
             "ERR The specified keys must contain string values",
         )),
     };
-    let x = text(&a[0])?;
-    let y = text(&a[1])?;
+    let (x_len, y_len) = (text_len(&a[0])?, text_len(&a[1])?);
     let (mut get_len, mut get_idx, mut with_match_len) = (false, false, false);
     let mut min_match_len: i64 = 0;
     let mut i = 2;
@@ -52,7 +53,7 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             "ERR If you want both the length and indexes, please just use IDX.",
         ));
     }
-    let cells = (x.len() as u64 + 1) * (y.len() as u64 + 1);
+    let cells = (x_len as u64 + 1) * (y_len as u64 + 1);
     if cells.saturating_mul(4) > kv.proto_max_bulk_len as u64 {
         return Err(Reply::error(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
@@ -63,6 +64,11 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             "ERR LCS table too large: (len1+1)*(len2+1) is {cells} cells, kv allows at most {MAX_CELLS}"
         )));
     }
+    let text = |key: &[u8]| match kv.db.peek(key, call.now) {
+        Some(Value::Str(s)) => s.to_vec(),
+        _ => Vec::new(),
+    };
+    let (x, y) = (text(&a[0]), text(&a[1]));
     let table = Table::build(&x, &y);
     let total = table.at(x.len(), y.len());
     if get_len {
