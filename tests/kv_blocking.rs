@@ -675,7 +675,11 @@ fn a_blocked_client_cannot_queue_without_bound() {
         }
     };
     blocked(&mut other, 1);
-    let pings = b"*1\r\n$4\r\nPING\r\n".repeat(blocking::MAX_PENDING_REQUESTS + 100);
+    // Past whichever bound comes first, the count or the bytes.
+    let ping = vec![b"PING".to_vec()];
+    let fit = blocking::MAX_PENDING_REQUESTS
+        .min(blocking::MAX_PENDING_BYTES / blocking::request_cost(&ping));
+    let pings = b"*1\r\n$4\r\nPING\r\n".repeat(fit + 100);
     // The server may close while this is still being written.
     let _ = hostile.0 .0.get_mut().write_all(&pings);
     let deadline = Instant::now() + REPLY_WAIT;
@@ -834,4 +838,22 @@ fn requests_queued_after_quit_by_a_blocked_client_never_run() {
     assert_eq!(client.try_read(), Some(b"<closed>".to_vec()));
     let mut other = Conn::connect(port);
     assert_eq!(other.call(&args(&["EXISTS", "after-quit"])), b":0\r\n");
+}
+
+/// A pipeline of a blocking command and thousands of commands behind it
+/// (within the queue's bounds) is answered in full and in order, as Redis
+/// answers it: the BLPOP's timeout, then every PONG.
+#[test]
+fn a_blocking_command_with_a_long_pipeline_behind_it_is_answered_in_full() {
+    let kv = kv_test_server(None);
+    let port = kv.addr.port();
+    let mut client = Conn::connect(port);
+    const PINGS: usize = 5000;
+    let mut pipeline = b"*3\r\n$5\r\nBLPOP\r\n$2\r\npk\r\n$3\r\n0.2\r\n".to_vec();
+    pipeline.extend(b"*1\r\n$4\r\nPING\r\n".repeat(PINGS));
+    client.0 .0.get_mut().write_all(&pipeline).unwrap();
+    assert_eq!(client.read(), b"*-1\r\n");
+    for i in 0..PINGS {
+        assert_eq!(client.read(), b"+PONG\r\n", "reply {i}");
+    }
 }

@@ -11,7 +11,7 @@
 //! still counts as a touch: EXEC may then fail where Redis would not, never
 //! the other way round.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use baton::{ConnId, Ctx};
 
@@ -25,16 +25,28 @@ use crate::service::Kv;
 pub struct Tx {
     /// `Some` between MULTI and EXEC/DISCARD: the queued requests.
     pub queue: Option<Vec<Request>>,
+    /// What the queue holds (`blocking::request_cost`), for its bound.
+    pub queued_bytes: usize,
     /// A command failed to queue: EXEC answers EXECABORT.
     pub aborted: bool,
-    /// The (database, key) pairs this client watches.
-    pub watched: Vec<(usize, Vec<u8>)>,
+    /// The (database, key) pairs this client watches (a set: WATCH of n
+    /// keys is O(n), not a scan of the list per key).
+    pub watched: HashSet<(usize, Vec<u8>)>,
     /// A watched key was touched: the next EXEC fails.
     pub dirty: bool,
     /// EXEC is running the queue: commands were checked when queued, and
     /// a (P)SUBSCRIBE among them does not stop the ones after it.
     pub executing: bool,
 }
+
+/// Commands, and bytes (`blocking::request_cost`), one MULTI may queue.
+/// Redis has no bound (its queue grows until memory runs out); past
+/// these, queuing fails like a wrong command does (EXEC then answers
+/// EXECABORT), so one client cannot hold unbounded memory.
+pub const MAX_QUEUED: usize = 1 << 20;
+pub const MAX_QUEUED_BYTES: usize = 256 << 20;
+const QUEUE_FULL: &str = "ERR MULTI queue full: a transaction may queue at most \
+    1048576 commands and 256 MiB (kv's bound; EXEC will abort)";
 
 /// Who watches which key: (database, key) -> clients.
 #[derive(Debug, Default)]
@@ -75,12 +87,19 @@ pub fn queue(
     let Some(client) = kv.clients.get_mut(&conn) else {
         return Reply::Null;
     };
+    let cost = crate::blocking::request_cost(&request);
+    let queued = client.tx.queue.as_ref().map_or(0, Vec::len);
+    let error = error.or_else(|| {
+        (queued >= MAX_QUEUED || client.tx.queued_bytes.saturating_add(cost) > MAX_QUEUED_BYTES)
+            .then(|| Reply::error(QUEUE_FULL))
+    });
     match error {
         Some(e) => {
             client.tx.aborted = true;
             e
         }
         None => {
+            client.tx.queued_bytes += cost;
             client.tx.queue.get_or_insert_with(Vec::new).push(request);
             Reply::Status("QUEUED")
         }
@@ -167,6 +186,7 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
 pub fn reset(kv: &mut Kv, conn: ConnId) {
     if let Some(client) = kv.clients.get_mut(&conn) {
         client.tx.queue = None;
+        client.tx.queued_bytes = 0;
         client.tx.aborted = false;
     }
     unwatch_all(kv, conn);
@@ -179,10 +199,9 @@ fn watch(kv: &mut Kv, conn: ConnId, db: usize, key: &[u8], now: i64) {
     let Some(client) = kv.clients.get_mut(&conn) else {
         return;
     };
-    if client.tx.watched.iter().any(|(d, k)| *d == db && k == key) {
+    if !client.tx.watched.insert((db, key.to_vec())) {
         return;
     }
-    client.tx.watched.push((db, key.to_vec()));
     kv.watches
         .0
         .entry((db, key.to_vec()))

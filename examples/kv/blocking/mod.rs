@@ -37,12 +37,16 @@ use crate::commands::Call;
 use crate::protocol::{Reply, Request};
 use crate::service::Kv;
 
-/// Requests a blocked client may queue before it is closed.
-pub const MAX_PENDING_REQUESTS: usize = 4096;
+/// Requests a blocked client may queue before it is closed. The bytes
+/// bound is the one that matters; this one only keeps the count sane (a
+/// pipeline of a BLPOP and thousands of small commands is ordinary).
+pub const MAX_PENDING_REQUESTS: usize = 1 << 20;
 /// Bytes (arguments plus a small overhead each) it may queue.
 pub const MAX_PENDING_BYTES: usize = 64 << 20;
-/// What one queued argument costs beyond its bytes (its `Vec`).
+/// What one queued argument, and one queued request, cost beyond the
+/// argument bytes (a `Vec` each, and the queue's slot).
 const ARG_OVERHEAD: usize = 24;
+const REQUEST_OVERHEAD: usize = 48;
 
 /// A blocked client's wait.
 #[derive(Debug)]
@@ -89,11 +93,13 @@ impl Blocking {
     }
 }
 
-fn request_cost(request: &Request) -> usize {
+/// The memory a queued request holds, roughly: for the bounds on what a
+/// client may queue (here while blocked, and inside MULTI).
+pub fn request_cost(request: &Request) -> usize {
     request
         .iter()
         .map(|a| a.len().saturating_add(ARG_OVERHEAD))
-        .fold(0usize, usize::saturating_add)
+        .fold(REQUEST_OVERHEAD, usize::saturating_add)
 }
 
 impl Pending {
