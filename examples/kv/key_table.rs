@@ -19,6 +19,10 @@ use crate::key::Key;
 pub struct KeyTable<V> {
     table: HashTable<(Key, V)>,
     hasher: RandomState,
+    /// Counts the times entries may have moved between slots (a resize, a
+    /// rehash in place, a shrink), so a SCAN cursor, which is a
+    /// slot number, can tell whether its slots still mean what they did.
+    layout: u16,
 }
 
 impl<V> Default for KeyTable<V> {
@@ -26,9 +30,14 @@ impl<V> Default for KeyTable<V> {
         Self {
             table: HashTable::new(),
             hasher: RandomState::new(),
+            layout: 0,
         }
     }
 }
+
+/// A SCAN cursor: the layout it was made in (high 16 bits) and the slot
+/// to go on from (low 48). 0 starts a walk, and a walk that ends answers 0.
+const SLOT_BITS: u32 = 48;
 
 impl<V> KeyTable<V> {
     fn hash(&self, key: &[u8]) -> u64 {
@@ -71,6 +80,11 @@ impl<V> KeyTable<V> {
 
     /// Adds `key`, which the caller checked is absent.
     pub fn insert_new(&mut self, key: Key, value: V) {
+        if self.table.len() == self.table.capacity() {
+            // No room left: hashbrown may grow or rehash in place, moving
+            // entries (counted even when it reuses a free slot instead).
+            self.layout = self.layout.wrapping_add(1);
+        }
         let hash = self.hash(&key);
         let hasher = &self.hasher;
         self.table
@@ -83,6 +97,7 @@ impl<V> KeyTable<V> {
         let ((_, value), _) = entry.remove();
         let (len, capacity) = (self.table.len(), self.table.capacity());
         if capacity > 64 && len * 8 < capacity {
+            self.layout = self.layout.wrapping_add(1);
             let hasher = &self.hasher;
             self.table
                 .shrink_to(len * 2, |(k, _)| hasher.hash_one(&**k));
@@ -92,7 +107,46 @@ impl<V> KeyTable<V> {
 
     /// Empties the table and frees its memory (FLUSHDB).
     pub fn clear(&mut self) {
+        // (The layout count stays: an empty table has no slot a cursor can
+        // name, and it grows back only through inserts that count.)
         self.table = HashTable::new();
+    }
+
+    /// One step of a SCAN walk from `cursor`: the entries of the slots
+    /// visited, until `count` are found or `10 * count` slots are seen
+    /// (the table is at least an eighth full), and the cursor to go on
+    /// from (0 at the end). O(count), as Redis's dict walk.
+    ///
+    /// Entries do not move between slots unless the layout changes, so a
+    /// walk in one layout sees every entry present throughout. A cursor
+    /// from another layout (or not one of ours) starts the walk again:
+    /// entries may repeat, as Redis's SCAN allows, but none present
+    /// throughout is missed. Layouts change O(log n) times as a table
+    /// grows, so a walk ends.
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Key, &V)>) {
+        let slots = self.slots();
+        let start = match (cursor >> SLOT_BITS, cursor & ((1 << SLOT_BITS) - 1)) {
+            (layout, slot) if layout == u64::from(self.layout) && (slot as usize) < slots => {
+                slot as usize
+            }
+            _ => 0,
+        };
+        let count = count.max(1);
+        let mut found = Vec::with_capacity(count.min(1024));
+        let mut slot = start;
+        let limit = start.saturating_add(count.saturating_mul(10)).min(slots);
+        while slot < limit && found.len() < count {
+            if let Some((k, v)) = self.table.get_bucket(slot) {
+                found.push((k, v));
+            }
+            slot += 1;
+        }
+        let next = if slot >= slots {
+            0
+        } else {
+            (u64::from(self.layout) << SLOT_BITS) | slot as u64
+        };
+        (next, found)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &V)> {
@@ -150,5 +204,126 @@ mod tests {
         assert_eq!(t.len(), 0);
         assert!(t.slots() <= 1, "the memory is freed");
         assert_eq!(t.sample(0, 5, 64).count(), 0);
+    }
+
+    /// Walks the table by SCAN steps of `count`, applying `between` after
+    /// each step; returns what was seen and how many steps it took.
+    fn walk(
+        t: &mut KeyTable<u32>,
+        count: usize,
+        mut between: impl FnMut(&mut KeyTable<u32>, usize),
+    ) -> (Vec<u32>, usize) {
+        let (mut cursor, mut seen, mut steps) = (0, Vec::new(), 0);
+        loop {
+            let (next, found) = t.scan(cursor, count);
+            seen.extend(found.into_iter().map(|(_, v)| *v));
+            steps += 1;
+            assert!(steps < 1_000_000, "the walk ends");
+            if next == 0 {
+                return (seen, steps);
+            }
+            between(t, steps);
+            cursor = next;
+        }
+    }
+
+    fn key(i: u32) -> Key {
+        Key::from(&i.to_be_bytes()[..])
+    }
+
+    #[test]
+    fn a_scan_in_one_layout_sees_each_entry_once_in_count_sized_steps() {
+        let mut t = KeyTable::default();
+        for i in 0..5000 {
+            t.insert_new(key(i), i);
+        }
+        let (mut seen, steps) = walk(&mut t, 10, |_, _| {});
+        seen.sort_unstable();
+        assert_eq!(seen, (0..5000).collect::<Vec<_>>());
+        // O(count) per step: about len / count steps, not one.
+        assert!((500..=5000).contains(&steps), "{steps} steps");
+    }
+
+    #[test]
+    fn a_scan_across_growth_and_removals_misses_nothing_present_throughout() {
+        let mut t = KeyTable::default();
+        for i in 0..300 {
+            t.insert_new(key(i), i);
+        }
+        let (next_key, removed) = (
+            std::cell::Cell::new(1000u32),
+            std::cell::RefCell::new(Vec::new()),
+        );
+        // Between steps: insert a few new keys (the table grows several
+        // times), remove one of the originals now and then.
+        let (seen, _) = walk(&mut t, 7, |t, step| {
+            for _ in 0..5 {
+                let k = next_key.get();
+                t.insert_new(key(k), k);
+                next_key.set(k + 1);
+            }
+            if step % 3 == 0 {
+                let victim = (step as u32 * 7) % 300;
+                if t.remove(&victim.to_be_bytes()).is_some() {
+                    removed.borrow_mut().push(victim);
+                }
+            }
+        });
+        let removed = removed.into_inner();
+        for i in (0..300).filter(|i| !removed.contains(i)) {
+            assert!(seen.contains(&i), "{i} was present throughout and missed");
+        }
+        assert!(t.slots() > 512, "the table grew during the walk");
+    }
+
+    #[test]
+    fn a_foreign_or_stale_cursor_starts_the_walk_again() {
+        let mut t = KeyTable::default();
+        for i in 0..100 {
+            t.insert_new(key(i), i);
+        }
+        let all = t.scan(0, 1000).1.len();
+        assert_eq!(all, 100);
+        for bogus in [
+            u64::MAX,
+            1 << 63,
+            (u64::from(t.layout) << SLOT_BITS) | 1 << 40,
+        ] {
+            assert_eq!(t.scan(bogus, 1000).1.len(), 100, "{bogus:#x}");
+        }
+    }
+
+    /// Entries move between slots when the table grows, rehashes or
+    /// shrinks (a shrink folds the upper half onto the lower one, behind a
+    /// walk's position): a cursor from before restarts the walk.
+    #[test]
+    fn a_cursor_from_before_a_resize_restarts_the_walk() {
+        let mut t = KeyTable::default();
+        for i in 0..100 {
+            t.insert_new(key(i), i);
+        }
+        let (cursor, _) = t.scan(0, 10);
+        assert_ne!(cursor, 0);
+        let slots = t.slots();
+        let mut i = 100;
+        while t.slots() == slots {
+            t.insert_new(key(i), i);
+            i += 1;
+        }
+        let from_start: Vec<u32> = t.scan(0, 10).1.into_iter().map(|(_, v)| *v).collect();
+        let resumed: Vec<u32> = t.scan(cursor, 10).1.into_iter().map(|(_, v)| *v).collect();
+        assert_eq!(resumed, from_start, "after growing");
+        let (cursor, _) = t.scan(0, 10);
+        while t.slots() >= slots {
+            i -= 1;
+            assert!(t.remove(&i.to_be_bytes()).is_some());
+        }
+        let from_start: Vec<u32> = t.scan(0, 10).1.into_iter().map(|(_, v)| *v).collect();
+        let resumed: Vec<u32> = t.scan(cursor, 10).1.into_iter().map(|(_, v)| *v).collect();
+        assert_eq!(resumed, from_start, "after shrinking");
+        let (cursor, _) = t.scan(0, 10);
+        t.clear();
+        t.insert_new(key(1), 1);
+        assert_eq!(t.scan(cursor, 10).1.len(), 1, "after clearing");
     }
 }

@@ -98,8 +98,6 @@ pub struct Db {
     /// CLIENT NO-TOUCH of the running command's client: reads do not
     /// update access times.
     pub no_touch: bool,
-    /// Orders keys for SCAN cursors (random per process, fixed for its life).
-    scan_order: std::collections::hash_map::RandomState,
     deadlines: BTreeSet<(i64, Vec<u8>)>,
     expired: u64,
     /// Keys some client WATCHes (kept by `multi.rs`): their expiry is
@@ -436,30 +434,16 @@ impl Db {
         true
     }
 
-    /// SCAN: live keys whose scan hash is at least `cursor`, in hash order,
-    /// about `count` of them (keys sharing the last hash are never split),
-    /// and the next cursor (0 when the iteration is complete). A key present
-    /// for a whole iteration is returned at least once whatever changes in
-    /// between, because the cursor only moves forward through hash space.
-    /// Costs O(keys) per call (Redis's table walk is O(count)); an ordered
-    /// index would fix that at a cost on every write.
+    /// One SCAN step from `cursor`: live keys and the next cursor (0 at
+    /// the end). O(count): see `KeyTable::scan` for the guarantee.
     pub fn scan(&self, cursor: u64, count: usize, now: i64) -> (u64, Vec<&[u8]>) {
-        use std::hash::BuildHasher;
-        let mut found: Vec<(u64, &[u8])> = self
-            .live_keys(now)
-            .map(|k| (self.scan_order.hash_one(k), k))
-            .filter(|(h, _)| *h >= cursor)
+        let (next, entries) = self.map.scan(cursor, count);
+        let live = entries
+            .into_iter()
+            .filter(|(_, e)| e.expires_at.is_none_or(|at| at > now))
+            .map(|(k, _)| &**k)
             .collect();
-        found.sort_unstable();
-        let mut end = count.max(1).min(found.len());
-        while end < found.len() && found[end].0 == found[end - 1].0 {
-            end += 1;
-        }
-        let next = match found.get(end) {
-            Some((h, _)) => *h,
-            None => 0,
-        };
-        (next, found[..end].iter().map(|(_, k)| *k).collect())
+        (next, live)
     }
 
     /// Active expiry: removes up to `budget` keys whose deadline passed.
