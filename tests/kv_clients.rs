@@ -130,6 +130,27 @@ const SHAPES: &[(usize, &str)] = &[
     (0, "SET s x"),
     (0, "LPUSH s y"),
     (0, "EXEC"),
+    // MULTI, EXEC, DISCARD, WATCH and UNWATCH with the wrong number of
+    // arguments inside MULTI: rejected, and EXEC then aborts, as for a
+    // queued command; WATCH with a key there is refused but aborts nothing.
+    (0, "MULTI"),
+    (0, "SET a 3"),
+    (0, "WATCH a"),
+    (0, "EXEC"),
+    (0, "GET a"),
+    (0, "MULTI"),
+    (0, "SET a 4"),
+    (0, "WATCH"),
+    (0, "EXEC"),
+    (0, "MULTI"),
+    (0, "MULTI x"),
+    (0, "EXEC"),
+    (0, "MULTI"),
+    (0, "EXEC x"),
+    (0, "DISCARD x"),
+    (0, "UNWATCH x"),
+    (0, "EXEC"),
+    (0, "GET a"),
     // Pub/sub: on RESP3 the subscriber keeps running commands.
     (2, "SUBSCRIBE c1 c2"),
     (2, "PING"),
