@@ -78,6 +78,13 @@ const SHAPES: &[(usize, &str)] = &[
     (0, "SELECT -1"),
     (0, "SELECT x"),
     (0, "SWAPDB 0 x"),
+    // Both indices are read as C ints before either range is checked.
+    (0, "SWAPDB 4294967296 0"),
+    (0, "SWAPDB 0 4294967296"),
+    (0, "SWAPDB 99 4294967296"),
+    (0, "SWAPDB 99 x"),
+    (0, "SWAPDB 99 0"),
+    (0, "SWAPDB 0 -1"),
     (0, "SWAPDB x 0"),
     (0, "SWAPDB 0 99"),
     (0, "MOVE k 0"),
