@@ -242,6 +242,19 @@ const OTHERS: &[(usize, &str)] = &[
     (0, "ZADD u2 10 b 20 c 30 d"),
     (0, "SADD s1 c d e"),
     (0, "ZUNION 2 u1 u2 WITHSCORES"),
+    // A zero weighted by a negative weight is -0: ZUNION, ZINTER and ZDIFF
+    // answer it as -0 (their result is a skiplist); stored, a small result
+    // becomes a listpack, where it is 0.
+    (0, "ZADD negzero 0 a 1 b"),
+    (0, "ZUNION 1 negzero WEIGHTS -1 WITHSCORES"),
+    (0, "ZINTER 1 negzero WEIGHTS -1 WITHSCORES"),
+    (
+        0,
+        "ZUNION 2 negzero negzero WEIGHTS -1 -1 AGGREGATE MIN WITHSCORES",
+    ),
+    (0, "ZUNIONSTORE negzero2 1 negzero WEIGHTS -1"),
+    (0, "ZSCORE negzero2 a"),
+    (0, "ZDIFF 1 negzero2 WITHSCORES"),
     (0, "ZUNION 2 u1 u2"),
     (0, "ZUNION 3 u1 u2 s1 WITHSCORES"),
     (0, "ZUNION 2 u1 u2 WEIGHTS 2 3 WITHSCORES"),
