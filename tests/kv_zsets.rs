@@ -365,6 +365,12 @@ const OTHERS: &[(usize, &str)] = &[
     (0, "ZSCAN u2"),
     (0, "ZADD fl 1.1 a 0.1 b 1e20 c -0 d"),
     (0, "ZSCAN fl 0"),
+    // A skiplist (a member over 64 bytes) keeps -0, and ZSCAN prints it.
+    (
+        0,
+        "ZADD flbig -0 mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+    ),
+    (0, "ZSCAN flbig 0"),
     (0, "SET str v"),
     (0, "ZADD str 1 a"),
     (0, "ZINCRBY str 1 a"),
