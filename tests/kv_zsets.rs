@@ -488,6 +488,33 @@ fn pops_set_operations_random_and_scan_match_redis_on_resp2_and_resp3() {
     differential(kv.addr, "3", OTHERS);
 }
 
+/// -0 is kept where Redis holds a skiplist: ZRANGESTORE of more than 128
+/// members makes one from the start (`zsetTypeCreate`), a smaller result
+/// is a listpack (0), and COPY keeps the source's encoding even after it
+/// shrank.
+#[test]
+fn minus_zero_survives_where_redis_keeps_a_skiplist() {
+    let kv = kv_test_server(None);
+    let members: String = (0..130).map(|i| format!(" -0 m{i}")).collect();
+    let steps = [
+        "FLUSHALL".to_owned(),
+        format!("ZADD big -0 {}{members}", "L".repeat(65)),
+        "ZRANGESTORE rs big 1 -1".into(),
+        "ZRANGE rs 0 2 WITHSCORES".into(),
+        "OBJECT ENCODING rs".into(),
+        "ZRANGESTORE small big 1 3".into(),
+        "ZRANGE small 0 -1 WITHSCORES".into(),
+        "OBJECT ENCODING small".into(),
+        "ZREMRANGEBYRANK big 0 125".into(),
+        "COPY big cp".into(),
+        "OBJECT ENCODING cp".into(),
+        "ZRANGE cp 0 -1 WITHSCORES".into(),
+    ];
+    let steps: Vec<(usize, &str)> = steps.iter().map(|s| (0, s.as_str())).collect();
+    differential(kv.addr, "2", &steps);
+    differential(kv.addr, "3", &steps);
+}
+
 #[test]
 fn zset_writes_invalidate_watch_as_in_redis() {
     let kv = kv_test_server(None);

@@ -176,6 +176,18 @@ impl ZSet {
         }
     }
 
+    /// An empty set as Redis's `zsetTypeCreate(size, 0)` makes one for a
+    /// result of `size` members (ZRANGESTORE): a skiplist from the start,
+    /// keeping -0, when they could not fit a listpack. (Redis 7.0's ZADD
+    /// gives no such hint: it converts when the 129th member arrives.)
+    pub fn with_size_hint(size: usize) -> Self {
+        if size > LISTPACK_ENTRIES {
+            Self::skiplist()
+        } else {
+            Self::default()
+        }
+    }
+
     /// The set as Redis stores a computed result
     /// (`zsetConvertToListpackIfNeeded`): converted to a listpack, where
     /// -0 becomes 0, if it is small enough for one; as it is otherwise.

@@ -88,7 +88,10 @@ pub fn zrange(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     if !storing {
         return Ok(members_reply(picked, with_scores));
     }
-    let mut out = ZSet::default();
+    // Redis sizes the destination for the result (`zsetTypeCreate`): a
+    // skiplist from the start, keeping -0, when it cannot be a listpack.
+    let picked: Vec<_> = picked.collect();
+    let mut out = ZSet::with_size_hint(picked.len());
     for (member, score) in picked {
         out.insert(member.to_vec(), score);
     }
