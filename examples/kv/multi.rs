@@ -96,7 +96,15 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
     if wrong_arity {
         // Redis checks the arity before it runs these (they are never
         // queued), and an arity error inside MULTI makes EXEC abort, as
-        // for a queued command.
+        // for a queued command. A rejected EXEC itself discards the
+        // transaction and the watches (`execCommandAbort`), in MULTI or
+        // not.
+        if call.name == "exec" {
+            reset(kv, conn);
+            return Some(Reply::error(
+                "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
+            ));
+        }
         if in_multi {
             kv.clients.get_mut(&conn)?.tx.aborted = true;
         }
