@@ -488,10 +488,10 @@ fn pops_set_operations_random_and_scan_match_redis_on_resp2_and_resp3() {
     differential(kv.addr, "3", OTHERS);
 }
 
-/// -0 is kept where Redis holds a skiplist: ZRANGESTORE of more than 128
-/// members makes one from the start (`zsetTypeCreate`), a smaller result
-/// is a listpack (0), and COPY keeps the source's encoding even after it
-/// shrank.
+/// -0 is kept where Redis holds a skiplist: ZRANGESTORE of a rank range
+/// of more than 128 members makes one from the start (`zsetTypeCreate`),
+/// a smaller result or a score range starts as a listpack (0), and COPY
+/// keeps the source's encoding even after it shrank.
 #[test]
 fn minus_zero_survives_where_redis_keeps_a_skiplist() {
     let kv = kv_test_server(None);
@@ -502,6 +502,11 @@ fn minus_zero_survives_where_redis_keeps_a_skiplist() {
         "ZRANGESTORE rs big 1 -1".into(),
         "ZRANGE rs 0 2 WITHSCORES".into(),
         "OBJECT ENCODING rs".into(),
+        // A score range's size is not known ahead: a listpack at first.
+        "ZRANGESTORE sc rs -1 1 BYSCORE".into(),
+        "ZRANGE sc 0 2 WITHSCORES".into(),
+        "ZRANGE sc -2 -1 WITHSCORES".into(),
+        "OBJECT ENCODING sc".into(),
         "ZRANGESTORE small big 1 3".into(),
         "ZRANGE small 0 -1 WITHSCORES".into(),
         "OBJECT ENCODING small".into(),
