@@ -579,7 +579,7 @@ mod tests {
         }
         // Redis 7.0's string2ld wants all the bytes read: a NUL (where
         // strtold stops) anywhere makes the value invalid.
-        for bad in [&b"\0"[..], b"1\0", b"1\x002", b"\0\01.5", b"1.5\0x"] {
+        for bad in [&b"\0"[..], b"1\0", b"1\x002", b"\0\0\x001.5", b"1.5\0x"] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
         for good in [
