@@ -277,6 +277,12 @@ fn argument_errors_match() {
         (0, "BLMPOP 0 1 k"),
         (0, "BZMPOP 0 1 z LEFT"),
         (0, "BZMPOP 0 99999999999999 z MIN"),
+        // numkeys, the end and COUNT are read before the timeout.
+        (0, "BLMPOP x 1 k LEFT COUNT 0"),
+        (0, "BLMPOP -1 1 k MIDDLE"),
+        (0, "BZMPOP x 0 z MIN"),
+        (0, "BZMPOP -1 1 z MAX COUNT -1"),
+        (0, "BLMPOP x 1 k LEFT"),
         (0, "BZPOPMIN z -1"),
         (0, "BZPOPMAX z"),
     ]);

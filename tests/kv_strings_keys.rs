@@ -141,6 +141,14 @@ const STRINGS: &[(usize, &str)] = &[
     (0, "INCRBYFLOAT f inf"),
     (0, "INCRBYFLOAT list 1"),
     (0, "INCRBYFLOAT f3 3"),
+    // SETRANGE pads with NULs: a value with a NUL is not a float, even
+    // where the bytes before or after it are (string2ld reads all bytes).
+    (0, "SETRANGE nul 3 1.5"),
+    (0, "INCRBYFLOAT nul 1"),
+    (0, "SET nul2 1.5"),
+    (0, "SETRANGE nul2 5 7"),
+    (0, "INCRBYFLOAT nul2 1"),
+    (0, "GET nul2"),
     // ... and the ones only long double arithmetic prints as Redis does.
     (0, "SET g 0.1"),
     (0, "INCRBYFLOAT g 0.2"),

@@ -242,6 +242,19 @@ const OTHERS: &[(usize, &str)] = &[
     (0, "ZADD u2 10 b 20 c 30 d"),
     (0, "SADD s1 c d e"),
     (0, "ZUNION 2 u1 u2 WITHSCORES"),
+    // A zero weighted by a negative weight is -0: ZUNION, ZINTER and ZDIFF
+    // answer it as -0 (their result is a skiplist); stored, a small result
+    // becomes a listpack, where it is 0.
+    (0, "ZADD negzero 0 a 1 b"),
+    (0, "ZUNION 1 negzero WEIGHTS -1 WITHSCORES"),
+    (0, "ZINTER 1 negzero WEIGHTS -1 WITHSCORES"),
+    (
+        0,
+        "ZUNION 2 negzero negzero WEIGHTS -1 -1 AGGREGATE MIN WITHSCORES",
+    ),
+    (0, "ZUNIONSTORE negzero2 1 negzero WEIGHTS -1"),
+    (0, "ZSCORE negzero2 a"),
+    (0, "ZDIFF 1 negzero2 WITHSCORES"),
     (0, "ZUNION 2 u1 u2"),
     (0, "ZUNION 3 u1 u2 s1 WITHSCORES"),
     (0, "ZUNION 2 u1 u2 WEIGHTS 2 3 WITHSCORES"),
@@ -352,6 +365,12 @@ const OTHERS: &[(usize, &str)] = &[
     (0, "ZSCAN u2"),
     (0, "ZADD fl 1.1 a 0.1 b 1e20 c -0 d"),
     (0, "ZSCAN fl 0"),
+    // A skiplist (a member over 64 bytes) keeps -0, and ZSCAN prints it.
+    (
+        0,
+        "ZADD flbig -0 mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm",
+    ),
+    (0, "ZSCAN flbig 0"),
     (0, "SET str v"),
     (0, "ZADD str 1 a"),
     (0, "ZINCRBY str 1 a"),
@@ -467,6 +486,38 @@ fn pops_set_operations_random_and_scan_match_redis_on_resp2_and_resp3() {
     let kv = kv_test_server(None);
     differential(kv.addr, "2", OTHERS);
     differential(kv.addr, "3", OTHERS);
+}
+
+/// -0 is kept where Redis holds a skiplist: ZRANGESTORE of a rank range
+/// of more than 128 members makes one from the start (`zsetTypeCreate`),
+/// a smaller result or a score range starts as a listpack (0), and COPY
+/// keeps the source's encoding even after it shrank.
+#[test]
+fn minus_zero_survives_where_redis_keeps_a_skiplist() {
+    let kv = kv_test_server(None);
+    let members: String = (0..130).map(|i| format!(" -0 m{i}")).collect();
+    let steps = [
+        "FLUSHALL".to_owned(),
+        format!("ZADD big -0 {}{members}", "L".repeat(65)),
+        "ZRANGESTORE rs big 1 -1".into(),
+        "ZRANGE rs 0 2 WITHSCORES".into(),
+        "OBJECT ENCODING rs".into(),
+        // A score range's size is not known ahead: a listpack at first.
+        "ZRANGESTORE sc rs -1 1 BYSCORE".into(),
+        "ZRANGE sc 0 2 WITHSCORES".into(),
+        "ZRANGE sc -2 -1 WITHSCORES".into(),
+        "OBJECT ENCODING sc".into(),
+        "ZRANGESTORE small big 1 3".into(),
+        "ZRANGE small 0 -1 WITHSCORES".into(),
+        "OBJECT ENCODING small".into(),
+        "ZREMRANGEBYRANK big 0 125".into(),
+        "COPY big cp".into(),
+        "OBJECT ENCODING cp".into(),
+        "ZRANGE cp 0 -1 WITHSCORES".into(),
+    ];
+    let steps: Vec<(usize, &str)> = steps.iter().map(|s| (0, s.as_str())).collect();
+    differential(kv.addr, "2", &steps);
+    differential(kv.addr, "3", &steps);
 }
 
 #[test]

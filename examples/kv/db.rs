@@ -75,23 +75,55 @@ impl Kv {
 /// Parses a database index argument as Redis does: `Err(None)` if it is
 /// not an integer, `Err(Some(reply))` if it is out of range.
 fn parse_index(kv: &Kv, arg: &[u8]) -> Result<usize, Option<Reply>> {
-    let n = crate::commands::int(arg).map_err(|_| None)?;
-    // Redis reads the index as a C int first.
-    if i32::try_from(n).is_err() {
-        return Err(Some(Reply::error(
-            "ERR value is out of range, value must between -2147483648 and 2147483647",
-        )));
-    }
-    if n < 0 || n >= kv.db_count() as i64 {
-        return Err(Some(Reply::error("ERR DB index is out of range")));
-    }
-    Ok(n as usize)
+    let n = c_int(arg).map_err(|not_int| not_int.then(|| Reply::error(NOT_C_INT)))?;
+    in_range(kv, n).ok_or_else(|| Some(Reply::error("ERR DB index is out of range")))
+}
+
+const NOT_C_INT: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+
+/// An index argument read as a C int, as Redis reads it first: `Err(false)`
+/// if it is not an integer, `Err(true)` if it does not fit an int.
+fn c_int(arg: &[u8]) -> Result<i64, bool> {
+    let n = crate::commands::int(arg).map_err(|_| false)?;
+    i32::try_from(n).map_err(|_| true)?;
+    Ok(n)
+}
+
+/// `n` as an index of one of the databases.
+fn in_range(kv: &Kv, n: i64) -> Option<usize> {
+    (0..kv.db_count() as i64).contains(&n).then_some(n as usize)
 }
 
 /// A database index argument, or Redis's error reply.
 pub fn index(kv: &Kv, arg: &[u8]) -> Result<usize, Reply> {
     parse_index(kv, arg)
         .map_err(|e| e.unwrap_or_else(|| Reply::error(crate::commands::NOT_INTEGER)))
+}
+
+/// Swaps databases `x` and `y` (their data; watches and blocked clients
+/// stay with the index).
+fn swap(kv: &mut Kv, x: usize, y: usize, now: i64) -> Reply {
+    if x != y {
+        crate::multi::touch_db(kv, x);
+        crate::multi::touch_db(kv, y);
+        let mounted = kv.dbs.mounted;
+        std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
+        kv.dbs.slots.swap(x, y);
+        // Watches belong to the index, not to the data.
+        let wx = std::mem::take(&mut kv.dbs.slots[x].watched);
+        let wy = std::mem::replace(&mut kv.dbs.slots[y].watched, wx);
+        kv.dbs.slots[x].watched = wy;
+        // So are the clients blocked on keys.
+        let bx = std::mem::take(&mut kv.dbs.slots[x].blocked);
+        let by = std::mem::replace(&mut kv.dbs.slots[y].blocked, bx);
+        kv.dbs.slots[x].blocked = by;
+        std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
+        crate::multi::touch_db(kv, x);
+        crate::multi::touch_db(kv, y);
+        crate::blocking::signal_db(kv, x, now);
+        crate::blocking::signal_db(kv, y, now);
+    }
+    Reply::Ok
 }
 
 /// `FLUSHDB`/`FLUSHALL`'s optional `ASYNC|SYNC` (both free everything at
@@ -116,33 +148,16 @@ pub fn run(kv: &mut Kv, call: &Call<'_>, current: usize) -> (Reply, usize) {
             Ok(i) => return (Reply::Ok, i),
             Err(e) => e,
         },
-        "swapdb" if a.len() == 2 => match (parse_index(kv, &a[0]), parse_index(kv, &a[1])) {
-            (Ok(x), Ok(y)) => {
-                if x != y {
-                    crate::multi::touch_db(kv, x);
-                    crate::multi::touch_db(kv, y);
-                    let mounted = kv.dbs.mounted;
-                    std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
-                    kv.dbs.slots.swap(x, y);
-                    // Watches belong to the index, not to the data.
-                    let wx = std::mem::take(&mut kv.dbs.slots[x].watched);
-                    let wy = std::mem::replace(&mut kv.dbs.slots[y].watched, wx);
-                    kv.dbs.slots[x].watched = wy;
-                    // So are the clients blocked on keys.
-                    let bx = std::mem::take(&mut kv.dbs.slots[x].blocked);
-                    let by = std::mem::replace(&mut kv.dbs.slots[y].blocked, bx);
-                    kv.dbs.slots[x].blocked = by;
-                    std::mem::swap(&mut kv.db, &mut kv.dbs.slots[mounted]);
-                    crate::multi::touch_db(kv, x);
-                    crate::multi::touch_db(kv, y);
-                    crate::blocking::signal_db(kv, x, call.now);
-                    crate::blocking::signal_db(kv, y, call.now);
-                }
-                Reply::Ok
-            }
-            (Err(None), _) => Reply::error("ERR invalid first DB index"),
-            (_, Err(None)) => Reply::error("ERR invalid second DB index"),
-            (Err(Some(e)), _) | (_, Err(Some(e))) => e,
+        // Redis reads both as C ints (either failing is "invalid first
+        // (second) DB index", not an integer or too large alike), then
+        // checks the range.
+        "swapdb" if a.len() == 2 => match (c_int(&a[0]), c_int(&a[1])) {
+            (Err(_), _) => Reply::error("ERR invalid first DB index"),
+            (_, Err(_)) => Reply::error("ERR invalid second DB index"),
+            (Ok(x), Ok(y)) => match (in_range(kv, x), in_range(kv, y)) {
+                (Some(x), Some(y)) => swap(kv, x, y, call.now),
+                _ => Reply::error("ERR DB index is out of range"),
+            },
         },
         "move" if a.len() == 2 => match index(kv, &a[1]) {
             Ok(dst) if dst == current => {

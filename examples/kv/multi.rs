@@ -110,8 +110,28 @@ pub fn queue(
 pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     let a = call.args;
     let in_multi = kv.clients.get(&conn)?.tx.queue.is_some();
+    let wrong_arity = match call.name {
+        "watch" => a.is_empty(),
+        _ => !a.is_empty(),
+    };
+    if wrong_arity {
+        // Redis checks the arity before it runs these (they are never
+        // queued), and an arity error inside MULTI makes EXEC abort, as
+        // for a queued command. A rejected EXEC itself discards the
+        // transaction and the watches (`execCommandAbort`), in MULTI or
+        // not.
+        if call.name == "exec" {
+            reset(kv, conn);
+            return Some(Reply::error(
+                "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
+            ));
+        }
+        if in_multi {
+            kv.clients.get_mut(&conn)?.tx.aborted = true;
+        }
+        return Some(call.wrong_arity());
+    }
     let reply = match call.name {
-        "multi" if !a.is_empty() => call.wrong_arity(),
         "multi" if in_multi => Reply::error("ERR MULTI calls can not be nested"),
         "multi" => {
             let client = kv.clients.get_mut(&conn)?;
@@ -119,16 +139,13 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             client.tx.aborted = false;
             Reply::Ok
         }
-        "discard" if !a.is_empty() => call.wrong_arity(),
         "discard" if !in_multi => Reply::error("ERR DISCARD without MULTI"),
         "discard" => {
             reset(kv, conn);
             Reply::Ok
         }
-        "exec" if !a.is_empty() => call.wrong_arity(),
         "exec" if !in_multi => Reply::error("ERR EXEC without MULTI"),
         "exec" => return Some(exec(kv, ctx, conn, call.now)),
-        "watch" if a.is_empty() => call.wrong_arity(),
         "watch" if in_multi => Reply::error("ERR WATCH inside MULTI is not allowed"),
         "watch" => {
             let db = kv.clients.get(&conn)?.session.db;
@@ -137,7 +154,6 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             }
             Reply::Ok
         }
-        "unwatch" if !a.is_empty() => call.wrong_arity(),
         "unwatch" => {
             unwatch_all(kv, conn);
             Reply::Ok

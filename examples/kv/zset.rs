@@ -170,6 +170,44 @@ impl Default for ZSet {
 }
 
 impl ZSet {
+    /// An empty set held as a skiplist from the start, as Redis builds the
+    /// result of ZUNION, ZINTER and ZDIFF: a score of -0 stays -0.
+    pub fn skiplist() -> Self {
+        Self {
+            listpack: false,
+            ..Self::default()
+        }
+    }
+
+    /// An empty set as Redis's `zsetTypeCreate(size, 0)` makes one for a
+    /// result of `size` members (ZRANGESTORE): a skiplist from the start,
+    /// keeping -0, when they could not fit a listpack. (Redis 7.0's ZADD
+    /// gives no such hint: it converts when the 129th member arrives.)
+    pub fn with_size_hint(size: usize) -> Self {
+        if size > LISTPACK_ENTRIES {
+            Self::skiplist()
+        } else {
+            Self::default()
+        }
+    }
+
+    /// The set as Redis stores a computed result
+    /// (`zsetConvertToListpackIfNeeded`): converted to a listpack, where
+    /// -0 becomes 0, if it is small enough for one; as it is otherwise.
+    pub fn into_stored(self) -> Self {
+        if !self.listpack
+            && self.len() <= LISTPACK_ENTRIES
+            && self.iter().all(|(m, _)| m.len() <= LISTPACK_VALUE)
+        {
+            let mut compact = ZSet::default();
+            for (member, score) in self.iter() {
+                compact.insert(member.to_vec(), score);
+            }
+            return compact;
+        }
+        self
+    }
+
     pub fn len(&self) -> usize {
         self.scores.len()
     }
@@ -750,5 +788,22 @@ mod tests {
         assert_eq!(z.len(), 2);
         while z.pop_min().is_some() {}
         assert_eq!(z.nodes.len(), 1, "an empty set keeps only its head");
+    }
+
+    #[test]
+    fn a_computed_result_keeps_minus_zero_unless_stored_as_a_listpack() {
+        let mut small = ZSet::skiplist();
+        small.insert(b"a".to_vec(), -0.0);
+        assert!(small.score(b"a").unwrap().is_sign_negative());
+        let stored = small.into_stored();
+        assert!(stored.is_listpack());
+        assert!(stored.score(b"a").unwrap().is_sign_positive());
+        let mut large = ZSet::skiplist();
+        for i in 0..=LISTPACK_ENTRIES as u32 {
+            large.insert(i.to_be_bytes().to_vec(), -0.0);
+        }
+        let stored = large.into_stored();
+        assert!(!stored.is_listpack(), "too large for a listpack");
+        assert!(stored.iter().all(|(_, s)| s.is_sign_negative()));
     }
 }

@@ -187,10 +187,10 @@ pub fn run(
             };
             timeout::parse(&a[2]).map(|t| (&a[..1], op, t, Reply::Nil))
         }
-        "blmpop" | "bzmpop" if a.len() >= 4 => timeout::parse(&a[0]).and_then(|t| {
-            pops::parse_mpop(&a[1..], call.name == "bzmpop")
-                .map(|m| (m.keys, m.op, t, Reply::NilArray))
-        }),
+        // Redis 7.0 reads numkeys, the keys, the end and COUNT before the
+        // timeout (a bad count is reported over a bad timeout).
+        "blmpop" | "bzmpop" if a.len() >= 4 => pops::parse_mpop(&a[1..], call.name == "bzmpop")
+            .and_then(|m| timeout::parse(&a[0]).map(|t| (m.keys, m.op, t, Reply::NilArray))),
         _ => Err(call.wrong_arity()),
     };
     let (keys, op, timeout, in_exec) = match parsed {

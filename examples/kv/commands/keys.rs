@@ -288,9 +288,14 @@ fn duplicate(value: &Value) -> Value {
         Value::Set(s) => Value::Set(s.clone()),
         Value::Hash(h) => Value::Hash(h.clone()),
         Value::ZSet(z) => {
-            // Rebuilt member by member: a set Redis holds as a skiplist
-            // after shrinking is copied as it is now (see `ZSet::is_listpack`).
-            let mut copy = crate::zset::ZSet::default();
+            // Rebuilt member by member in the same encoding, as Redis's
+            // zsetDup copies a listpack or a skiplist (which keeps -0, and
+            // stays one however small the set has become).
+            let mut copy = if z.is_listpack() {
+                crate::zset::ZSet::default()
+            } else {
+                crate::zset::ZSet::skiplist()
+            };
             for (member, score) in z.iter() {
                 copy.insert(member.to_vec(), score);
             }

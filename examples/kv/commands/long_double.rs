@@ -33,20 +33,12 @@ pub enum Ld {
 
 /// A string as Redis's `string2ld` reads it: `None` if it is not a valid
 /// float (empty, too long, a leading blank, trailing bytes, NaN, or out of
-/// range by overflow or underflow to zero). Stops at a NUL, as C does.
+/// range by overflow or underflow to zero). A NUL anywhere is invalid:
+/// `strtold` stops there, and Redis 7.0 then finds it did not read all
+/// `slen` bytes.
 pub fn parse(s: &[u8]) -> Option<Ld> {
-    if s.is_empty() || s.len() >= MAX_CHARS {
+    if s.is_empty() || s.len() >= MAX_CHARS || s.contains(&0) {
         return None;
-    }
-    let s = s.split(|b| *b == 0).next().unwrap_or_default();
-    if s.is_empty() {
-        // strtold of "" converts nothing and stops at the NUL: Redis
-        // takes that as 0.
-        return Some(Ld::Finite {
-            neg: false,
-            m: 0,
-            e: 0,
-        });
     }
     let (neg, body) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
@@ -584,6 +576,11 @@ mod tests {
             "--1",
         ] {
             assert_eq!(parse(bad.as_bytes()), None, "{bad:?}");
+        }
+        // Redis 7.0's string2ld wants all the bytes read: a NUL (where
+        // strtold stops) anywhere makes the value invalid.
+        for bad in [&b"\0"[..], b"1\0", b"1\x002", b"\0\0\x001.5", b"1.5\0x"] {
+            assert_eq!(parse(bad), None, "{bad:?}");
         }
         for good in [
             "inf",

@@ -169,12 +169,14 @@ pub fn run(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
         Op::Inter => intersection(&sources, &weights, aggregate),
         Op::Diff => difference(&sources),
     };
-    let mut result = ZSet::default();
+    // Redis builds the result as a skiplist (keeping -0), and converts it
+    // to a listpack only to store it.
+    let mut result = ZSet::skiplist();
     for (member, score) in scores {
         result.insert(member, score);
     }
     if storing {
-        return Ok(store(kv, &a[0], result));
+        return Ok(store(kv, &a[0], result.into_stored()));
     }
     Ok(members_reply(result.iter(), with_scores))
 }

@@ -146,8 +146,8 @@ pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     for (member, score) in items {
         if pattern.is_none_or(|p| crate::glob::matches(p, member)) {
             out.push(Reply::Bulk(member.to_vec()));
-            // Redis 7.0's `d2string` prints -0 as an integer, 0.
-            out.push(Reply::Bulk(fmt_score(score + 0.0)));
+            // As `d2string`: -0 (only a skiplist holds one) prints as -0.
+            out.push(Reply::Bulk(fmt_score(score)));
         }
     }
     Ok(Reply::Array(vec![

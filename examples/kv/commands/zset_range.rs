@@ -88,7 +88,13 @@ pub fn zrange(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     if !storing {
         return Ok(members_reply(picked, with_scores));
     }
-    let mut out = ZSet::default();
+    // For a rank range Redis sizes the destination for the result
+    // (`zsetTypeCreate`): a skiplist from the start, keeping -0, when it
+    // cannot be a listpack. A score or lex range's size is unknown when it
+    // starts: a listpack, converted at the 129th member.
+    let picked: Vec<_> = picked.collect();
+    let hint = if by == By::Rank { picked.len() } else { 0 };
+    let mut out = ZSet::with_size_hint(hint);
     for (member, score) in picked {
         out.insert(member.to_vec(), score);
     }
