@@ -37,9 +37,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 fn run(proto: u8) {
-    let Some(real) = RealRedis::start() else {
-        return;
-    };
+    let real = RealRedis::start();
     let kv = kv_test_server(None);
     let seeds = env_u64("KV_FUZZ_SEED").map_or_else(|| SEEDS.to_vec(), |s| vec![s]);
     let ops = env_u64("KV_FUZZ_OPS").unwrap_or(OPS);
