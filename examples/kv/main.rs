@@ -119,6 +119,12 @@ fn main() -> ExitCode {
         });
         kv.dbs = db::Dbs::new(args.databases);
         kv.client_output_buffer_limit = args.client_output_buffer_limit;
+        kv.bind = args
+            .bind
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
         kv.maxmemory.limit = args.maxmemory;
         kv.maxmemory.policy = args.maxmemory_policy;
         kv.maxmemory.samples = usize::from(args.maxmemory_samples);

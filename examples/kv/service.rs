@@ -67,6 +67,8 @@ pub struct Kv {
     pub proto_max_bulk_len: usize,
     /// The output limit the runtime enforces (reported by CONFIG GET).
     pub client_output_buffer_limit: usize,
+    /// The listening addresses, as CONFIG GET bind reports them.
+    pub bind: String,
     /// Unix seconds at start (LASTSAVE: nothing is ever saved).
     pub started_unix_secs: i64,
     pub clients: crate::client_map::ClientMap<Client>,
@@ -96,6 +98,7 @@ impl Kv {
             executing: false,
             proto_max_bulk_len: config.proto_max_bulk_len,
             client_output_buffer_limit: baton::Config::default().output_hard_limit,
+            bind: "127.0.0.1".into(),
             started_unix_secs,
             clients: Default::default(),
             channels: Channels::default(),

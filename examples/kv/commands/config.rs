@@ -127,7 +127,7 @@ fn parameters(kv: &Kv) -> Vec<(&'static str, String, Change)> {
         ("save", String::new(), Fixed),
         ("port", c.port.to_string(), Immutable),
         ("tls-port", c.tls_port.to_string(), Immutable),
-        ("bind", "127.0.0.1".into(), Immutable),
+        ("bind", kv.bind.clone(), Immutable),
         ("io-threads", c.io_threads.max(1).to_string(), Immutable),
         ("maxmemory", kv.maxmemory.limit.to_string(), Live),
         ("maxmemory-policy", kv.maxmemory.policy.name().into(), Live),
