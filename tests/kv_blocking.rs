@@ -751,20 +751,14 @@ fn many_waiters_are_served_in_order_or_time_out() {
     wait_blocked(&mut control, 0);
 }
 
-/// kv only (with io threads always on): the idle timeout spares a blocked
-/// client, as Redis's `timeout` spares BLPOP, and applies again after.
-#[test]
-fn a_blocked_client_is_not_closed_as_idle() {
+/// kv with `timeout 1` (the runtime checks idleness every 300 ms) and IO
+/// threads always on.
+fn idle_timeout_server() -> util::TestServer<()> {
     let kv = service::KvConfig {
-        requirepass: None,
-        proto_max_bulk_len: 512 << 20,
-        port: 0,
-        tls_port: 0,
-        io_threads: 2,
-        maxclients: 10_000,
         timeout_secs: 1,
+        ..kv_test_config(None)
     };
-    let server = util::spawn_server(
+    util::spawn_server(
         baton::Config {
             io_threads: 2,
             io_activation: baton::IoActivation::Always,
@@ -772,7 +766,14 @@ fn a_blocked_client_is_not_closed_as_idle() {
             ..baton::Config::default()
         },
         move || service::Kv::new(kv),
-    );
+    )
+}
+
+/// kv only (with io threads always on): the idle timeout spares a blocked
+/// client, as Redis's `timeout` spares BLPOP, and applies again after.
+#[test]
+fn a_blocked_client_is_not_closed_as_idle() {
+    let server = idle_timeout_server();
     let port = server.addr.port();
     let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     let mut waiter = Conn::connect(port);
@@ -790,19 +791,7 @@ fn a_blocked_client_is_not_closed_as_idle() {
 /// its channels only, so it was closed as idle and its subscription lost).
 #[test]
 fn a_pattern_subscriber_stays_exempt_after_a_blocking_command() {
-    let kv = service::KvConfig {
-        timeout_secs: 1,
-        ..kv_test_config(None)
-    };
-    let server = util::spawn_server(
-        baton::Config {
-            io_threads: 2,
-            io_activation: baton::IoActivation::Always,
-            idle_timeout: Some(Duration::from_millis(300)),
-            ..baton::Config::default()
-        },
-        move || service::Kv::new(kv),
-    );
+    let server = idle_timeout_server();
     let port = server.addr.port();
     let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     let mut subscriber = Conn::connect(port);
