@@ -367,3 +367,66 @@ fn volatile_lru_evicts_only_keys_with_a_ttl() {
 fn volatile_random_evicts_only_keys_with_a_ttl() {
     volatile_only("volatile-random");
 }
+
+/// Transactions and memory, as Redis 7.0: over the limit, MULTI queues
+/// nothing (every command is refused with OOM, and EXEC aborts); under
+/// it, a transaction runs whole even if its own writes go past the limit:
+/// no eviction and no refusal between its commands; and an EXEC holding a
+/// `denyoom` command is refused whole when memory is over the limit then.
+#[test]
+fn a_transaction_is_checked_for_memory_once_and_runs_whole() {
+    let server = kv_test_server(None);
+    let mut c = Raw::connect(server.addr.port());
+    for i in 0..100 {
+        c.call(&["SET", &format!("k{i}"), &value(i)]);
+    }
+    let base = used(&mut c);
+    // An EXEC with a write, refused whole when memory is over the limit at
+    // EXEC (the limit lowered while it was queued).
+    config(&mut c, &[("maxmemory-policy", "noeviction")]);
+    assert_eq!(c.call(&["MULTI"]), b"+OK\r\n");
+    assert_eq!(c.call(&["SET", "t", "1"]), b"+QUEUED\r\n");
+    let mut other = Raw::connect(server.addr.port());
+    config(&mut other, &[("maxmemory", &(base / 2).to_string())]);
+    assert_eq!(
+        c.call(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of: OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(c.call(&["EXISTS", "t"]), b":0\r\n");
+    config(&mut c, &[("maxmemory", "0")]);
+    for policy in ["noeviction", "allkeys-lru", "allkeys-random"] {
+        config(
+            &mut c,
+            &[
+                ("maxmemory-policy", policy),
+                ("maxmemory", &(base + 50_000).to_string()),
+            ],
+        );
+        // Under the limit at EXEC: all four writes (200 kB) and reads run.
+        assert_eq!(c.call(&["MULTI"]), b"+OK\r\n");
+        for i in 0..4 {
+            assert_eq!(
+                c.call(&["SET", &format!("b{i}"), &"x".repeat(50_000)]),
+                b"+QUEUED\r\n"
+            );
+            assert_eq!(c.call(&["EXISTS", &format!("b{i}")]), b"+QUEUED\r\n");
+        }
+        assert_eq!(
+            c.call(&["EXEC"]),
+            b"*8\r\n+OK\r\n:1\r\n+OK\r\n:1\r\n+OK\r\n:1\r\n+OK\r\n:1\r\n",
+            "{policy}"
+        );
+        // Now over it (noeviction cannot get under): nothing is queued.
+        if policy == "noeviction" {
+            assert_eq!(c.call(&["MULTI"]), b"+OK\r\n");
+            assert_eq!(c.call(&["GET", "k1"]), OOM);
+            assert_eq!(
+                c.call(&["EXEC"]),
+                b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+            );
+        }
+        for i in 0..4 {
+            c.call(&["DEL", &format!("b{i}")]);
+        }
+    }
+}

@@ -211,11 +211,11 @@ pub fn used_memory(kv: &Kv) -> u64 {
     used
 }
 
-/// Whether Redis refuses `name` at OOM (its `denyoom` flag).
-fn denyoom(name: &str) -> bool {
+/// Whether Redis refuses the command named `name` (as sent, any case) at
+/// OOM: its `denyoom` flag.
+pub fn denyoom(name: &[u8]) -> bool {
     const FLAG: &[u8] = b"+denyoom\r\n";
-    crate::commands::lookup(name.as_bytes())
-        .is_some_and(|s| s.info2.windows(FLAG.len()).any(|w| w == FLAG))
+    crate::commands::lookup(name).is_some_and(|s| s.info2.windows(FLAG.len()).any(|w| w == FLAG))
 }
 
 /// The one check before a data command runs: starts the command's LRU
@@ -225,20 +225,25 @@ pub fn before_command(kv: &mut Kv, conn: baton::ConnId, call: &Call<'_>) -> Opti
     let no_touch =
         kv.maxmemory.no_touch_seen && kv.clients.get(&conn).is_some_and(|c| c.session.no_touch);
     kv.db.begin_command(call.now, no_touch);
-    if kv.maxmemory.limit == 0 {
+    // Inside EXEC the check was made once for the whole transaction
+    // (`refuse`, from `multi::exec`), as Redis makes it: no eviction or
+    // refusal between a transaction's commands.
+    if kv.maxmemory.limit == 0 || kv.executing {
         return None;
     }
-    enforce(kv, call)
+    refuse(kv, call.now, denyoom(call.name.as_bytes()))
 }
 
-#[cold]
-fn enforce(kv: &mut Kv, call: &Call<'_>) -> Option<Reply> {
+/// Redis's check before a command (or a whole EXEC, or the queuing of a
+/// command in MULTI): with data over `maxmemory`, evict within the budget;
+/// if still over, refuse with OOM what is `denyoom`.
+pub fn refuse(kv: &mut Kv, now: i64, denyoom: bool) -> Option<Reply> {
     let limit = kv.maxmemory.limit;
-    if used_memory(kv) <= limit {
+    if limit == 0 || used_memory(kv) <= limit {
         return None;
     }
-    let fits = evict(kv, call.now, EVICTION_BUDGET);
-    (!fits && denyoom(call.name)).then(|| Reply::error(OOM))
+    let fits = evict(kv, now, EVICTION_BUDGET);
+    (!fits && denyoom).then(|| Reply::error(OOM))
 }
 
 /// Evicts up to `budget` keys while the data is over the limit; whether it

@@ -22,7 +22,7 @@ pub struct KeyTable<V> {
     /// Counts the times entries may have moved between slots (a resize, a
     /// rehash in place, a shrink), so a SCAN cursor, which is a
     /// slot number, can tell whether its slots still mean what they did.
-    layout: u16,
+    layout: u32,
 }
 
 impl<V> Default for KeyTable<V> {
@@ -35,9 +35,11 @@ impl<V> Default for KeyTable<V> {
     }
 }
 
-/// A SCAN cursor: the layout it was made in (high 16 bits) and the slot
-/// to go on from (low 48). 0 starts a walk, and a walk that ends answers 0.
-const SLOT_BITS: u32 = 48;
+/// A SCAN cursor: the layout it was made in (high 32 bits) and the slot
+/// to go on from (low 32). 0 starts a walk, and a walk that ends answers 0.
+/// (A 16-bit layout count wrapped after 65,536 resizes: a cursor kept
+/// across them could resume in a different layout and miss keys.)
+const SLOT_BITS: u32 = 32;
 
 impl<V> KeyTable<V> {
     fn hash(&self, key: &[u8]) -> u64 {
@@ -287,7 +289,7 @@ mod tests {
         for bogus in [
             u64::MAX,
             1 << 63,
-            (u64::from(t.layout) << SLOT_BITS) | 1 << 40,
+            (u64::from(t.layout) << SLOT_BITS) | (1 << 31),
         ] {
             assert_eq!(t.scan(bogus, 1000).1.len(), 100, "{bogus:#x}");
         }

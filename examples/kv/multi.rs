@@ -67,6 +67,7 @@ pub fn queue(
     conn: ConnId,
     spec: Option<&'static Spec>,
     name: &str,
+    now: i64,
     request: Request,
 ) -> Reply {
     // Redis 7.0 queues (P)SUBSCRIBE and (P)UNSUBSCRIBE too: their
@@ -84,6 +85,10 @@ pub fn queue(
             }
         }
     };
+    // Redis checks memory before queuing too: over `maxmemory` (after
+    // evicting), no command is queued, `denyoom` or not, since a queue can
+    // grow without bound (and EXEC will abort).
+    let error = error.or_else(|| crate::eviction::refuse(kv, now, true));
     let Some(client) = kv.clients.get_mut(&conn) else {
         return Reply::Null;
     };
@@ -170,6 +175,13 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
     let queue = client.tx.queue.take().unwrap_or_default();
     let (aborted, dirty) = (client.tx.aborted, client.tx.dirty);
     reset(kv, conn);
+    // Memory is checked once for the whole transaction, before it runs
+    // (Redis's `processCommand` for an EXEC queuing a `denyoom` command):
+    // none of it runs, rather than some of it.
+    let denyoom = queue.iter().any(|r| crate::eviction::denyoom(&r[0]));
+    if let Some(Reply::Error(oom)) = crate::eviction::refuse(kv, now, denyoom) {
+        return Reply::error(format!("EXECABORT Transaction discarded because of: {oom}"));
+    }
     if aborted {
         return Reply::error("EXECABORT Transaction discarded because of previous errors.");
     }

@@ -78,7 +78,7 @@ pub fn handle(
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         )
     {
-        let reply = crate::multi::queue(kv, conn, spec, &name, request);
+        let reply = crate::multi::queue(kv, conn, spec, &name, now, request);
         deliver(kv, ctx, conn, reply, None);
     } else if let Some(reply) = execute(kv, ctx, conn, &name, now, &request) {
         deliver(kv, ctx, conn, reply, Some((&name, &request[1..])));
