@@ -1059,13 +1059,21 @@ mod error_path_leak {
                 .with_no_client_auth(),
         ));
         let mut rng = crate::util::rng(5);
+        // Each storm waits until every one of its handshakes has failed on
+        // the server, not only until no connection is open: a connection
+        // still in the accept backlog is not open yet, and its failure
+        // would be counted in the next storm.
+        let failed_so_far = std::cell::Cell::new(0u64);
         let storm = |n: usize, rng: &mut _| {
             for i in 0..n {
                 fail_one(i, addr, &untrusting, rng);
             }
-            server.wait_for("every connection closed", Duration::from_secs(30), |s| {
-                s.connections_open == 0
-            });
+            failed_so_far.set(failed_so_far.get() + n as u64);
+            server.wait_for(
+                "every handshake failed and closed",
+                Duration::from_secs(30),
+                |s| s.handshakes_failed >= failed_so_far.get() && s.connections_open == 0,
+            );
         };
         storm(300, &mut rng);
         let fds = open_fds();
