@@ -231,19 +231,20 @@ pub fn before_command(kv: &mut Kv, conn: baton::ConnId, call: &Call<'_>) -> Opti
     if kv.maxmemory.limit == 0 || kv.executing {
         return None;
     }
-    refuse(kv, call.now, denyoom(call.name.as_bytes()))
+    refuse(kv, call.now, || denyoom(call.name.as_bytes()))
 }
 
 /// Redis's check before a command (or a whole EXEC, or the queuing of a
 /// command in MULTI): with data over `maxmemory`, evict within the budget;
-/// if still over, refuse with OOM what is `denyoom`.
-pub fn refuse(kv: &mut Kv, now: i64, denyoom: bool) -> Option<Reply> {
+/// if still over, refuse with OOM what is `denyoom` (asked only then: it
+/// looks the command's flags up).
+pub fn refuse(kv: &mut Kv, now: i64, denyoom: impl FnOnce() -> bool) -> Option<Reply> {
     let limit = kv.maxmemory.limit;
     if limit == 0 || used_memory(kv) <= limit {
         return None;
     }
     let fits = evict(kv, now, EVICTION_BUDGET);
-    (!fits && denyoom).then(|| Reply::error(OOM))
+    (!fits && denyoom()).then(|| Reply::error(OOM))
 }
 
 /// Evicts up to `budget` keys while the data is over the limit; whether it

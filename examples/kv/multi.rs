@@ -88,7 +88,7 @@ pub fn queue(
     // Redis checks memory before queuing too: over `maxmemory` (after
     // evicting), no command is queued, `denyoom` or not, since a queue can
     // grow without bound (and EXEC will abort).
-    let error = error.or_else(|| crate::eviction::refuse(kv, now, true));
+    let error = error.or_else(|| crate::eviction::refuse(kv, now, || true));
     let Some(client) = kv.clients.get_mut(&conn) else {
         return Reply::Null;
     };
@@ -178,7 +178,7 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
     // Memory is checked once for the whole transaction, before it runs
     // (Redis's `processCommand` for an EXEC queuing a `denyoom` command):
     // none of it runs, rather than some of it.
-    let denyoom = queue.iter().any(|r| crate::eviction::denyoom(&r[0]));
+    let denyoom = || queue.iter().any(|r| crate::eviction::denyoom(&r[0]));
     if let Some(Reply::Error(oom)) = crate::eviction::refuse(kv, now, denyoom) {
         return Reply::error(format!("EXECABORT Transaction discarded because of: {oom}"));
     }
