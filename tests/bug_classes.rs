@@ -454,6 +454,7 @@ mod use_after_close {
 
     impl Service for Relay {
         type Codec = Lines;
+        type ConnState = ();
         type Command = Command;
 
         fn codec(&mut self, _: &ConnInfo) -> Lines {
@@ -467,7 +468,7 @@ mod use_after_close {
             let _ = ctx.send(conn, format!("you {n}").into_bytes());
         }
 
-        fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+        fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
             let line = String::from_utf8(line).unwrap();
             let words: Vec<&str> = line.split(' ').collect();
             let from = self.numbers[&conn];
@@ -798,13 +799,16 @@ mod shutdown_deadlock {
 
     impl Service for HeldEcho {
         type Codec = HeldCodec;
+        type ConnState = ();
         type Command = ();
+
+        fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
 
         fn codec(&mut self, _: &ConnInfo) -> HeldCodec {
             HeldCodec(Arc::clone(&self.0))
         }
 
-        fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, frame: Vec<u8>) {
+        fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), frame: Vec<u8>) {
             let _ = ctx.send(conn, frame);
         }
     }

@@ -29,6 +29,7 @@ struct Tracker {
 
 impl Service for Tracker {
     type Codec = Lines;
+    type ConnState = ();
     type Command = Cmd;
 
     fn codec(&mut self, _: &ConnInfo) -> Lines {
@@ -39,7 +40,7 @@ impl Service for Tracker {
         let _ = self.opened.send(conn);
     }
 
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let _ = ctx.send(conn, line);
     }
 
@@ -243,6 +244,7 @@ struct Holder {
 
 impl Service for Holder {
     type Codec = HoldingLines;
+    type ConnState = ();
     type Command = Cmd;
     fn codec(&mut self, _: &ConnInfo) -> HoldingLines {
         HoldingLines(Lines)
@@ -250,7 +252,7 @@ impl Service for Holder {
     fn on_open(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId) {
         let _ = self.opened.send(conn);
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let _ = ctx.send(conn, line);
     }
     fn on_command(&mut self, ctx: &mut Ctx<'_, Self>, cmd: Cmd) {

@@ -21,11 +21,14 @@ struct Burner {
 
 impl Service for Burner {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let until = Instant::now() + self.per_line;
         while Instant::now() < until {
             std::hint::spin_loop();

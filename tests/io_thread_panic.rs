@@ -86,11 +86,14 @@ struct Echo;
 
 impl Service for Echo {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let _ = ctx.send(conn, line);
     }
 }

@@ -76,11 +76,14 @@ struct LineEcho;
 
 impl Service for LineEcho {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let _ = ctx.send(conn, line);
     }
 }
@@ -167,11 +170,14 @@ const BIG_REPLY: usize = 64 << 10;
 
 impl Service for BigReplies {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         let mut reply = line;
         reply.resize(BIG_REPLY - 1, b'.');
         let _ = ctx.send(conn, reply);
@@ -227,6 +233,7 @@ struct Pusher {
 
 impl Service for Pusher {
     type Codec = Lines;
+    type ConnState = ();
     type Command = Flood;
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
@@ -234,7 +241,7 @@ impl Service for Pusher {
     fn on_open(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId) {
         let _ = self.opened.send(conn);
     }
-    fn on_frame(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: Vec<u8>) {}
+    fn on_frame(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: &mut (), _: Vec<u8>) {}
     fn on_command(&mut self, ctx: &mut Ctx<'_, Self>, Flood::Push(conn, len, reply): Flood) {
         let _ = reply.send(ctx.send(conn, vec![b'p'; len]));
     }
@@ -323,11 +330,14 @@ const SOON: u64 = 2;
 
 impl Service for Patient {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         if line == b"TIMERS" {
             self.waiting = Some(conn);
             ctx.set_timer(Duration::MAX, NEVER);

@@ -28,7 +28,7 @@ fn ipv4_and_ipv6_listeners_share_a_port() {
             .build(echo::Echo)
             .unwrap();
         tx.send((server.local_addrs(), server.handle())).unwrap();
-        server.run().unwrap()
+        server.run().unwrap().map_service(drop)
     });
     let (addrs, handle) = rx.recv().unwrap();
     assert_eq!(addrs, vec![v4, v6]);

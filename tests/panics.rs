@@ -22,11 +22,14 @@ struct Fragile;
 
 impl Service for Fragile {
     type Codec = Lines;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Lines {
         Lines
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         assert!(line != b"BOOM", "service told to panic");
         let _ = ctx.send(conn, line);
     }
@@ -188,7 +191,10 @@ struct Picky {
 
 impl Service for Picky {
     type Codec = Touchy;
+    type ConnState = ();
     type Command = Push;
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> Touchy {
         assert!(
             !self.codec_panics.load(Ordering::SeqCst),
@@ -196,7 +202,7 @@ impl Service for Picky {
         );
         Touchy { drop_panics: false }
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, line: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), line: Vec<u8>) {
         if line == b"ME" {
             self.target = Some(conn);
         }

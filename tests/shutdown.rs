@@ -179,14 +179,17 @@ const CRON_TOKEN: u64 = 1;
 
 impl Service for EchoWithCron {
     type Codec = echo::EchoCodec;
+    type ConnState = ();
     type Command = ();
+
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> echo::EchoCodec {
         echo::EchoCodec
     }
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.set_timer(Duration::from_millis(1), CRON_TOKEN);
     }
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, frame: Vec<u8>) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), frame: Vec<u8>) {
         let _ = ctx.send(conn, frame);
     }
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {

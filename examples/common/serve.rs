@@ -42,7 +42,7 @@ pub fn serve<S: Service>(
     listen: Listen<'_>,
     mut config: Config,
     service: S,
-) -> Result<RunReport, String> {
+) -> Result<RunReport<S>, String> {
     config.handshake_timeout = listen.tls.handshake_timeout();
     let io_threads = config.io_threads;
     let tls = (listen.tls_port != 0)

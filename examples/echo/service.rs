@@ -35,13 +35,16 @@ pub struct Echo;
 
 impl Service for Echo {
     type Codec = EchoCodec;
+    type ConnState = ();
     type Command = ();
 
     fn codec(&mut self, _: &ConnInfo) -> EchoCodec {
         EchoCodec
     }
 
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, frame: Vec<u8>) {
+    fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
+
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), frame: Vec<u8>) {
         // A refused send means the connection is closing or gone; the runtime
         // has already logged and counted the reason.
         let _ = ctx.send(conn, frame);

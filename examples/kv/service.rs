@@ -174,6 +174,7 @@ impl Kv {
 
 impl Service for Kv {
     type Codec = Resp;
+    type ConnState = ();
     type Command = ();
 
     fn codec(&mut self, _: &ConnInfo) -> Resp {
@@ -201,12 +202,12 @@ impl Service for Kv {
         self.clients.insert(conn, client);
     }
 
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, request: Request) {
+    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), request: Request) {
         self.run_request(ctx, conn, request, false);
         crate::blocking::after_command(self, ctx);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: CloseReason) {
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: (), _: CloseReason) {
         self.forget_client(ctx, conn);
         // A map never shrinks by itself: after a burst of connections its
         // table (a `Client` per slot) would stay at the peak. Halve it once

@@ -7,12 +7,11 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::Instant;
 
-use baton_tls::{IoState, ReadMode, RecvBuf, TlsInfo, Transport, TransportError};
+use baton_tls::{IoState, ReadMode, RecvBuf, Transport, TransportError};
 
 use crate::plan::{ConnFacts, Step};
-use crate::{CloseReason, Codec, ConnId, ConnInfo, ProtocolError, ProtocolErrorKind, TlsFailure};
+use crate::{CloseReason, Codec, ConnId, ProtocolError, ProtocolErrorKind, TlsFailure};
 
 /// Encode queued frames into the write buffer in batches of about this many
 /// bytes, so a deep queue is not copied all at once.
@@ -43,11 +42,17 @@ pub(crate) struct IoLimits {
     pub(crate) max_frame_size: usize,
 }
 
+/// The half of a connection that travels: everything an IO step touches.
+/// What only the loop needs (its info, service state, timers, close
+/// decisions) stays in the table entry (`table::Entry`) and never leaves
+/// the loop's thread.
 pub(crate) struct Conn<C: Codec> {
     pub(crate) id: ConnId,
-    pub(crate) info: ConnInfo,
     pub(crate) transport: Transport,
-    pub(crate) codec: C,
+    /// `None` until the service made one: a TLS connection gets its codec
+    /// once the handshake is done (so ALPN can choose it); input read before
+    /// then waits in `recv`, undecoded.
+    pub(crate) codec: Option<C>,
     recv: RecvBuf,
     /// Decoded frames waiting for the loop to deliver them, in order. The
     /// loop stops delivering while output is over the soft limit, so a
@@ -55,14 +60,71 @@ pub(crate) struct Conn<C: Codec> {
     pub(crate) frames: VecDeque<C::In>,
     /// A decode error to act on after `frames` are delivered.
     pub(crate) decode_error: Option<ProtocolError>,
-    /// Frames queued for sending, not yet encoded.
-    out: VecDeque<C::Out>,
-    /// Sum of `encoded_len` over `out`.
-    out_queued: usize,
+    pub(crate) output: Output<C::Out>,
+    pub(crate) edges: Edges,
+    /// The peer's EOF was read.
+    pub(crate) peer_eof: bool,
+    /// `recv` holds input not decoded yet: the last step stopped at
+    /// `MAX_FRAMES_PER_STEP`, or the codec was installed after it arrived.
+    undecoded: bool,
+    /// A fatal error: close with this reason, now.
+    pub(crate) failed: Option<CloseReason>,
+    pub(crate) span: tracing::Span,
+}
+
+/// Output held for a connection: frames not encoded yet, then encoded bytes
+/// not written yet.
+pub(crate) struct Output<O> {
+    frames: VecDeque<O>,
+    /// Sum of `encoded_len` over `frames`.
+    queued: usize,
     /// Encoded bytes; `wbuf[wpos..]` is not yet written.
     wbuf: Vec<u8>,
     wpos: usize,
-    /// Readiness edges seen and not consumed (see `plan::ConnFacts`).
+}
+
+impl<O> Default for Output<O> {
+    fn default() -> Self {
+        Self {
+            frames: VecDeque::new(),
+            queued: 0,
+            wbuf: Vec::new(),
+            wpos: 0,
+        }
+    }
+}
+
+impl<O> Output<O> {
+    /// Bytes held (queued frames by their `encoded_len`, and encoded bytes
+    /// not yet written).
+    pub(crate) fn bytes(&self) -> usize {
+        self.queued + (self.wbuf.len() - self.wpos)
+    }
+
+    /// Queues a frame; `len` is its `encoded_len`.
+    pub(crate) fn queue(&mut self, frame: O, len: usize) {
+        self.frames.push_back(frame);
+        self.queued += len;
+    }
+
+    /// Drops everything held (an abortive close).
+    pub(crate) fn discard(&mut self) {
+        self.frames.clear();
+        self.queued = 0;
+        self.wbuf = Vec::new();
+        self.wpos = 0;
+    }
+
+    /// Frames queued, oldest first (for tests of the join).
+    #[cfg(test)]
+    pub(crate) fn frames(&self) -> impl Iterator<Item = &O> {
+        self.frames.iter()
+    }
+}
+
+/// Readiness edges seen and not consumed yet (see `plan::ConnFacts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Edges {
     pub(crate) readable: bool,
     pub(crate) writable: bool,
     /// An edge reported the peer's end (FIN, hang-up, error) or urgent
@@ -70,35 +132,21 @@ pub(crate) struct Conn<C: Codec> {
     /// again, so from now on reads go to `WouldBlock` or EOF instead of
     /// trusting a short read (`ReadMode`).
     pub(crate) read_to_would_block: bool,
-    /// The peer's EOF was read.
-    pub(crate) peer_eof: bool,
-    /// `recv` holds input not decoded yet because the last step stopped at
-    /// `MAX_FRAMES_PER_STEP`.
-    undecoded: bool,
-    /// A graceful close was requested, with this reason.
-    pub(crate) closing: Option<CloseReason>,
-    /// A fatal error: close with this reason, now.
-    pub(crate) failed: Option<CloseReason>,
-    /// When bytes last arrived (for the idle timeout).
-    pub(crate) last_active: Instant,
-    /// Already in the loop's list of connections to look at.
-    pub(crate) scheduled: bool,
-    /// Reading is paused because output is over the soft limit.
-    pub(crate) paused: bool,
-    /// What the TLS handshake negotiated, once it completed.
-    pub(crate) tls: Option<TlsInfo>,
-    /// close_notify has been queued (graceful TLS close).
-    pub(crate) close_notify_sent: bool,
-    /// The idle timeout does not apply (a subscriber waiting for pushes).
-    pub(crate) idle_exempt: bool,
-    pub(crate) span: tracing::Span,
+}
+
+impl Edges {
+    /// Adds edges seen later; none is ever forgotten by a merge.
+    pub(crate) fn merge(&mut self, other: Edges) {
+        self.readable |= other.readable;
+        self.writable |= other.writable;
+        self.read_to_would_block |= other.read_to_would_block;
+    }
 }
 
 impl<C: Codec> std::fmt::Debug for Conn<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn")
             .field("id", &self.id)
-            .field("peer", &self.info.peer)
             .finish_non_exhaustive()
     }
 }
@@ -111,62 +159,45 @@ pub(crate) struct StepReport {
 }
 
 impl<C: Codec> Conn<C> {
+    /// A new connection; `codec` is `None` until the service makes one.
     pub(crate) fn new(
         id: ConnId,
-        info: ConnInfo,
         transport: Transport,
-        codec: C,
-        now: Instant,
+        codec: Option<C>,
+        span: tracing::Span,
     ) -> Self {
-        let span = tracing::debug_span!("conn", id = id.serial(), peer = %info.peer);
         Self {
             id,
-            info,
             transport,
             codec,
             recv: RecvBuf::new(),
             frames: VecDeque::new(),
             decode_error: None,
-            out: VecDeque::new(),
-            out_queued: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
+            output: Output::default(),
             // A new socket may already hold data, and can take output.
-            readable: true,
-            writable: true,
-            read_to_would_block: false,
+            edges: Edges {
+                readable: true,
+                writable: true,
+                read_to_would_block: false,
+            },
             peer_eof: false,
             undecoded: false,
-            closing: None,
             failed: None,
-            last_active: now,
-            scheduled: false,
-            paused: false,
-            tls: None,
-            close_notify_sent: false,
-            idle_exempt: false,
             span,
         }
     }
 
-    /// Output bytes held for this connection (queued frames and encoded
-    /// bytes not yet written).
+    /// Installs the codec the service made once the connection opened; input
+    /// that arrived before (with the TLS handshake's last flight) is decoded
+    /// by the next step.
+    pub(crate) fn install_codec(&mut self, codec: C) {
+        self.codec = Some(codec);
+        self.undecoded = !self.recv.is_empty();
+    }
+
+    /// Output bytes held for this connection.
     pub(crate) fn output_bytes(&self) -> usize {
-        self.out_queued + (self.wbuf.len() - self.wpos)
-    }
-
-    /// Queues a frame; `len` is its `encoded_len`.
-    pub(crate) fn queue(&mut self, frame: C::Out, len: usize) {
-        self.out.push_back(frame);
-        self.out_queued += len;
-    }
-
-    /// Drops all queued output (on an abortive close).
-    pub(crate) fn discard_output(&mut self) {
-        self.out.clear();
-        self.out_queued = 0;
-        self.wbuf = Vec::new();
-        self.wpos = 0;
+        self.output.bytes()
     }
 
     /// Whether application output is queued and the transport can take it
@@ -175,16 +206,17 @@ impl<C: Codec> Conn<C> {
         self.output_bytes() > 0 && self.transport.accepts_app_data()
     }
 
-    pub(crate) fn facts(&self, soft_limit: usize) -> ConnFacts {
-        let output = self.output_bytes();
+    /// The IO half of the facts that decide the next step; the loop adds
+    /// its own (`closing`, held input).
+    pub(crate) fn facts(&self) -> ConnFacts {
         ConnFacts {
-            readable: self.readable,
-            writable: self.writable,
+            readable: self.edges.readable,
+            writable: self.edges.writable,
             has_output: self.app_output_ready() || self.transport.wants_write(),
             undecoded: self.undecoded,
-            output_over_soft_limit: output >= soft_limit,
+            hold_input: false,
             peer_eof: self.peer_eof,
-            closing: self.closing.is_some(),
+            closing: false,
             failed: self.failed.is_some(),
         }
     }
@@ -209,7 +241,7 @@ impl<C: Codec> Conn<C> {
             // handshake flight) or finished the handshake that held back
             // application output.
             if self.failed.is_none()
-                && self.writable
+                && self.edges.writable
                 && (self.transport.wants_write() || self.app_output_ready())
             {
                 self.flush(&mut report);
@@ -224,20 +256,22 @@ impl<C: Codec> Conn<C> {
 
     fn flush(&mut self, report: &mut StepReport) {
         while self.transport.accepts_app_data() {
-            if self.wpos == self.wbuf.len() {
-                self.wbuf.clear();
-                self.wpos = 0;
+            let out = &mut self.output;
+            if out.wpos == out.wbuf.len() {
+                out.wbuf.clear();
+                out.wpos = 0;
                 self.encode_batch();
-                if self.wbuf.is_empty() {
+                if self.output.wbuf.is_empty() {
                     break;
                 }
             }
-            match self.transport.write(&self.wbuf[self.wpos..]) {
+            let out = &mut self.output;
+            match self.transport.write(&out.wbuf[out.wpos..]) {
                 Ok(progress) => {
-                    self.wpos += progress.bytes;
+                    out.wpos += progress.bytes;
                     report.bytes_out += progress.bytes as u64;
                     if progress.state == IoState::Drained {
-                        self.writable = false;
+                        self.edges.writable = false;
                         return;
                     }
                 }
@@ -248,22 +282,28 @@ impl<C: Codec> Conn<C> {
             }
         }
         match self.transport.flush() {
-            Ok(IoState::Drained) => self.writable = false,
+            Ok(IoState::Drained) => self.edges.writable = false,
             Ok(_) => {}
             Err(e) => self.failed = Some(failure(e)),
         }
-        if self.wbuf.capacity() > KEEP_WRITE_BUF {
-            self.wbuf = Vec::new();
+        if self.output.wbuf.capacity() > KEEP_WRITE_BUF {
+            self.output.wbuf = Vec::new();
         }
     }
 
     fn encode_batch(&mut self) {
-        while self.wbuf.len() < ENCODE_BATCH {
-            let Some(frame) = self.out.pop_front() else {
+        // Output is only ever queued to an open connection, which has its
+        // codec.
+        let Some(codec) = self.codec.as_mut() else {
+            return;
+        };
+        let out = &mut self.output;
+        while out.wbuf.len() < ENCODE_BATCH {
+            let Some(frame) = out.frames.pop_front() else {
                 break;
             };
-            self.out_queued -= C::encoded_len(&frame);
-            self.codec.encode(frame, &mut self.wbuf);
+            out.queued -= C::encoded_len(&frame);
+            codec.encode(frame, &mut out.wbuf);
         }
     }
 
@@ -310,7 +350,7 @@ impl<C: Codec> Conn<C> {
 
     /// Reads into `recv` and decodes the complete frames in it.
     fn read_into(&mut self, recv: &mut RecvBuf, limits: IoLimits, report: &mut StepReport) {
-        let mode = if self.read_to_would_block {
+        let mode = if self.edges.read_to_would_block {
             ReadMode::UntilWouldBlock
         } else {
             ReadMode::ShortReadDrains
@@ -320,9 +360,9 @@ impl<C: Codec> Conn<C> {
                 report.bytes_in += progress.bytes as u64;
                 match progress.state {
                     IoState::Ready => {}
-                    IoState::Drained => self.readable = false,
+                    IoState::Drained => self.edges.readable = false,
                     IoState::Eof => {
-                        self.readable = false;
+                        self.edges.readable = false;
                         self.peer_eof = true;
                     }
                 }
@@ -340,12 +380,17 @@ impl<C: Codec> Conn<C> {
     fn decode(&mut self, recv: &mut RecvBuf) {
         let mut decoded = 0;
         self.undecoded = false;
+        // No codec yet (a TLS connection not opened): the input waits in
+        // `recv` for `install_codec`.
+        let Some(codec) = self.codec.as_mut() else {
+            return;
+        };
         while self.decode_error.is_none() {
             if decoded == MAX_FRAMES_PER_STEP {
                 self.undecoded = !recv.is_empty();
                 break;
             }
-            match self.codec.decode(recv) {
+            match codec.decode(recv) {
                 Ok(Some(frame)) => {
                     self.frames.push_back(frame);
                     decoded += 1;
@@ -407,16 +452,11 @@ mod tests {
     fn conn_and_client() -> (Conn<Bytes>, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, peer) = listener.accept().unwrap();
+        let (server, _) = listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
-        let info = ConnInfo {
-            peer,
-            local: listener.local_addr().unwrap(),
-            listener: 0,
-            tls: false,
-        };
         let id = ConnId::new(0, 1);
-        let conn = Conn::new(id, info, Transport::plain(server), Bytes, Instant::now());
+        let span = tracing::Span::none();
+        let conn = Conn::new(id, Transport::plain(server), Some(Bytes), span);
         (conn, client)
     }
 
@@ -460,8 +500,9 @@ mod tests {
         };
         for (sent, too_large) in [(MAX, false), (MAX + 1, true)] {
             let (conn, mut client) = conn_and_client();
-            let mut conn = Conn::new(conn.id, conn.info, conn.transport, Endless, Instant::now());
-            conn.read_to_would_block = true;
+            let span = tracing::Span::none();
+            let mut conn = Conn::new(conn.id, conn.transport, Some(Endless), span);
+            conn.edges.read_to_would_block = true;
             client.write_all(&vec![b'x'; sent]).unwrap();
             let mut peek = vec![0; sent];
             while conn.transport.socket().peek(&mut peek).unwrap_or(0) < sent {
@@ -482,11 +523,11 @@ mod tests {
     fn a_step_decodes_at_most_the_cap_and_the_rest_waits_for_the_next_step() {
         let (mut conn, mut client) = conn_and_client();
         let total = MAX_FRAMES_PER_STEP * 2 + 10;
-        conn.read_to_would_block = true;
+        conn.edges.read_to_would_block = true;
         send_then_fin(&mut client, &conn, &vec![b'x'; total]);
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), MAX_FRAMES_PER_STEP);
-        assert!(conn.undecoded && conn.facts(usize::MAX).undecoded);
+        assert!(conn.undecoded && conn.facts().undecoded);
         assert!(conn.peer_eof, "the read itself went to the end");
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), 2 * MAX_FRAMES_PER_STEP);
@@ -499,7 +540,7 @@ mod tests {
     fn once_an_edge_said_read_to_would_block_a_read_goes_past_a_short_read_to_the_eof() {
         let (mut conn, mut client) = conn_and_client();
         send_then_fin(&mut client, &conn, b"ab");
-        conn.read_to_would_block = true;
+        conn.edges.read_to_would_block = true;
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), 2);
         assert!(conn.peer_eof, "the FIN behind the data was read");
@@ -514,6 +555,6 @@ mod tests {
         send_then_fin(&mut client, &conn, b"ab");
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), 2);
-        assert!(!conn.peer_eof && !conn.readable);
+        assert!(!conn.peer_eof && !conn.edges.readable);
     }
 }

@@ -51,33 +51,113 @@ impl<S: Service> Ctx<'_, S> {
         self.core.is_live(conn)
     }
 
-    /// Peer and local address of `conn`, if it is open and not on an IO
-    /// thread at this moment.
-    pub fn conn_info(&mut self, conn: ConnId) -> Option<&ConnInfo> {
-        self.core.home_mut(conn).map(|c| &c.info)
+    /// Who `conn` is (addresses, listener, what TLS negotiated), for any
+    /// open connection, wherever it is at this moment.
+    pub fn conn_info(&self, conn: ConnId) -> Option<&ConnInfo> {
+        self.core.table.get(conn).map(|e| &e.info)
     }
 
-    /// What the TLS handshake of `conn` negotiated, once it is complete (and
-    /// the connection is not on an IO thread at this moment).
-    pub fn tls_info(&mut self, conn: ConnId) -> Option<&baton_tls::TlsInfo> {
-        self.core.home_mut(conn).and_then(|c| c.tls.as_ref())
+    /// The state of another open connection. `None` if `conn` is closed,
+    /// not opened yet, or is the connection the running callback is about
+    /// (its state is the one the callback was handed).
+    pub fn state(&mut self, conn: ConnId) -> Option<&mut S::ConnState> {
+        self.core.table.get_mut(conn)?.state.as_mut()
+    }
+
+    /// Every open connection's id and state, except the one the running
+    /// callback holds. In no particular order.
+    pub fn states(&mut self) -> impl Iterator<Item = (ConnId, &mut S::ConnState)> + '_ {
+        self.core
+            .table
+            .entries_mut()
+            .filter_map(|e| Some((e.id, e.state.as_mut()?)))
+    }
+
+    /// Output bytes held for `conn` (queued frames by their encoded length,
+    /// and encoded bytes not yet written). While the connection is on an IO
+    /// thread, an upper bound (the thread may have written some). `None` if
+    /// it is not open.
+    pub fn output_len(&self, conn: ConnId) -> Option<usize> {
+        self.core.table.get(conn).map(|e| e.output_bytes())
+    }
+
+    /// Asks for one [`Service::on_drained`] call once `conn`'s output is
+    /// at or below `mark` bytes (at once, on the loop's next pass, if it
+    /// already is). The way to stream a response larger than the output
+    /// limits: send until [`output_len`](Self::output_len) passes a high
+    /// mark, ask here, send more from `on_drained`. A later call replaces
+    /// the mark. `Err(Gone)` if `conn` is closed.
+    pub fn notify_drained(&mut self, conn: ConnId, mark: usize) -> Result<(), SendError> {
+        let entry = self.core.table.get_mut(conn).ok_or(SendError::Gone)?;
+        entry.drain_below = Some(mark);
+        self.core.schedule(conn);
+        Ok(())
+    }
+
+    /// Stops reading from `conn` and delivering its frames until
+    /// [`resume_reading`](Self::resume_reading): the peer is held back by
+    /// TCP flow control (a proxy waiting for its other side, say). Output
+    /// still flows. `false` if `conn` is not open.
+    pub fn pause_reading(&mut self, conn: ConnId) -> bool {
+        self.set_reading_paused(conn, true)
+    }
+
+    /// Undoes [`pause_reading`](Self::pause_reading). `false` if `conn` is
+    /// not open.
+    pub fn resume_reading(&mut self, conn: ConnId) -> bool {
+        self.set_reading_paused(conn, false)
+    }
+
+    fn set_reading_paused(&mut self, conn: ConnId, paused: bool) -> bool {
+        let Some(entry) = self.core.table.get_mut(conn) else {
+            return false;
+        };
+        entry.reading_paused = paused;
+        self.core.schedule(conn);
+        true
+    }
+
+    /// What the TLS handshake of `conn` negotiated (`None` for plain TCP
+    /// or a closed connection).
+    pub fn tls_info(&self, conn: ConnId) -> Option<&baton_tls::TlsInfo> {
+        self.conn_info(conn)?.tls.as_ref()
     }
 
     /// Exempts `conn` from the idle timeout (or makes it subject again), as
     /// Redis does for pub/sub subscribers that only wait for pushes. `false`
-    /// if `conn` is not open and home right now.
+    /// if `conn` is not open.
     pub fn set_idle_exempt(&mut self, conn: ConnId, exempt: bool) -> bool {
         let now = self.core.now;
-        match self.core.home_mut(conn) {
-            Some(c) => {
-                c.idle_exempt = exempt;
-                if !exempt {
-                    c.last_active = now;
-                }
-                true
-            }
-            None => false,
+        let Some(entry) = self.core.table.get_mut(conn) else {
+            return false;
+        };
+        entry.idle_exempt = exempt;
+        if !exempt {
+            entry.last_active = now;
         }
+        true
+    }
+
+    /// Calls [`Service::on_conn_timer`] for `conn` with `token` after
+    /// `after`, unless `conn` closes first (its timers are cancelled then).
+    /// `Err(Gone)` if it is not open.
+    pub fn set_conn_timer(
+        &mut self,
+        conn: ConnId,
+        after: Duration,
+        token: u64,
+    ) -> Result<TimerId, SendError> {
+        if !self.core.is_live(conn) {
+            return Err(SendError::Gone);
+        }
+        let timer = self.core.set_timer(after, TimerKind::UserConn(conn, token));
+        let entry = self.core.table.get_mut(conn).expect("checked live");
+        // Fired and cancelled timers leave their ids here until the next
+        // one is set: the list stays as long as the live ones.
+        let timers = &self.core.timers;
+        entry.user_timers.retain(|&t| timers.is_pending(t));
+        entry.user_timers.push(timer);
+        Ok(timer)
     }
 
     /// Calls [`Service::on_timer`] with `token` after `after`. A delay of a
@@ -89,7 +169,9 @@ impl<S: Service> Ctx<'_, S> {
         self.core.set_timer(after, TimerKind::User(token))
     }
 
-    /// Cancels a timer; `false` if it already fired or was cancelled.
+    /// Cancels a timer (set with [`set_timer`](Self::set_timer) or
+    /// [`set_conn_timer`](Self::set_conn_timer)); `false` if it already
+    /// fired or was cancelled.
     pub fn cancel_timer(&mut self, timer: TimerId) -> bool {
         self.core.timers.cancel(timer)
     }

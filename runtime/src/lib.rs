@@ -20,30 +20,38 @@ compile_error!(
     "baton's runtime relies on Linux's epoll semantics; other platforms are not supported"
 );
 
+mod accept;
 mod activation;
+mod builder;
 mod config;
 mod conn;
 mod conn_id;
 mod conn_timers;
 mod context;
+mod control;
 mod core;
+mod deliver;
 mod handle;
+mod lifecycle;
 mod listener;
 mod plan;
 mod reactor;
 mod server;
 mod service;
+mod shutdown;
 mod stats;
+mod table;
 mod timers;
 mod tls_failure;
 
 pub use activation::IoActivation;
 pub use baton_tls::RecvBuf;
+pub use builder::{Builder, NoCodec};
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use context::Ctx;
 pub use handle::{LoopHandle, Stopped};
-pub use server::{Builder, NoCodec, RunReport, Server};
+pub use server::{RunReport, Server};
 pub use service::{
     CloseReason, Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service,
 };

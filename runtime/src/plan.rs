@@ -14,8 +14,9 @@ pub(crate) struct ConnFacts {
     /// frame cap): it needs a read step even without a readable edge, and
     /// even after the peer's EOF, which came after it.
     pub(crate) undecoded: bool,
-    /// Queued output is above the soft limit: stop reading (backpressure).
-    pub(crate) output_over_soft_limit: bool,
+    /// Input is held: output is over the soft limit (backpressure) or the
+    /// service paused reading.
+    pub(crate) hold_input: bool,
     /// The peer closed its side.
     pub(crate) peer_eof: bool,
     /// A graceful close was requested: flush, then close.
@@ -48,7 +49,7 @@ pub(crate) fn next(f: ConnFacts) -> Next {
     }
     let write = f.has_output && f.writable;
     let input = (f.readable && !f.peer_eof) || f.undecoded;
-    let read = input && !f.closing && !f.output_over_soft_limit;
+    let read = input && !f.closing && !f.hold_input;
     if read || write {
         Next::Io(Step { read, write })
     } else if !f.has_output && (f.closing || (f.peer_eof && !f.undecoded)) {
@@ -112,7 +113,7 @@ mod tests {
         let f = ConnFacts {
             readable: true,
             has_output: true,
-            output_over_soft_limit: true,
+            hold_input: true,
             ..facts()
         };
         assert_eq!(
@@ -178,7 +179,7 @@ mod tests {
         );
         assert_eq!(
             next(ConnFacts {
-                output_over_soft_limit: true,
+                hold_input: true,
                 has_output: true,
                 writable: false,
                 ..backlog

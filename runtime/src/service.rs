@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use baton_tls::RecvBuf;
+use baton_tls::{RecvBuf, TlsInfo};
 
 use crate::{ConnId, Ctx, TimerId, TlsFailure};
 
@@ -92,8 +92,12 @@ impl fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// What the service learns about a connection when it opens.
+/// What the service learns about a connection when it opens. Kept by the
+/// loop for the connection's whole life:
+/// [`Ctx::conn_info`](crate::Ctx::conn_info) answers for any open
+/// connection, wherever it is at that moment.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnInfo {
     /// The client's address.
     pub peer: SocketAddr,
@@ -101,9 +105,11 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Index of the listener (in the order they were added) that accepted it.
     pub listener: usize,
-    /// Whether the connection is TLS (the handshake may still be running
-    /// when `on_open` is called).
-    pub tls: bool,
+    /// For a TLS connection, what its handshake negotiated: the ALPN
+    /// protocol and the server name (SNI) the client asked for among it.
+    /// A TLS connection opens only once its handshake is complete, so this
+    /// is `Some` for every TLS connection the service sees.
+    pub tls: Option<TlsInfo>,
 }
 
 /// The application, run on the main loop with `&mut self`.
@@ -112,17 +118,35 @@ pub struct ConnInfo {
 /// needs no lock, and check-then-act is one uninterrupted step. Other
 /// threads reach it only through [`LoopHandle::post`](crate::LoopHandle::post).
 ///
-/// A panic in a callback about a connection closes that connection
-/// (`ServicePanic`), is logged and counted; the loop goes on.
+/// # A connection's life
+/// A plain connection opens when it is accepted; a TLS connection when its
+/// handshake completes (one that fails its handshake never opens, and is
+/// only counted). Opening calls [`codec`](Self::codec), then
+/// [`on_open`](Self::on_open), whose return value is the connection's state:
+/// owned by the loop, handed by `&mut` to every callback about that
+/// connection, dropped after [`on_close`](Self::on_close), which is called
+/// exactly once for every connection whose `on_open` returned.
+///
+/// # Panics
+/// A panic in a callback about a connection (`codec`, `on_open`,
+/// `on_frame`, `on_drained`, `on_conn_timer`) closes that connection
+/// (`ServicePanic`); its state is dropped without `on_close` if `on_open`
+/// never returned. A panic in `on_start`, `on_timer`, `on_command` or
+/// `on_close` is about no open connection: the callback is abandoned there.
+/// Every panic is logged and counted (`service_panics`), and the loop goes
+/// on: state the callback was changing may be half-changed, as after any
+/// caught panic.
 pub trait Service: Sized + 'static {
     /// The codec of each connection.
     type Codec: Codec;
+    /// The service's state for each connection (use `()` for none).
+    type ConnState: 'static;
     /// Messages other threads post to the loop (use `()` for none).
     type Command: Send + 'static;
 
-    /// Makes the codec for a new connection. A panic here closes the new
-    /// connection before it opens (`on_open` is not called); it is counted
-    /// as `ServicePanic` and in `service_panics`.
+    /// Makes the codec for a connection that is opening: at accept for
+    /// plain TCP, after the handshake for TLS, so `info.tls` (ALPN, server
+    /// name) can choose it.
     fn codec(&mut self, info: &ConnInfo) -> Self::Codec;
 
     /// The loop is starting (called once, before any connection): a place
@@ -131,27 +155,55 @@ pub trait Service: Sized + 'static {
         let _ = ctx;
     }
 
-    /// A connection opened.
-    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
-        let _ = (ctx, conn);
-    }
+    /// A connection opened; returns its state. It may already send (a
+    /// greeting). [`Ctx::conn_info`] says who it is.
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) -> Self::ConnState;
 
-    /// A frame arrived. Frames of one connection arrive in order.
+    /// A frame arrived. Frames of one connection arrive in order; none
+    /// arrives while its reading is paused or its output is over the soft
+    /// limit.
     fn on_frame(
         &mut self,
         ctx: &mut Ctx<'_, Self>,
         conn: ConnId,
+        state: &mut Self::ConnState,
         frame: <Self::Codec as Codec>::In,
     );
 
-    /// A connection closed; its `ConnId` is already stale.
-    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, reason: CloseReason) {
-        let _ = (ctx, conn, reason);
+    /// The connection's output fell to the mark given to
+    /// [`Ctx::notify_drained`] (once per call to it): room to send more of a
+    /// large response.
+    fn on_drained(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, state: &mut Self::ConnState) {
+        let _ = (ctx, conn, state);
+    }
+
+    /// A connection closed; its `ConnId` is already stale and its state is
+    /// handed back to be dropped (or kept).
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        state: Self::ConnState,
+        reason: CloseReason,
+    ) {
+        let _ = (ctx, conn, state, reason);
     }
 
     /// A timer set with [`Ctx::set_timer`] fired.
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: TimerId, token: u64) {
         let _ = (ctx, timer, token);
+    }
+
+    /// A timer set with [`Ctx::set_conn_timer`] fired (never after the
+    /// connection closed).
+    fn on_conn_timer(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        state: &mut Self::ConnState,
+        token: u64,
+    ) {
+        let _ = (ctx, conn, state, token);
     }
 
     /// A command posted through a [`LoopHandle`](crate::LoopHandle).

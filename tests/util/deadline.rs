@@ -83,7 +83,7 @@ pub fn stop_within<C: Send + 'static>(
     server: TestServer<C>,
     grace: Duration,
     limit: Duration,
-) -> RunReport {
+) -> RunReport<()> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(server.stop(grace));

@@ -20,12 +20,12 @@ use rand::{Rng, SeedableRng};
 pub struct TestServer<C: Send + 'static> {
     pub addr: SocketAddr,
     pub handle: LoopHandle<C>,
-    thread: Option<JoinHandle<RunReport>>,
+    thread: Option<JoinHandle<RunReport<()>>>,
 }
 
 impl<C: Send + 'static> TestServer<C> {
     /// Shuts down with `grace` and waits for `run` to return.
-    pub fn stop(mut self, grace: Duration) -> RunReport {
+    pub fn stop(mut self, grace: Duration) -> RunReport<()> {
         self.handle.shutdown(grace);
         self.thread
             .take()
@@ -97,7 +97,7 @@ where
             };
             let server = builder.build(make()).expect("build server");
             tx.send((server.local_addrs()[0], server.handle())).unwrap();
-            server.run().expect("server run")
+            server.run().expect("server run").map_service(drop)
         })
         .unwrap();
     let (addr, handle) = rx.recv().expect("server started");

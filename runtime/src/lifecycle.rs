@@ -1,0 +1,245 @@
+//! A connection's steps on the loop: readiness marks it, `advance` decides
+//! its next step from its facts (`plan`), the step runs inline or on an IO
+//! thread, `complete` takes it back, and `close_now` ends it.
+
+use baton_io_threads::IoPool;
+
+use crate::conn::{Edges, StepReport};
+use crate::core::{catch, run_job, Done, Job};
+use crate::plan::{self, Next, Step};
+use crate::reactor::Readiness;
+use crate::{CloseReason, ConnId, Server, Service};
+
+impl<S: Service> Server<S> {
+    pub(crate) fn mark_ready(&mut self, event: Readiness) {
+        let edges = Edges {
+            readable: event.readable,
+            writable: event.writable,
+            read_to_would_block: event.read_to_would_block,
+        };
+        let Some(entry) = self.core.table.by_key_mut(event.key) else {
+            return;
+        };
+        let id = entry.id;
+        match entry.home_mut() {
+            Some(conn) => {
+                conn.edges.merge(edges);
+                self.core.schedule(id);
+            }
+            None => entry.away_mut().expect("not home").add_edges(edges),
+        }
+    }
+
+    pub(crate) fn drain_completions(&mut self) {
+        while let Some(done) = self.core.pool.as_ref().and_then(IoPool::pop_completion) {
+            self.complete(done);
+        }
+    }
+
+    /// A connection came home: join what happened while it was away, then
+    /// act on what its step did. A step that panicked outside `run_step`'s
+    /// own `catch_unwind` (a tracing subscriber, say) closes the connection.
+    pub(crate) fn complete(&mut self, done: Done<S::Codec>) {
+        let Done { job, panicked } = done;
+        if panicked {
+            tracing::warn!(parent: &job.conn.span, "IO step panicked on an IO thread; closing the connection");
+        }
+        let id = self.core.table.restore(job.conn, panicked);
+        self.after_step(id, job.report);
+    }
+
+    /// Counts, opens a TLS connection whose handshake just completed,
+    /// delivers decoded frames to the service, and schedules the connection
+    /// for its next step.
+    pub(crate) fn after_step(&mut self, id: ConnId, report: StepReport) {
+        let now = self.core.now;
+        let stats = &self.core.stats;
+        let Some(entry) = self.core.table.get_mut(id) else {
+            return;
+        };
+        stats.bytes_in.add(report.bytes_in);
+        stats.bytes_out.add(report.bytes_out);
+        if report.bytes_in > 0 {
+            entry.last_active = now;
+        }
+        let conn = entry.home().expect("a step's connection is home after it");
+        if !entry.opened && conn.failed.is_none() && !conn.transport.is_handshaking() {
+            if let Some(info) = conn.transport.tls_info() {
+                tracing::debug!(
+                    parent: &conn.span,
+                    version = ?info.version,
+                    suite = ?info.suite,
+                    resumed = info.resumed,
+                    "TLS handshake complete"
+                );
+                stats.handshake_completed(&info);
+            }
+            self.open(id);
+        }
+        self.deliver_frames(id);
+        self.core.schedule(id);
+    }
+
+    /// Looks at every connection scheduled so far. Connections scheduled
+    /// while doing so wait for the next iteration, so one busy connection
+    /// cannot starve the poller.
+    pub(crate) fn advance_scheduled(&mut self) {
+        let batch = std::mem::take(&mut self.core.scheduled);
+        for &id in &batch {
+            self.advance(id);
+        }
+        let mut batch = batch;
+        batch.clear();
+        if self.core.scheduled.is_empty() {
+            self.core.scheduled = batch;
+        }
+    }
+
+    fn advance(&mut self, id: ConnId) {
+        if self.past_shutdown_deadline() {
+            // No step after the deadline: a connection that keeps becoming
+            // writable would otherwise be sent back to an IO thread every
+            // iteration and outlive the grace.
+            self.close_at_deadline(id);
+            return;
+        }
+        self.notify_if_drained(id);
+        let soft = self.core.config.output_soft_limit;
+        let flush_timeout = self.core.config.close_flush_timeout;
+        let stats = &self.core.stats;
+        let Some(entry) = self.core.table.get_mut(id) else {
+            return;
+        };
+        entry.scheduled = false;
+        let Some(conn) = entry.home_mut() else {
+            return;
+        };
+        let over_soft_limit = conn.output_bytes() >= soft;
+        let mut facts = conn.facts();
+        let output_empty = conn.output_bytes() == 0;
+        let failed = conn.failed.clone();
+        if over_soft_limit != entry.over_soft_limit {
+            entry.over_soft_limit = over_soft_limit;
+            if over_soft_limit {
+                stats.backpressure_pauses.add(1);
+                stats.paused.add(1);
+            } else {
+                stats.paused.sub(1);
+            }
+        }
+        facts.hold_input = over_soft_limit || entry.reading_paused;
+        facts.closing = entry.closing.is_some();
+        let next = plan::next(facts);
+        if matches!(next, Next::Io(step) if step.write) && output_empty {
+            stats.tls_write_steps.add(1);
+        }
+        if next == Next::Close
+            && failed.is_none()
+            && entry.info.tls.is_some()
+            && !entry.close_notify_sent
+        {
+            // A graceful TLS close says goodbye first: queue close_notify,
+            // let it flush (bounded by the close flush timeout), then close.
+            entry.close_notify_sent = true;
+            let conn = entry.home_mut().expect("home");
+            if conn.transport.begin_close() {
+                self.core.arm_close_flush(id, flush_timeout);
+                self.core.schedule(id);
+                return;
+            }
+        }
+        match next {
+            Next::Wait => {}
+            Next::Close => {
+                let reason = failed
+                    .or_else(|| entry.closing.clone())
+                    .unwrap_or(CloseReason::PeerClosed);
+                self.close_now(id, reason);
+            }
+            Next::Io(step) => self.run_step(id, step),
+        }
+    }
+
+    /// Hands the step to an IO thread, or runs it inline when there are none,
+    /// they are not in use now (see [`IoActivation`](crate::IoActivation)),
+    /// or that thread's queue is full.
+    fn run_step(&mut self, id: ConnId, step: Step) {
+        let core = &mut self.core;
+        if let Some(pool) = core.pool.as_ref().filter(|_| core.activation.offloading()) {
+            let conn = core.table.lend(id).expect("scheduled connections are home");
+            let job = Job {
+                conn,
+                step,
+                report: StepReport::default(),
+            };
+            match pool.dispatch(id.slot(), job) {
+                Ok(()) => {
+                    core.stats.jobs_dispatched.add(1);
+                }
+                Err(mut job) => {
+                    core.stats.inline_fallbacks.add(1);
+                    // Caught as the pool catches it on an IO thread.
+                    let panicked = catch(|| run_job(&mut job, core.limits)).is_none();
+                    self.complete(Done { job, panicked });
+                }
+            }
+            return;
+        }
+        let limits = core.limits;
+        core.stats.inline_steps.add(1);
+        let conn = core
+            .table
+            .get_mut(id)
+            .and_then(|e| e.home_mut())
+            .expect("scheduled connections are home");
+        // A panic outside the step's own catch (a tracing layer entering the
+        // span) closes this connection, as on an IO thread, instead of
+        // unwinding the loop.
+        let report = match catch(|| conn.run_step(step, limits)) {
+            Some(report) => report,
+            None => {
+                conn.output.discard();
+                conn.failed = Some(CloseReason::CodecPanic);
+                StepReport::default()
+            }
+        };
+        self.after_step(id, report);
+    }
+
+    /// The one close path for an open connection: remove it from the table,
+    /// delete it from the poller, then drop it (closing the socket), count,
+    /// and give the service its state back in `on_close`. Does nothing if
+    /// `id` is not open or is away (it closes when it comes back).
+    pub(crate) fn close_now(&mut self, id: ConnId, reason: CloseReason) {
+        let core = &mut self.core;
+        let Some((mut entry, conn)) = core.table.remove(id) else {
+            return;
+        };
+        for timer in entry.deadlines.take_all().into_iter().flatten() {
+            core.timers.cancel(timer);
+        }
+        for timer in entry.user_timers.drain(..) {
+            core.timers.cancel(timer);
+        }
+        if let Err(e) = core.reactor.deregister(conn.transport.socket()) {
+            tracing::warn!(parent: &conn.span, error = %e, "poller delete failed");
+        }
+        tracing::debug!(parent: &conn.span, ?reason, "connection closed");
+        if entry.over_soft_limit {
+            core.stats.paused.sub(1);
+        }
+        if conn.transport.is_handshaking() {
+            core.stats.handshakes_failed.add(1);
+        }
+        // Drops the codec and any frames left: user code too. Its socket
+        // closes either way (the other fields still drop while unwinding).
+        if catch(|| drop(conn)).is_none() {
+            tracing::error!(conn = ?id, "dropping the codec or a frame panicked");
+        }
+        core.stats.open.sub(1);
+        core.stats.closed[reason.index()].add(1);
+        if let Some(state) = entry.state.take() {
+            self.call_service(None, |s, ctx| s.on_close(ctx, id, state, reason));
+        }
+    }
+}
