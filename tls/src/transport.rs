@@ -427,6 +427,26 @@ mod tests {
     }
 
     #[test]
+    fn a_read_that_fills_the_space_offered_is_not_short_and_the_step_reads_on() {
+        // Only a read shorter than the space offered proves the queue empty.
+        // After a full one more may wait, and with edge-triggered readiness
+        // no new edge would announce it: the connection would stall.
+        let (mut transport, mut client) = pair();
+        let sent = vec![b'x'; 4 * READ_CHUNK + 1];
+        client.write_all(&sent).unwrap();
+        let mut peek = vec![0; sent.len()];
+        while transport.socket().peek(&mut peek).map_or(0, |n| n) < sent.len() {
+            std::thread::yield_now();
+        }
+        let mut buf = RecvBuf::new();
+        let read = transport
+            .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+            .unwrap();
+        assert_eq!(read, progress(sent.len(), IoState::Drained));
+        assert_eq!(buf.as_slice(), &sent[..]);
+    }
+
+    #[test]
     fn data_then_reset_reads_the_data_then_fails() {
         let (mut transport, client) = pair();
         let mut client = client;
