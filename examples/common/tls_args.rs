@@ -73,7 +73,11 @@ impl TlsArgs {
                 AuthClients::No => ClientAuth::No,
                 AuthClients::Optional => ClientAuth::Optional,
             },
-            alpn: self.tls_alpn.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            alpn: self
+                .tls_alpn
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
             ..TlsSettings::from_files(cert, key)
         })
     }

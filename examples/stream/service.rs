@@ -176,6 +176,8 @@ pub struct Stream {
     pub streams_completed: u64,
     /// Connections opened, by protocol: line protocol, echo.
     pub opened: [u64; 2],
+    /// `on_drained` calls: how often a stream waited for its reader.
+    pub drains: u64,
 }
 
 impl Stream {
@@ -260,6 +262,7 @@ impl Service for Stream {
     }
 
     fn on_drained(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, state: &mut ConnStream) {
+        self.drains += 1;
         self.pump(ctx, conn, state);
     }
 }
