@@ -246,6 +246,20 @@ fn assert_bounded(report: &RunReport<stream::Stream>, total: u64, hard_limit: us
         "the hard limit must be well below the total"
     );
     assert!(s.drains > 0, "on_drained never called");
+    assert!(
+        s.max_output_at_drain <= stream::LOW_MARK,
+        "on_drained came with {} bytes held, over the mark",
+        s.max_output_at_drain
+    );
+    // Each on_drained but the last sends from at most the low mark up to
+    // the high mark: fewer calls than that would be a drain signal that
+    // fires early and spins.
+    let most = total / (stream::HIGH_MARK - stream::LOW_MARK) as u64 + 1;
+    assert!(
+        s.drains <= most,
+        "{} drains, at most {most} expected",
+        s.drains
+    );
     assert_eq!(report.stats.closed_for(&CloseReason::OutputLimit), 0);
     assert_eq!(report.stats.bytes_out, total + 3);
     assert_eq!(s.bytes_streamed, total + 3);
@@ -491,13 +505,16 @@ impl Service for Pausing {
 fn paused_reading_holds_the_client_back_and_resumes_in_order() {
     let server = Running::plain(Config::default(), Pausing::default);
     let mut client = connect(server.addr);
-    assert_eq!(request(&mut client, "pause"), "paused");
+    let padding = "p".repeat(1000);
+    // Lines right behind `pause`, read and decoded with it: they must wait.
+    let first = format!("pause\n0 {padding}\n1 {padding}\n2 {padding}\n");
+    client.write_all(first.as_bytes()).unwrap();
+    assert_eq!(read_line(&mut client), "paused");
     // Write until TCP flow control stops the client: the server reads
     // nothing while paused, so its buffers and then ours fill up.
     client.set_nonblocking(true).unwrap();
-    let padding = "p".repeat(1000);
     let started = Instant::now();
-    let mut lines = 0u64;
+    let mut lines = 3u64;
     let mut unsent: Vec<u8> = Vec::new();
     loop {
         assert!(
@@ -517,7 +534,13 @@ fn paused_reading_holds_the_client_back_and_resumes_in_order() {
     }
     // Still blocked a while later, and nothing was delivered meanwhile.
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(server.stats().frames_in, 1, "only `pause` was delivered");
+    let stats = server.stats();
+    assert_eq!(stats.frames_in, 1, "only `pause` was delivered");
+    assert!(
+        stats.bytes_in <= first.len() as u64,
+        "{} bytes read while paused",
+        stats.bytes_in - first.len() as u64
+    );
     server.handle.post(Resume).ok().unwrap();
     client.set_nonblocking(false).unwrap();
     client.write_all(&unsent).unwrap();

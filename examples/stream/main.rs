@@ -71,9 +71,14 @@ fn main() -> ExitCode {
         let report = serve::serve("stream", listen, config, service::Stream::default())?;
         let s = &report.service;
         println!(
-            "stream stopped: {} streams, {} pattern bytes queued, at most {} bytes held for one connection; \
-             connections: {} line protocol, {} echo",
-            s.streams_completed, s.bytes_streamed, s.max_output_len, s.opened[0], s.opened[1]
+            "stream stopped: {} streams, {} pattern bytes queued, at most {} bytes held for one connection \
+             ({} waits for the reader); connections: {} line protocol, {} echo",
+            s.streams_completed,
+            s.bytes_streamed,
+            s.max_output_len,
+            s.drains,
+            s.opened[0],
+            s.opened[1]
         );
         Ok(())
     })

@@ -178,6 +178,9 @@ pub struct Stream {
     pub opened: [u64; 2],
     /// `on_drained` calls: how often a stream waited for its reader.
     pub drains: u64,
+    /// The most output held when `on_drained` was called (at most the
+    /// mark asked for, if the runtime keeps its word).
+    pub max_output_at_drain: usize,
 }
 
 impl Stream {
@@ -263,6 +266,8 @@ impl Service for Stream {
 
     fn on_drained(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, state: &mut ConnStream) {
         self.drains += 1;
+        let held = ctx.output_len(conn).unwrap_or(0);
+        self.max_output_at_drain = self.max_output_at_drain.max(held);
         self.pump(ctx, conn, state);
     }
 }
