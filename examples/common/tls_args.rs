@@ -42,6 +42,10 @@ pub struct TlsArgs {
     /// Close connections whose TLS handshake takes longer than this.
     #[arg(long, default_value_t = 10_000)]
     pub tls_handshake_timeout_ms: u64,
+    /// ALPN protocols offered, in preference order (repeat or list several;
+    /// none: no ALPN). A server may fill in its own before serving.
+    #[arg(long, num_args = 1..)]
+    pub tls_alpn: Vec<String>,
 }
 
 impl TlsArgs {
@@ -69,6 +73,11 @@ impl TlsArgs {
                 AuthClients::No => ClientAuth::No,
                 AuthClients::Optional => ClientAuth::Optional,
             },
+            alpn: self
+                .tls_alpn
+                .iter()
+                .map(|p| p.as_bytes().to_vec())
+                .collect(),
             ..TlsSettings::from_files(cert, key)
         })
     }
