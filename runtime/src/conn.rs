@@ -214,6 +214,7 @@ impl<C: Codec> Conn<C> {
             writable: self.edges.writable,
             has_output: self.app_output_ready() || self.transport.wants_write(),
             undecoded: self.undecoded,
+            pending_frames: !self.frames.is_empty() || self.decode_error.is_some(),
             hold_input: false,
             peer_eof: self.peer_eof,
             closing: false,
@@ -339,7 +340,12 @@ impl<C: Codec> Conn<C> {
             self.recv.shrink_if_idle(KEEP_RECV_BUF);
         }
         // Held complete frames (a decode backlog) are not one large frame.
-        if self.decode_error.is_none() && !self.undecoded && self.recv.len() > limits.max_frame_size
+        // Before the codec exists (the TLS handshake's last flight), input is
+        // not one frame either: at most one read budget waits for it.
+        if self.codec.is_some()
+            && self.decode_error.is_none()
+            && !self.undecoded
+            && self.recv.len() > limits.max_frame_size
         {
             self.decode_error = Some(ProtocolError {
                 kind: ProtocolErrorKind::FrameTooLarge,

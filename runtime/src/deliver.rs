@@ -62,20 +62,16 @@ impl<S: Service> Server<S> {
                 break;
             }
         }
-        if let Some(entry) = self.core.table.get_mut(id) {
-            entry.state = Some(state);
-        }
         // One counter update per batch, not per frame.
         self.core.stats.frames_in.add(delivered);
+        let Some(entry) = self.core.table.get_mut(id) else {
+            return;
+        };
+        entry.state = Some(state);
         if !finished {
             return;
         }
-        let error = self
-            .core
-            .table
-            .get_mut(id)
-            .and_then(|e| e.home_mut())
-            .and_then(|c| c.decode_error.take());
+        let error = entry.home_mut().and_then(|c| c.decode_error.take());
         if let Some(error) = error {
             self.protocol_error(id, error);
         }

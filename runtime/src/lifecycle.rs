@@ -20,11 +20,14 @@ impl<S: Service> Server<S> {
         let Some(entry) = self.core.table.by_key_mut(event.key) else {
             return;
         };
-        let id = entry.id;
         match entry.home_mut() {
             Some(conn) => {
                 conn.edges.merge(edges);
-                self.core.schedule(id);
+                // `Core::schedule`, without looking the entry up again.
+                if !entry.scheduled {
+                    entry.scheduled = true;
+                    self.core.scheduled.push(entry.id);
+                }
             }
             None => entry.away_mut().expect("not home").add_edges(edges),
         }
@@ -103,14 +106,30 @@ impl<S: Service> Server<S> {
             self.close_at_deadline(id);
             return;
         }
-        self.notify_if_drained(id);
         let soft = self.core.config.output_soft_limit;
         let flush_timeout = self.core.config.close_flush_timeout;
-        let stats = &self.core.stats;
-        let Some(entry) = self.core.table.get_mut(id) else {
+        let Some(mut entry) = self.core.table.get_mut(id) else {
             return;
         };
+        // Cleared first, so a callback below that schedules the connection
+        // again (a new `notify_drained`, a resume) gets another look.
         entry.scheduled = false;
+        let held_frames = entry
+            .home()
+            .is_some_and(|c| !c.frames.is_empty() || c.decode_error.is_some());
+        if entry.drain_below.is_some() || (held_frames && !entry.reading_paused) {
+            // Frames held by a pause or by the soft limit are delivered here
+            // once that lifts, even if no new input ever arrives.
+            if held_frames {
+                self.deliver_frames(id);
+            }
+            self.notify_if_drained(id);
+            let Some(again) = self.core.table.get_mut(id) else {
+                return;
+            };
+            entry = again;
+        }
+        let stats = &self.core.stats;
         let Some(conn) = entry.home_mut() else {
             return;
         };

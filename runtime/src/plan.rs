@@ -17,6 +17,10 @@ pub(crate) struct ConnFacts {
     /// Input is held: output is over the soft limit (backpressure) or the
     /// service paused reading.
     pub(crate) hold_input: bool,
+    /// Decoded frames wait to be delivered (held by the soft limit or a
+    /// paused connection): the peer's EOF does not close the connection
+    /// before they are served.
+    pub(crate) pending_frames: bool,
     /// The peer closed its side.
     pub(crate) peer_eof: bool,
     /// A graceful close was requested: flush, then close.
@@ -52,7 +56,7 @@ pub(crate) fn next(f: ConnFacts) -> Next {
     let read = input && !f.closing && !f.hold_input;
     if read || write {
         Next::Io(Step { read, write })
-    } else if !f.has_output && (f.closing || (f.peer_eof && !f.undecoded)) {
+    } else if !f.has_output && (f.closing || (f.peer_eof && !f.undecoded && !f.pending_frames)) {
         Next::Close
     } else {
         Next::Wait
@@ -213,5 +217,27 @@ mod tests {
             ..facts()
         };
         assert_eq!(next(f), Next::Close);
+    }
+
+    #[test]
+    fn frames_waiting_for_delivery_keep_a_connection_open_after_the_peer_eof() {
+        let f = ConnFacts {
+            peer_eof: true,
+            pending_frames: true,
+            ..facts()
+        };
+        assert_eq!(next(f), Next::Wait, "served first, then closed");
+        assert_eq!(
+            next(ConnFacts {
+                pending_frames: false,
+                ..f
+            }),
+            Next::Close
+        );
+        assert_eq!(
+            next(ConnFacts { closing: true, ..f }),
+            Next::Close,
+            "a requested close drops them"
+        );
     }
 }

@@ -361,7 +361,9 @@ impl<S: Service> Server<S> {
         self.call_service(Some(conn), |s, ctx| f(s, ctx, &mut state));
         // Nothing removes an entry during a callback: closes are decided
         // there and carried out by the loop afterwards.
-        if let Some(entry) = self.core.table.get_mut(conn) {
+        let entry = self.core.table.get_mut(conn);
+        debug_assert!(entry.is_some(), "an entry outlives its callbacks");
+        if let Some(entry) = entry {
             entry.state = Some(state);
         }
         true

@@ -247,8 +247,12 @@ impl<S: Service> Table<S> {
         self.slots.get_mut(id.slot()).filter(|e| e.id == id)
     }
 
-    /// The entry in poller slot `key` (a readiness event names the slot,
-    /// which is live as long as it is registered).
+    /// The entry in poller slot `key`, without a generation check: a
+    /// readiness event names the slot, not the connection. Sound because a
+    /// connection leaves the poller (`close_now`) before its slot can be
+    /// reused, and nothing closes a connection between the wait and the end
+    /// of that iteration's events (closes happen in `advance` and shutdown,
+    /// after the events).
     pub(crate) fn by_key_mut(&mut self, key: usize) -> Option<&mut Entry<S>> {
         self.slots.get_mut(key)
     }
