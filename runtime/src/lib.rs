@@ -34,6 +34,7 @@ mod deliver;
 mod handle;
 mod lifecycle;
 mod listener;
+mod output;
 mod plan;
 mod reactor;
 mod server;
