@@ -23,7 +23,7 @@ pub enum TlsFailure {
 
 impl TlsFailure {
     /// Classifies a rustls error.
-    pub fn classify(error: &rustls::Error) -> Self {
+    pub(crate) fn classify(error: &rustls::Error) -> Self {
         use rustls::Error as E;
         match error {
             E::InvalidMessage(_)
