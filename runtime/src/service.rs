@@ -57,8 +57,9 @@ pub struct ProtocolError {
     pub message: String,
 }
 
-/// See [`ProtocolError`].
+/// See [`ProtocolError`]. More kinds may be added in minor versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolErrorKind {
     /// A frame is larger than the configured limit.
     FrameTooLarge,
@@ -212,8 +213,10 @@ pub trait Service: Sized + 'static {
     }
 }
 
-/// Why a connection closed. Each reason is counted separately.
+/// Why a connection closed. Each reason is counted separately. More
+/// reasons may be added in minor versions: a `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// The peer closed its side and all output was flushed.
     PeerClosed,
@@ -293,8 +296,10 @@ impl CloseReason {
 }
 
 /// Why a write to a connection was refused. Nothing is silently dropped: the
-/// caller learns the frame was not queued.
+/// caller learns the frame was not queued. More cases may be added in
+/// minor versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection is closed (or the id is stale): it never reaches
     /// another connection.

@@ -157,8 +157,10 @@ impl StatsSource {
 }
 
 /// A point-in-time copy of the server's counters. Each field is read
-/// separately, so two fields may be a few events apart.
+/// separately, so two fields may be a few events apart. More counters may be
+/// added in minor versions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Connections open now.
     pub connections_open: u64,
