@@ -16,7 +16,7 @@ pub mod tls {
     //! and [`LoopHandle::reload_tls`](crate::LoopHandle::reload_tls) take,
     //! and what a handshake negotiated ([`TlsInfo`]).
     //!
-    //! [`rustls`] is re-exported because its types appear in this surface
+    //! `rustls` is re-exported because its types appear in this surface
     //! (`ServerConfig`, `ProtocolVersion`, `CipherSuite`): use it rather than
     //! a rustls of your own so the versions cannot drift apart.
 
