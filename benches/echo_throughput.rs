@@ -240,10 +240,7 @@ fn start(
         .name("baton-loop".into())
         .spawn(move || {
             let addr = "127.0.0.1:0".parse().unwrap();
-            let builder = Server::builder().config(Config {
-                io_threads,
-                ..Config::default()
-            });
+            let builder = Server::builder().config(Config::default().io_threads(io_threads));
             let builder = match tls {
                 Some(settings) => builder.listen_tls(addr, settings.build().unwrap()),
                 None => builder.listen(addr),

@@ -177,13 +177,11 @@ mod worker_mutates_loop {
         let cert = TestCert::new("worker-mutates-loop");
         let settings = big_certificate(&cert.dir);
         let server = spawn_tls_server(
-            Config {
-                io_threads: 2,
-                io_activation: IoActivation::Always,
+            Config::default()
+                .io_threads(2)
+                .io_activation(IoActivation::Always)
                 // Locked small (no autotuning): a flight does not fit.
-                socket_send_buffer: Some(4096),
-                ..Config::default()
-            },
+                .socket_send_buffer(Some(4096)),
             settings.build().unwrap(),
             || echo::Echo,
         );
@@ -606,11 +604,9 @@ mod use_after_close {
         let _serial = crate::serial();
         const HONEST: usize = 8;
         let server = spawn_server(
-            Config {
-                io_threads: 2,
-                io_activation: baton::IoActivation::Always,
-                ..Config::default()
-            },
+            Config::default()
+                .io_threads(2)
+                .io_activation(baton::IoActivation::Always),
             Relay::default,
         );
         let addr = server.addr;
@@ -836,11 +832,9 @@ mod shutdown_deadlock {
         let other = TestCert::new("shutdown-deadlock-other");
         let gate = Arc::new(Gate::default());
         let server = spawn_tls_server(
-            Config {
-                io_threads: 2,
-                io_activation: baton::IoActivation::Always,
-                ..Config::default()
-            },
+            Config::default()
+                .io_threads(2)
+                .io_activation(baton::IoActivation::Always),
             cert.server_config(),
             {
                 let gate = Arc::clone(&gate);
@@ -1043,14 +1037,12 @@ mod error_path_leak {
         let _serial = crate::serial();
         let cert = TestCert::new("error-path-leak");
         let server = spawn_tls_server(
-            Config {
-                io_threads: 2,
-                io_activation: baton::IoActivation::Always,
+            Config::default()
+                .io_threads(2)
+                .io_activation(baton::IoActivation::Always)
                 // Long timeouts: nothing may wait for them to be released.
-                idle_timeout: Some(Duration::from_secs(300)),
-                handshake_timeout: Duration::from_secs(60),
-                ..Config::default()
-            },
+                .idle_timeout(Some(Duration::from_secs(300)))
+                .handshake_timeout(Duration::from_secs(60)),
             cert.server_config(),
             || echo::Echo,
         );

@@ -69,11 +69,9 @@ fn send(server: &util::TestServer<Cmd>, conn: ConnId, bytes: &[u8]) -> Result<()
 fn stale_id_is_gone_and_never_reaches_the_slots_next_owner(io_threads: usize) {
     let (opened_tx, opened) = channel();
     let server = spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         move || Tracker { opened: opened_tx },
     );
 
@@ -142,11 +140,9 @@ fn output_queued_while_away_arrives_in_order() {
     const ECHOES: usize = 20_000;
     let (opened_tx, opened) = channel();
     let server = spawn_server(
-        Config {
-            io_threads: 2,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(2)
+            .io_activation(IoActivation::Always),
         move || Tracker { opened: opened_tx },
     );
     let stream = TcpStream::connect(server.addr).unwrap();
@@ -270,11 +266,9 @@ fn output_queued_while_away_joins_the_connection_when_it_returns() {
     const HELD_PUSHES: usize = 100;
     let (opened_tx, opened) = channel();
     let server = spawn_server(
-        Config {
-            io_threads: 2,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(2)
+            .io_activation(IoActivation::Always),
         move || Holder { opened: opened_tx },
     );
     let mut stream = TcpStream::connect(server.addr).unwrap();

@@ -16,11 +16,9 @@ const MAX_PAYLOAD: usize = 1 << 20;
 
 fn echo_integrity(io_threads: usize, seed: u64) {
     let server = spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         || echo::Echo,
     );
     let mut rng = util::rng(seed);

@@ -396,20 +396,18 @@ fn all_setups() -> Vec<Setup> {
 const KV_MAX_BULK: usize = 1 << 20;
 
 fn config(io_threads: usize, socket_send_buffer: Option<usize>) -> Config {
-    Config {
-        io_threads,
-        io_activation: if io_threads > 0 {
+    Config::default()
+        .io_threads(io_threads)
+        .io_activation(if io_threads > 0 {
             IoActivation::Always
         } else {
             IoActivation::Adaptive
-        },
+        })
         // No timer may close for the server what it failed to notice.
-        idle_timeout: None,
-        handshake_timeout: Duration::from_secs(600),
-        close_flush_timeout: Duration::from_secs(600),
-        socket_send_buffer,
-        ..Config::default()
-    }
+        .idle_timeout(None)
+        .handshake_timeout(Duration::from_secs(600))
+        .close_flush_timeout(Duration::from_secs(600))
+        .socket_send_buffer(socket_send_buffer)
 }
 
 fn kv_service(io_threads: usize) -> service::Kv {

@@ -38,10 +38,7 @@ impl Service for Burner {
 }
 
 fn adaptive(per_line: Duration) -> util::TestServer<()> {
-    let config = Config {
-        io_threads: 2,
-        ..Config::default()
-    };
+    let config = Config::default().io_threads(2);
     assert_eq!(config.io_activation, IoActivation::Adaptive, "the default");
     spawn_server(config, move || Burner { per_line })
 }

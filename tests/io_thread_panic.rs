@@ -134,13 +134,11 @@ fn a_panic_outside_the_step_on_an_io_thread_closes_only_that_connection_and_free
     // Not dropped on a failure: `TestServer`'s drop joins the loop, which
     // never returns if the bug this test looks for is back.
     let server = ManuallyDrop::new(spawn_server(
-        Config {
-            io_threads: 2,
-            io_activation: IoActivation::Always,
+        Config::default()
+            .io_threads(2)
+            .io_activation(IoActivation::Always)
             // Every slot is needed: a leaked slot refuses the last client.
-            max_connections: BYSTANDERS + 1,
-            ..Config::default()
-        },
+            .max_connections(BYSTANDERS + 1),
         || Echo,
     ));
     let mut bystanders: Vec<_> = (0..BYSTANDERS).map(|_| connect(server.addr)).collect();
@@ -196,13 +194,7 @@ fn a_panic_outside_the_step_on_an_io_thread_closes_only_that_connection_and_free
 /// (In the same test: the panicking layer is the process's one global
 /// subscriber.)
 fn inline_step_panic_closes_only_that_connection() {
-    let server = ManuallyDrop::new(spawn_server(
-        Config {
-            io_threads: 0,
-            ..Config::default()
-        },
-        || Echo,
-    ));
+    let server = ManuallyDrop::new(spawn_server(Config::default().io_threads(0), || Echo));
     let mut bystander = connect(server.addr);
     roundtrip(&mut bystander, "before");
     let mut victim = connect(server.addr);

@@ -28,11 +28,9 @@ fn kv_config(io_threads: usize, requirepass: Option<&str>) -> service::KvConfig 
 fn kv_server(io_threads: usize, requirepass: Option<&str>) -> TestServer<()> {
     let kv = kv_config(io_threads, requirepass);
     spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         move || service::Kv::new(kv),
     )
 }
@@ -335,10 +333,7 @@ fn a_malformed_request_gets_a_protocol_error_and_a_close() {
 #[test]
 fn quit_unsubscribe_and_the_idle_timeout() {
     let kv = kv_config(0, None);
-    let config = Config {
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..Config::default()
-    };
+    let config = Config::default().idle_timeout(Some(Duration::from_millis(300)));
     let server = spawn_server(config, move || service::Kv::new(kv));
     let mut c = connect(&server);
     assert_eq!(ok(&mut c, &["QUIT"]), Value::Okay);
@@ -400,11 +395,9 @@ fn commands_reply_as_redis_does_over_tls() {
     for io_threads in [0, 2] {
         let cert = TestCert::new(&format!("kv-crate-tls-{io_threads}"));
         let kv = kv_config(io_threads, None);
-        let config = Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always);
         let server = spawn_tls_server(config, cert.server_config(), move || service::Kv::new(kv));
         let client = redis::Client::open(format!("rediss://{}/#insecure", server.addr)).unwrap();
         let mut c = client.get_connection().unwrap();

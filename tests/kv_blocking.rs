@@ -759,12 +759,10 @@ fn idle_timeout_server() -> util::TestServer<()> {
         ..kv_test_config(None)
     };
     util::spawn_server(
-        baton::Config {
-            io_threads: 2,
-            io_activation: baton::IoActivation::Always,
-            idle_timeout: Some(Duration::from_millis(300)),
-            ..baton::Config::default()
-        },
+        baton::Config::default()
+            .io_threads(2)
+            .io_activation(baton::IoActivation::Always)
+            .idle_timeout(Some(Duration::from_millis(300))),
         move || service::Kv::new(kv),
     )
 }

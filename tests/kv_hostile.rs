@@ -38,16 +38,14 @@ fn kv_server(io_threads: usize) -> TestServer<()> {
         timeout_secs: 0,
     };
     spawn_server(
-        Config {
-            io_threads,
-            io_activation: if io_threads == 0 {
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(if io_threads == 0 {
                 IoActivation::default()
             } else {
                 IoActivation::Always
-            },
-            max_frame_size: (512 << 20) + (64 << 10),
-            ..Config::default()
-        },
+            })
+            .max_frame_size((512 << 20) + (64 << 10)),
         move || service::Kv::new(kv),
     )
 }

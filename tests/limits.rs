@@ -43,13 +43,7 @@ fn echo_roundtrip(stream: &mut TcpStream, bytes: &[u8]) {
 
 #[test]
 fn connections_past_max_are_closed_at_once_and_counted() {
-    let server = spawn_server(
-        Config {
-            max_connections: 5,
-            ..Config::default()
-        },
-        || echo::Echo,
-    );
+    let server = spawn_server(Config::default().max_connections(5), || echo::Echo);
     let mut admitted: Vec<TcpStream> = (0..5)
         .map(|_| TcpStream::connect(server.addr).unwrap())
         .collect();
@@ -91,12 +85,10 @@ impl Service for LineEcho {
 #[test]
 fn a_frame_over_the_limit_closes_only_that_connection() {
     for io_threads in [0, 2] {
-        let config = Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            max_frame_size: 1024,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always)
+            .max_frame_size(1024);
         let server = spawn_server(config, || LineEcho);
         let mut good = TcpStream::connect(server.addr).unwrap();
         let mut bad = TcpStream::connect(server.addr).unwrap();
@@ -116,10 +108,7 @@ fn a_frame_over_the_limit_closes_only_that_connection() {
 
 #[test]
 fn a_client_that_never_reads_is_paused_not_buffered() {
-    let config = Config {
-        output_soft_limit: 64 * 1024,
-        ..Config::default()
-    };
+    let config = Config::default().output_soft_limit(64 * 1024);
     let server = spawn_server(config, || echo::Echo);
     let mut hog = TcpStream::connect(server.addr).unwrap();
     hog.set_nonblocking(true).unwrap();
@@ -193,13 +182,11 @@ impl Service for BigReplies {
 #[test]
 fn pipelined_requests_wait_undelivered_while_output_is_over_the_soft_limit() {
     for io_threads in [0, 2] {
-        let config = Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            output_soft_limit: 256 << 10,
-            output_hard_limit: 4 << 20,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always)
+            .output_soft_limit(256 << 10)
+            .output_hard_limit(4 << 20);
         let server = spawn_server(config, || BigReplies);
         let mut client = TcpStream::connect(server.addr).unwrap();
         let requests: String = (0..1000).map(|i| format!("{i:04}\n")).collect();
@@ -251,12 +238,10 @@ impl Service for Pusher {
 fn output_past_the_hard_limit_closes_the_connection() {
     for io_threads in [0, 2] {
         let (tx, opened) = channel();
-        let config = Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            output_hard_limit: 4 << 20,
-            ..Config::default()
-        };
+        let config = Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always)
+            .output_hard_limit(4 << 20);
         let server = spawn_server(config, move || Pusher { opened: tx });
         let mut sink = TcpStream::connect(server.addr).unwrap();
         let id = opened.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -295,10 +280,7 @@ fn output_past_the_hard_limit_closes_the_connection() {
 
 #[test]
 fn idle_connections_are_closed_and_active_ones_are_not() {
-    let config = Config {
-        idle_timeout: Some(Duration::from_millis(300)),
-        ..Config::default()
-    };
+    let config = Config::default().idle_timeout(Some(Duration::from_millis(300)));
     let server = spawn_server(config, || echo::Echo);
     let mut idle = TcpStream::connect(server.addr).unwrap();
     let mut active = TcpStream::connect(server.addr).unwrap();
@@ -365,12 +347,10 @@ fn line_roundtrip(stream: &mut TcpStream, send: &[u8], expect: &[u8]) {
 /// panic computing its deadline (there were: `Instant + Duration::MAX`).
 #[test]
 fn durations_of_duration_max_mean_never() {
-    let never = Config {
-        idle_timeout: Some(Duration::MAX),
-        close_flush_timeout: Duration::MAX,
-        handshake_timeout: Duration::MAX,
-        ..Config::default()
-    };
+    let never = Config::default()
+        .idle_timeout(Some(Duration::MAX))
+        .close_flush_timeout(Duration::MAX)
+        .handshake_timeout(Duration::MAX);
     // Idle timeout (armed on accept), user timers, and the close flush
     // timeout (armed by the shutdown).
     let server = spawn_server(never.clone(), Patient::default);

@@ -59,11 +59,9 @@ fn expect_closed(stream: &mut TcpStream) {
 
 fn a_panic_closes_only_its_connection(io_threads: usize, trigger: &str, reason: CloseReason) {
     let server = spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         || Fragile,
     );
     let mut bystanders: Vec<_> = (0..10)
@@ -232,11 +230,9 @@ fn user_code_panic_on_the_loop(
     let codec_panics = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&codec_panics);
     let server = spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         move || Picky {
             codec_panics: flag,
             target: None,

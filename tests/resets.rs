@@ -19,11 +19,9 @@ const RESETS: usize = 10_000;
 
 fn resets_under_load(io_threads: usize) {
     let server = spawn_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         || echo::Echo,
     );
     let baseline = open_fds();

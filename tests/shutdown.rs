@@ -30,12 +30,10 @@ const NEVER_READ: usize = 50;
 #[test]
 fn shutdown_under_load_meets_its_deadline_and_joins_io_threads() {
     let _serial = one_at_a_time();
-    let config = Config {
-        io_threads: 2,
-        io_activation: IoActivation::Always,
-        output_soft_limit: 256 << 10,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .io_threads(2)
+        .io_activation(IoActivation::Always)
+        .output_soft_limit(256 << 10);
     let server = spawn_server(config, || echo::Echo);
     let addr = server.addr;
     let started = Arc::new(AtomicBool::new(false));
@@ -205,14 +203,12 @@ impl Service for EchoWithCron {
 
 fn a_short_grace_is_met_while_clients_keep_the_server_writing(io_threads: usize) {
     let _serial = one_at_a_time();
-    let config = Config {
-        io_threads,
-        io_activation: IoActivation::Always,
-        output_soft_limit: 16 << 20,
+    let config = Config::default()
+        .io_threads(io_threads)
+        .io_activation(IoActivation::Always)
+        .output_soft_limit(16 << 20)
         // Rounded up to the kernel's minimum.
-        socket_send_buffer: Some(1),
-        ..Config::default()
-    };
+        .socket_send_buffer(Some(1));
     let server = spawn_server(config, || EchoWithCron);
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..SLOW_READERS)

@@ -35,15 +35,13 @@ const HEAP_SLACK: isize = 1 << 20;
 const KV_MAX_BULK: usize = 1 << 20;
 
 fn storm_config(io_threads: usize) -> Config {
-    Config {
-        io_threads,
-        io_activation: IoActivation::Always,
-        idle_timeout: Some(Duration::from_secs(2)),
-        handshake_timeout: Duration::from_secs(1),
-        output_soft_limit: 256 << 10,
-        output_hard_limit: 4 << 20,
-        ..Config::default()
-    }
+    Config::default()
+        .io_threads(io_threads)
+        .io_activation(IoActivation::Always)
+        .idle_timeout(Some(Duration::from_secs(2)))
+        .handshake_timeout(Duration::from_secs(1))
+        .output_soft_limit(256 << 10)
+        .output_hard_limit(4 << 20)
 }
 
 fn kv_service(io_threads: usize) -> service::Kv {

@@ -148,11 +148,9 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1]))) as raw:
 fn tls_echo(name: &str, io_threads: usize) -> (TestCert, util::TestServer<()>) {
     let cert = TestCert::new(name);
     let server = spawn_tls_server(
-        Config {
-            io_threads,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(io_threads)
+            .io_activation(IoActivation::Always),
         cert.server_config(),
         || echo::Echo,
     );
@@ -294,12 +292,10 @@ fn bad_handshakes_close_only_their_connection_with_a_counted_reason() {
         }],
         ..cert.settings()
     };
-    let config = Config {
-        io_threads: 2,
-        io_activation: IoActivation::Always,
-        handshake_timeout: Duration::from_millis(300),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .io_threads(2)
+        .io_activation(IoActivation::Always)
+        .handshake_timeout(Duration::from_millis(300));
     let server = spawn_tls_server(config, settings.build().unwrap(), || echo::Echo);
     let client = cert.client(None);
     tls_roundtrip(&client, server.addr, b"before").unwrap();
@@ -370,12 +366,10 @@ fn a_blocked_handshake_flight_comes_back_to_the_loop_as_a_write_step() {
         cert: cert.dir.join("big.pem"),
         key: cert.dir.join("big.key"),
     };
-    let config = Config {
-        io_threads: 2,
-        io_activation: IoActivation::Always,
-        socket_send_buffer: Some(4096),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .io_threads(2)
+        .io_activation(IoActivation::Always)
+        .socket_send_buffer(Some(4096));
     let server = spawn_tls_server(config, settings.build().unwrap(), || echo::Echo);
     let ClientMode::Tls(config) = trust.client(None) else {
         unreachable!()
@@ -425,11 +419,9 @@ fn certificate_reload_under_load_keeps_connections_and_refuses_a_bad_file() {
     let old = TestCert::new("reload-old");
     let new = TestCert::new("reload-new");
     let server = spawn_tls_server(
-        Config {
-            io_threads: 2,
-            io_activation: IoActivation::Always,
-            ..Config::default()
-        },
+        Config::default()
+            .io_threads(2)
+            .io_activation(IoActivation::Always),
         old.server_config(),
         || echo::Echo,
     );
@@ -559,12 +551,10 @@ fn ten_thousand_handshakes_aborted_at_random_points() {
 #[test]
 fn slowloris_handshakes_are_closed_by_the_timeout_while_others_are_served() {
     let cert = TestCert::new("slowloris");
-    let config = Config {
-        io_threads: 2,
-        io_activation: IoActivation::Always,
-        handshake_timeout: Duration::from_millis(500),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .io_threads(2)
+        .io_activation(IoActivation::Always)
+        .handshake_timeout(Duration::from_millis(500));
     let server = spawn_tls_server(config, cert.server_config(), || echo::Echo);
     let baseline = open_fds();
     let hello = client_hello(&cert);

@@ -26,16 +26,14 @@ pub struct RuntimeArgs {
 impl RuntimeArgs {
     /// The configuration these flags ask for; every other field is the default.
     pub fn config(&self) -> Config {
-        Config {
-            io_threads: self.io_threads,
-            io_activation: if self.io_threads_always {
+        Config::default()
+            .io_threads(self.io_threads)
+            .io_activation(if self.io_threads_always {
                 IoActivation::Always
             } else {
                 IoActivation::Adaptive
-            },
-            max_connections: self.maxclients,
-            idle_timeout: (self.timeout > 0).then(|| Duration::from_secs(self.timeout)),
-            ..Config::default()
-        }
+            })
+            .max_connections(self.maxclients)
+            .idle_timeout((self.timeout > 0).then(|| Duration::from_secs(self.timeout)))
     }
 }

@@ -40,7 +40,6 @@ mod zset;
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use baton::Config;
 use clap::Parser;
 use runtime_args::RuntimeArgs;
 use tls_args::TlsArgs;
@@ -102,12 +101,12 @@ fn parse_policy(text: &str) -> Result<eviction::Policy, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     serve::main_with("kv", || {
-        let config = Config {
+        let config = args
+            .runtime
+            .config()
             // A frame is at most one bulk string plus its framing.
-            max_frame_size: args.proto_max_bulk_len.saturating_add(64 << 10),
-            output_hard_limit: args.client_output_buffer_limit,
-            ..args.runtime.config()
-        };
+            .max_frame_size(args.proto_max_bulk_len.saturating_add(64 << 10))
+            .output_hard_limit(args.client_output_buffer_limit);
         let mut kv = service::Kv::new(service::KvConfig {
             requirepass: args.requirepass.clone(),
             proto_max_bulk_len: args.proto_max_bulk_len,

@@ -23,6 +23,7 @@ compile_error!(
 mod accept;
 mod activation;
 mod builder;
+mod close_reason;
 mod config;
 mod conn;
 mod conn_id;
@@ -48,14 +49,13 @@ mod tls_failure;
 pub use activation::IoActivation;
 pub use baton_tls::RecvBuf;
 pub use builder::{Builder, NoCodec};
+pub use close_reason::CloseReason;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use context::Ctx;
 pub use handle::{LoopHandle, Stopped};
 pub use server::{RunReport, Server};
-pub use service::{
-    CloseReason, Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service,
-};
+pub use service::{Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service};
 pub use stats::StatsSnapshot;
 pub use timers::TimerId;
 pub use tls_failure::TlsFailure;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use baton_tls::{RecvBuf, TlsInfo};
 
-use crate::{ConnId, Ctx, TimerId, TlsFailure};
+use crate::{CloseReason, ConnId, Ctx, TimerId};
 
 /// Turns bytes into frames and frames into bytes for one connection.
 ///
@@ -57,8 +57,9 @@ pub struct ProtocolError {
     pub message: String,
 }
 
-/// See [`ProtocolError`].
+/// See [`ProtocolError`]. More kinds may be added in minor versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolErrorKind {
     /// A frame is larger than the configured limit.
     FrameTooLarge,
@@ -212,89 +213,11 @@ pub trait Service: Sized + 'static {
     }
 }
 
-/// Why a connection closed. Each reason is counted separately.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The peer closed its side and all output was flushed.
-    PeerClosed,
-    /// A socket error (reset, broken pipe, ...).
-    Io(std::io::ErrorKind),
-    /// The service asked for it ([`Ctx::close`]).
-    ByService,
-    /// Nothing received within the idle timeout.
-    IdleTimeout,
-    /// Queued output passed the hard limit.
-    OutputLimit,
-    /// The peer did not take its last output within the close flush timeout.
-    FlushTimeout,
-    /// The codec rejected the input.
-    Protocol(ProtocolErrorKind),
-    /// The codec panicked.
-    CodecPanic,
-    /// A service callback panicked.
-    ServicePanic,
-    /// The server is shutting down.
-    Shutdown,
-    /// TLS failed (during or after the handshake).
-    Tls(TlsFailure),
-    /// The TLS handshake did not finish within the handshake timeout.
-    HandshakeTimeout,
-}
-
-impl CloseReason {
-    /// Every reason's counter name, in [`index`](Self::index) order.
-    pub const NAMES: [&'static str; 19] = [
-        "peer_closed",
-        "io_error",
-        "by_service",
-        "idle_timeout",
-        "output_limit",
-        "flush_timeout",
-        "frame_too_large",
-        "protocol_error",
-        "codec_panic",
-        "service_panic",
-        "shutdown",
-        "tls_not_tls",
-        "tls_unknown_server_name",
-        "tls_no_client_certificate",
-        "tls_bad_client_certificate",
-        "tls_incompatible",
-        "tls_alert_received",
-        "tls_other",
-        "handshake_timeout",
-    ];
-
-    /// Position of this reason in [`NAMES`](Self::NAMES) and in
-    /// [`StatsSnapshot::closed`](crate::StatsSnapshot::closed).
-    pub fn index(&self) -> usize {
-        match self {
-            CloseReason::PeerClosed => 0,
-            CloseReason::Io(_) => 1,
-            CloseReason::ByService => 2,
-            CloseReason::IdleTimeout => 3,
-            CloseReason::OutputLimit => 4,
-            CloseReason::FlushTimeout => 5,
-            CloseReason::Protocol(ProtocolErrorKind::FrameTooLarge) => 6,
-            CloseReason::Protocol(ProtocolErrorKind::Malformed) => 7,
-            CloseReason::CodecPanic => 8,
-            CloseReason::ServicePanic => 9,
-            CloseReason::Shutdown => 10,
-            CloseReason::Tls(TlsFailure::NotTls) => 11,
-            CloseReason::Tls(TlsFailure::UnknownServerName) => 12,
-            CloseReason::Tls(TlsFailure::NoClientCertificate) => 13,
-            CloseReason::Tls(TlsFailure::BadClientCertificate) => 14,
-            CloseReason::Tls(TlsFailure::Incompatible) => 15,
-            CloseReason::Tls(TlsFailure::AlertReceived) => 16,
-            CloseReason::Tls(TlsFailure::Other) => 17,
-            CloseReason::HandshakeTimeout => 18,
-        }
-    }
-}
-
 /// Why a write to a connection was refused. Nothing is silently dropped: the
-/// caller learns the frame was not queued.
+/// caller learns the frame was not queued. More cases may be added in
+/// minor versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The connection is closed (or the id is stale): it never reaches
     /// another connection.
@@ -317,40 +240,3 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_close_reason_has_its_own_counter() {
-        let mut reasons = vec![
-            CloseReason::PeerClosed,
-            CloseReason::Io(std::io::ErrorKind::Other),
-            CloseReason::ByService,
-            CloseReason::IdleTimeout,
-            CloseReason::OutputLimit,
-            CloseReason::FlushTimeout,
-            CloseReason::Protocol(ProtocolErrorKind::FrameTooLarge),
-            CloseReason::Protocol(ProtocolErrorKind::Malformed),
-            CloseReason::CodecPanic,
-            CloseReason::ServicePanic,
-            CloseReason::Shutdown,
-            CloseReason::HandshakeTimeout,
-        ];
-        for failure in [
-            TlsFailure::NotTls,
-            TlsFailure::UnknownServerName,
-            TlsFailure::NoClientCertificate,
-            TlsFailure::BadClientCertificate,
-            TlsFailure::Incompatible,
-            TlsFailure::AlertReceived,
-            TlsFailure::Other,
-        ] {
-            reasons.push(CloseReason::Tls(failure));
-        }
-        let mut indices: Vec<usize> = reasons.iter().map(CloseReason::index).collect();
-        indices.sort_unstable();
-        assert_eq!(indices, (0..CloseReason::NAMES.len()).collect::<Vec<_>>());
-    }
-}

@@ -32,38 +32,157 @@ impl Counter {
     }
 }
 
-/// The loop's counters. Written only by the loop's thread.
-#[derive(Debug, Default)]
-pub(crate) struct Stats {
-    pub(crate) open: Counter,
-    pub(crate) accepted: Counter,
-    pub(crate) rejected: Counter,
-    pub(crate) accept_errors: Counter,
-    pub(crate) bytes_in: Counter,
-    pub(crate) bytes_out: Counter,
-    pub(crate) frames_in: Counter,
-    pub(crate) sends_while_away: Counter,
-    pub(crate) backpressure_pauses: Counter,
-    pub(crate) paused: Counter,
-    pub(crate) poller_ctl_calls: Counter,
-    pub(crate) tls_write_steps: Counter,
-    pub(crate) handshakes_ok: Counter,
-    pub(crate) handshakes_resumed: Counter,
-    pub(crate) handshakes_failed: Counter,
-    pub(crate) tls_reloads: Counter,
-    pub(crate) tls13: Counter,
-    pub(crate) tls12: Counter,
-    /// Completed handshakes per cipher suite, in `suite_names` order.
-    pub(crate) suites: Vec<Counter>,
-    pub(crate) suite_names: Vec<String>,
-    pub(crate) jobs_dispatched: Counter,
-    pub(crate) inline_fallbacks: Counter,
-    pub(crate) inline_steps: Counter,
-    pub(crate) io_offloading: Counter,
-    pub(crate) io_trials: Counter,
-    pub(crate) loop_iterations: Counter,
-    pub(crate) service_panics: Counter,
-    pub(crate) closed: [Counter; CloseReason::NAMES.len()],
+/// Declares the loop's counters ([`Stats`]), the public copy of them
+/// ([`StatsSnapshot`]) and the copy itself (`StatsSource::snapshot`) from
+/// one list, so a counter cannot exist without its snapshot field and doc,
+/// nor be copied into another counter's field.
+///
+/// * `counters`: `internal_name => snapshot_field`, each a [`Counter`] in
+///   `Stats` copied to a `u64` field; the doc is the snapshot field's.
+/// * `internal`: fields of `Stats` that are not copied one to one.
+/// * `derived`: snapshot fields computed from `Stats` (`stats`) and the
+///   [`StatsSource`] (`source`), with the expression that computes them.
+macro_rules! stats {
+    (
+        counters {
+            $($(#[doc = $doc:literal])* $counter:ident => $field:ident,)*
+        }
+        internal {
+            $($(#[doc = $idoc:literal])* $ifield:ident: $ity:ty,)*
+        }
+        derived |$stats:ident, $source:ident| {
+            $($(#[doc = $ddoc:literal])* $dfield:ident: $dty:ty = $dexpr:expr,)*
+        }
+    ) => {
+        /// The loop's counters. Written only by the loop's thread.
+        #[derive(Debug, Default)]
+        pub(crate) struct Stats {
+            $($(#[doc = $doc])* pub(crate) $counter: Counter,)*
+            $($(#[doc = $idoc])* pub(crate) $ifield: $ity,)*
+        }
+
+        /// A point-in-time copy of the server's counters. Each field is read
+        /// separately, so two fields may be a few events apart. More counters
+        /// may be added in minor versions.
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct StatsSnapshot {
+            $($(#[doc = $doc])* pub $field: u64,)*
+            $($(#[doc = $ddoc])* pub $dfield: $dty,)*
+        }
+
+        impl StatsSource {
+            pub(crate) fn snapshot(&self) -> StatsSnapshot {
+                let $stats: &Stats = &self.stats;
+                let $source: &StatsSource = self;
+                StatsSnapshot {
+                    $($field: $stats.$counter.get(),)*
+                    $($dfield: $dexpr,)*
+                }
+            }
+        }
+    };
+}
+
+stats! {
+    counters {
+        /// Connections open now.
+        open => connections_open,
+        /// Connections accepted (including rejected ones).
+        accepted => connections_accepted,
+        /// Connections closed at once because `max_connections` was reached.
+        rejected => connections_rejected,
+        /// `accept` calls that failed (for example out of descriptors).
+        accept_errors => accept_errors,
+        /// Application bytes received.
+        bytes_in => bytes_in,
+        /// Application bytes sent.
+        bytes_out => bytes_out,
+        /// Frames decoded and delivered to the service.
+        frames_in => frames_in,
+        /// Frames queued for a connection while it was on an IO thread (they
+        /// joined it when it came back).
+        sends_while_away => sends_while_away,
+        /// Times a connection's queued output reached the soft limit and the
+        /// loop stopped reading from it (a client not reading its replies).
+        backpressure_pauses => backpressure_pauses,
+        /// Connections whose reading is paused by backpressure right now.
+        paused => connections_paused,
+        /// `epoll_ctl` calls made by the loop (registering and deleting
+        /// sockets). Steady-state traffic makes none: see `ARCHITECTURE.md`.
+        poller_ctl_calls => poller_ctl_calls,
+        /// IO steps the loop planned because the TLS transport wanted to write
+        /// (a handshake flight, an alert, close_notify) when there was no
+        /// application output: rustls's wants, arriving back at the loop as
+        /// state and becoming a step, never as a poller call.
+        tls_write_steps => tls_write_steps,
+        /// TLS handshakes completed.
+        handshakes_ok => handshakes_ok,
+        /// Of those, resumed sessions (ticket or session id).
+        handshakes_resumed => handshakes_resumed,
+        /// TLS connections closed before their handshake completed (any reason;
+        /// the reasons are in `closed`).
+        handshakes_failed => handshakes_failed,
+        /// TLS configurations the loop has switched to
+        /// ([`LoopHandle::reload_tls`](crate::LoopHandle::reload_tls)).
+        tls_reloads => tls_reloads,
+        /// Completed handshakes that negotiated TLS 1.3.
+        tls13 => tls13_handshakes,
+        /// Completed handshakes that negotiated TLS 1.2.
+        tls12 => tls12_handshakes,
+        /// Jobs handed to IO threads.
+        jobs_dispatched => jobs_dispatched,
+        /// Jobs run inline because an IO thread's queue was full.
+        inline_fallbacks => inline_fallbacks,
+        /// IO steps run inline on the loop: all of them with zero IO threads,
+        /// and with [`IoActivation::Adaptive`](crate::IoActivation) those run
+        /// while the loop has headroom.
+        inline_steps => inline_steps,
+        /// Times adaptive activation tried the mode not in use (IO threads when
+        /// inline, inline when handing off) to measure which serves more.
+        io_trials => io_trials,
+        /// Iterations of the main loop.
+        loop_iterations => loop_iterations,
+        /// Service callbacks that panicked.
+        service_panics => service_panics,
+    }
+    internal {
+        /// Completed handshakes per cipher suite, in `suite_names` order.
+        suites: Vec<Counter>,
+        /// The crypto provider's suites, as `TlsInfo::suite` prints them.
+        suite_names: Vec<String>,
+        /// 1 while IO steps go to the IO threads, else 0.
+        io_offloading: Counter,
+        /// Closes, indexed as [`CloseReason::NAMES`].
+        closed: [Counter; CloseReason::NAMES.len()],
+    }
+    derived |stats, source| {
+        /// Completed handshakes per cipher suite (suites never used are left out).
+        cipher_suites: Vec<(String, u64)> = stats
+            .suite_names
+            .iter()
+            .zip(&stats.suites)
+            .map(|(name, count)| (name.clone(), count.get()))
+            .filter(|(_, count)| *count > 0)
+            .collect(),
+        /// IO steps go to the IO threads right now (always with
+        /// [`IoActivation::Always`](crate::IoActivation); with `Adaptive`, only
+        /// while the loop is saturated and the IO threads serve more).
+        io_offloading: bool = stats.io_offloading.get() != 0,
+        /// Wake-ups of the loop sent by IO threads and posters.
+        wakeups_sent: u64 = source.signal.stats().wakeups_sent,
+        /// Notifications that found the loop awake (no wake-up needed).
+        wakeups_coalesced: u64 = source.signal.stats().wakeups_coalesced,
+        /// Per IO thread: jobs run, parks, panics.
+        io_threads: Vec<WorkerStats> = source
+            .pool
+            .as_ref()
+            .map(PoolStatsReader::worker_stats)
+            .unwrap_or_default(),
+        /// Closes by reason, indexed as [`CloseReason::NAMES`].
+        closed: [u64; CloseReason::NAMES.len()] =
+            std::array::from_fn(|i| stats.closed[i].get()),
+    }
 }
 
 impl Stats {
@@ -107,134 +226,6 @@ pub(crate) struct StatsSource {
     pub(crate) pool: Option<PoolStatsReader>,
 }
 
-impl StatsSource {
-    pub(crate) fn snapshot(&self) -> StatsSnapshot {
-        let s = &self.stats;
-        let signal = self.signal.stats();
-        StatsSnapshot {
-            connections_open: s.open.get(),
-            connections_accepted: s.accepted.get(),
-            connections_rejected: s.rejected.get(),
-            accept_errors: s.accept_errors.get(),
-            bytes_in: s.bytes_in.get(),
-            bytes_out: s.bytes_out.get(),
-            frames_in: s.frames_in.get(),
-            sends_while_away: s.sends_while_away.get(),
-            backpressure_pauses: s.backpressure_pauses.get(),
-            connections_paused: s.paused.get(),
-            poller_ctl_calls: s.poller_ctl_calls.get(),
-            tls_write_steps: s.tls_write_steps.get(),
-            handshakes_ok: s.handshakes_ok.get(),
-            handshakes_resumed: s.handshakes_resumed.get(),
-            handshakes_failed: s.handshakes_failed.get(),
-            tls_reloads: s.tls_reloads.get(),
-            tls13_handshakes: s.tls13.get(),
-            tls12_handshakes: s.tls12.get(),
-            cipher_suites: s
-                .suite_names
-                .iter()
-                .zip(&s.suites)
-                .map(|(name, count)| (name.clone(), count.get()))
-                .filter(|(_, count)| *count > 0)
-                .collect(),
-            jobs_dispatched: s.jobs_dispatched.get(),
-            inline_fallbacks: s.inline_fallbacks.get(),
-            inline_steps: s.inline_steps.get(),
-            io_offloading: s.io_offloading.get() != 0,
-            io_trials: s.io_trials.get(),
-            loop_iterations: s.loop_iterations.get(),
-            service_panics: s.service_panics.get(),
-            wakeups_sent: signal.wakeups_sent,
-            wakeups_coalesced: signal.wakeups_coalesced,
-            io_threads: self
-                .pool
-                .as_ref()
-                .map(PoolStatsReader::worker_stats)
-                .unwrap_or_default(),
-            closed: std::array::from_fn(|i| s.closed[i].get()),
-        }
-    }
-}
-
-/// A point-in-time copy of the server's counters. Each field is read
-/// separately, so two fields may be a few events apart.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    /// Connections open now.
-    pub connections_open: u64,
-    /// Connections accepted (including rejected ones).
-    pub connections_accepted: u64,
-    /// Connections closed at once because `max_connections` was reached.
-    pub connections_rejected: u64,
-    /// `accept` calls that failed (for example out of descriptors).
-    pub accept_errors: u64,
-    /// Application bytes received.
-    pub bytes_in: u64,
-    /// Application bytes sent.
-    pub bytes_out: u64,
-    /// Frames decoded and delivered to the service.
-    pub frames_in: u64,
-    /// Frames queued for a connection while it was on an IO thread (they
-    /// joined it when it came back).
-    pub sends_while_away: u64,
-    /// Times a connection's queued output reached the soft limit and the
-    /// loop stopped reading from it (a client not reading its replies).
-    pub backpressure_pauses: u64,
-    /// Connections whose reading is paused by backpressure right now.
-    pub connections_paused: u64,
-    /// `epoll_ctl` calls made by the loop (registering and deleting
-    /// sockets). Steady-state traffic makes none: see `ARCHITECTURE.md`.
-    pub poller_ctl_calls: u64,
-    /// IO steps the loop planned because the TLS transport wanted to write
-    /// (a handshake flight, an alert, close_notify) when there was no
-    /// application output: rustls's wants, arriving back at the loop as
-    /// state and becoming a step, never as a poller call.
-    pub tls_write_steps: u64,
-    /// TLS handshakes completed.
-    pub handshakes_ok: u64,
-    /// Of those, resumed sessions (ticket or session id).
-    pub handshakes_resumed: u64,
-    /// TLS connections closed before their handshake completed (any reason;
-    /// the reasons are in `closed`).
-    pub handshakes_failed: u64,
-    /// TLS configurations the loop has switched to
-    /// ([`LoopHandle::reload_tls`](crate::LoopHandle::reload_tls)).
-    pub tls_reloads: u64,
-    /// Completed handshakes that negotiated TLS 1.3.
-    pub tls13_handshakes: u64,
-    /// Completed handshakes that negotiated TLS 1.2.
-    pub tls12_handshakes: u64,
-    /// Completed handshakes per cipher suite (suites never used are left out).
-    pub cipher_suites: Vec<(String, u64)>,
-    /// Jobs handed to IO threads.
-    pub jobs_dispatched: u64,
-    /// Jobs run inline because an IO thread's queue was full.
-    pub inline_fallbacks: u64,
-    /// IO steps run inline on the loop: all of them with zero IO threads,
-    /// and with [`IoActivation::Adaptive`](crate::IoActivation) those run
-    /// while the loop has headroom.
-    pub inline_steps: u64,
-    /// IO steps go to the IO threads right now (always with
-    /// [`IoActivation::Always`](crate::IoActivation); with `Adaptive`, only
-    /// while the loop is saturated and the IO threads serve more).
-    pub io_offloading: bool,
-    /// Times adaptive activation tried the mode not in use (IO threads when
-    /// inline, inline when handing off) to measure which serves more.
-    pub io_trials: u64,
-    /// Iterations of the main loop.
-    pub loop_iterations: u64,
-    /// Service callbacks that panicked.
-    pub service_panics: u64,
-    /// Wake-ups of the loop sent by IO threads and posters.
-    pub wakeups_sent: u64,
-    /// Notifications that found the loop awake (no wake-up needed).
-    pub wakeups_coalesced: u64,
-    /// Per IO thread: jobs run, parks, panics.
-    pub io_threads: Vec<WorkerStats>,
-    /// Closes by reason, indexed as [`CloseReason::NAMES`].
-    pub closed: [u64; CloseReason::NAMES.len()],
-}
-
 impl StatsSnapshot {
     /// Closes counted for `reason`.
     pub fn closed_for(&self, reason: &CloseReason) -> u64 {
@@ -244,5 +235,53 @@ impl StatsSnapshot {
     /// All closes.
     pub fn closed_total(&self) -> u64 {
         self.closed.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoWake;
+
+    impl baton_io_threads::Wake for NoWake {
+        fn wake(&self) {}
+    }
+
+    fn source(stats: Stats) -> StatsSource {
+        StatsSource {
+            stats: Arc::new(stats),
+            signal: Arc::new(LoopSignal::new(NoWake)),
+            pool: None,
+        }
+    }
+
+    #[test]
+    fn each_counter_is_copied_to_its_own_field() {
+        let stats = Stats::new();
+        // Distinct values, so a counter copied into a neighbour's field
+        // shows up; the renamed ones are where a list could drift.
+        stats.open.add(1);
+        stats.accepted.add(2);
+        stats.rejected.add(3);
+        stats.paused.add(4);
+        stats.tls13.add(5);
+        stats.tls12.add(6);
+        stats.service_panics.add(7);
+        stats.io_offloading.add(1);
+        stats.closed[CloseReason::Shutdown.index()].add(8);
+        let snapshot = source(stats).snapshot();
+        assert_eq!(snapshot.connections_open, 1);
+        assert_eq!(snapshot.connections_accepted, 2);
+        assert_eq!(snapshot.connections_rejected, 3);
+        assert_eq!(snapshot.connections_paused, 4);
+        assert_eq!(snapshot.tls13_handshakes, 5);
+        assert_eq!(snapshot.tls12_handshakes, 6);
+        assert_eq!(snapshot.service_panics, 7);
+        assert!(snapshot.io_offloading);
+        assert_eq!(snapshot.closed_for(&CloseReason::Shutdown), 8);
+        assert_eq!(snapshot.closed_total(), 8);
+        assert_eq!(snapshot.frames_in, 0);
+        assert!(snapshot.io_threads.is_empty());
     }
 }

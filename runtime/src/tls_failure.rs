@@ -2,8 +2,10 @@
 
 use baton_tls::rustls;
 
-/// A TLS failure, classified from the rustls error.
+/// A TLS failure, classified from the rustls error. More categories may be
+/// added in minor versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TlsFailure {
     /// The bytes were not TLS (garbage, plaintext to the TLS port).
     NotTls,
@@ -23,7 +25,7 @@ pub enum TlsFailure {
 
 impl TlsFailure {
     /// Classifies a rustls error.
-    pub fn classify(error: &rustls::Error) -> Self {
+    pub(crate) fn classify(error: &rustls::Error) -> Self {
         use rustls::Error as E;
         match error {
             E::InvalidMessage(_)

@@ -78,9 +78,7 @@ fn kv_test_config(requirepass: Option<&str>) -> service::KvConfig {
 
 #[allow(dead_code)]
 fn kv_test_runtime() -> baton::Config {
-    baton::Config {
-        io_threads: 2,
-        io_activation: baton::IoActivation::Always,
-        ..baton::Config::default()
-    }
+    baton::Config::default()
+.io_threads(2)
+.io_activation(baton::IoActivation::Always)
 }
