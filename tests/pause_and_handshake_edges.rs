@@ -211,21 +211,16 @@ fn tls_data_with_the_finished_flight_then_fin_is_served_inline() {
 
 #[test]
 fn tls_data_with_the_finished_flight_then_fin_is_served_on_io_threads() {
-    let config = Config {
-        io_threads: 1,
-        io_activation: IoActivation::Always,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .io_threads(1)
+        .io_activation(IoActivation::Always);
     tls_case(config, b"A\nB\n", true, &["A", "B"]);
 }
 
 /// Many small frames in the last flight are not one frame too large.
 #[test]
 fn tls_small_frames_with_the_finished_flight_are_not_too_large() {
-    let config = Config {
-        max_frame_size: 16,
-        ..Config::default()
-    };
+    let config = Config::default().max_frame_size(16);
     let data = "abcd\n".repeat(10);
     let want = vec!["abcd"; 10];
     tls_case(config, data.as_bytes(), false, &want);
