@@ -187,7 +187,7 @@ impl Kv {
     }
 
     /// What of `forget_client` needs the client but no `Ctx`; returns its
-    /// wait, for the caller to leave (timer and idle flag are the loop's).
+    /// wait, for the caller to `leave` (its timer is the loop's).
     fn forget_state(
         &mut self,
         conn: ConnId,
