@@ -499,6 +499,116 @@ fn auth_is_required_when_a_password_is_set() {
     assert_eq!(ok(&mut c, &["GET", "k"]), Value::Nil);
 }
 
+/// Before AUTH nothing runs, whatever the command: a refused write leaves
+/// no key, a refused BLPOP does not block, MULTI opens nothing. The flag
+/// is the connection's own: another connection's AUTH does not lend it,
+/// and RESET takes it back.
+#[test]
+fn auth_is_per_connection_and_a_refused_request_never_runs() {
+    let server = kv_server(2, Some("s3cret"));
+    let mut authed = connect(&server);
+    assert_eq!(ok(&mut authed, &["AUTH", "s3cret"]), Value::Okay);
+    let mut c = connect(&server);
+    let noauth = Err("NOAUTH Authentication required.".to_string());
+    for args in [
+        &["SET", "k", "v"][..],
+        &["LPUSH", "q", "x"],
+        &["BLPOP", "empty", "0"],
+        &["MULTI"],
+        &["SUBSCRIBE", "ch"],
+        &["CLIENT", "LIST"],
+        &["FLUSHALL"],
+    ] {
+        assert_eq!(run(&mut c, args), noauth, "{args:?}");
+    }
+    // Still answered at once (the BLPOP did not block), and not in MULTI.
+    assert_eq!(run(&mut c, &["EXEC"]), noauth);
+    assert_eq!(ok(&mut authed, &["EXISTS", "k", "q"]), Value::Int(0));
+    assert_eq!(ok(&mut c, &["AUTH", "s3cret"]), Value::Okay);
+    assert_eq!(ok(&mut c, &["GET", "k"]), Value::Nil);
+    assert_eq!(ok(&mut c, &["RESET"]), Value::SimpleString("RESET".into()));
+    assert_eq!(run(&mut c, &["GET", "k"]), noauth);
+    assert_eq!(ok(&mut authed, &["GET", "k"]), Value::Nil);
+}
+
+/// Sends one request as a RESP array of bulk strings.
+fn send_raw(stream: &mut std::net::TcpStream, args: &[&str]) {
+    use std::io::Write;
+    let mut out = format!("*{}\r\n", args.len());
+    for arg in args {
+        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    stream.write_all(out.as_bytes()).unwrap();
+}
+
+/// Reads until what arrived (since the last call) contains `want`.
+fn read_until(stream: &mut std::net::TcpStream, want: &str) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains(want) {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {want:?}: {e}; got {got:?}"));
+        assert!(n > 0, "closed while waiting for {want:?}; got {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Client listings and counts include the connection asking (whose state
+/// its callback holds) and every other one, and drop a killed client at
+/// once; a RESP3 subscriber publishing to itself gets its own message.
+#[test]
+fn listings_count_the_asker_and_the_others_and_drop_the_killed() {
+    let server = kv_server(2, None);
+    let mut a = connect(&server);
+    let mut b = connect(&server);
+    let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    send_raw(&mut s, &["HELLO", "3"]);
+    read_until(&mut s, "modules");
+    send_raw(&mut s, &["SUBSCRIBE", "ch"]);
+    read_until(&mut s, ":1\r\n");
+    send_raw(&mut s, &["INFO", "clients"]);
+    let info = read_until(&mut s, "paused_clients");
+    assert!(info.contains("connected_clients:3\r\n"), "{info}");
+    assert!(info.contains("pubsub_clients:1\r\n"), "{info}");
+    send_raw(&mut s, &["PUBLISH", "ch", "hi"]);
+    let got = read_until(&mut s, "\r\n:1\r\n");
+    assert!(
+        got.starts_with(">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n"),
+        "{got:?}"
+    );
+    let Value::BulkString(info) = ok(&mut a, &["INFO", "clients"]) else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("connected_clients:3\r\n"), "{info}");
+    assert!(info.contains("pubsub_clients:1\r\n"), "{info}");
+    let list = |c: &mut Connection| match ok(c, &["CLIENT", "LIST"]) {
+        Value::BulkString(text) => String::from_utf8(text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let before = list(&mut a);
+    assert_eq!(before.lines().count(), 3, "{before}");
+    assert_eq!(before.matches("flags=P").count(), 1, "{before}");
+    let Value::Int(b_id) = ok(&mut b, &["CLIENT", "ID"]) else {
+        panic!("CLIENT ID is an integer");
+    };
+    assert!(before.contains(&format!("id={b_id} ")), "{before}");
+    let b_id = b_id.to_string();
+    assert_eq!(ok(&mut a, &["CLIENT", "KILL", "ID", &b_id]), Value::Int(1));
+    let after = list(&mut a);
+    assert_eq!(after.lines().count(), 2, "{after}");
+    assert!(!after.contains(&format!("id={b_id} ")), "{after}");
+    let Value::BulkString(info) = ok(&mut a, &["INFO", "clients"]) else {
+        panic!("INFO is a bulk string");
+    };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("connected_clients:2\r\n"), "{info}");
+}
+
 /// A subscriber receives every message from 10 publishers, each
 /// publisher's messages in the order it sent them.
 #[test]

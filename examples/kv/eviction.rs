@@ -221,9 +221,13 @@ pub fn denyoom(name: &[u8]) -> bool {
 /// The one check before a data command runs: starts the command's LRU
 /// clock, then enforces `maxmemory` (see the module doc). `Some` is the
 /// refusal to answer instead of running it.
-pub fn before_command(kv: &mut Kv, conn: baton::ConnId, call: &Call<'_>) -> Option<Reply> {
-    let no_touch =
-        kv.maxmemory.no_touch_seen && kv.clients.get(&conn).is_some_and(|c| c.session.no_touch);
+/// `client` is the state of the connection running it (`CLIENT NO-TOUCH`).
+pub fn before_command(
+    kv: &mut Kv,
+    client: &crate::service::Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
+    let no_touch = kv.maxmemory.no_touch_seen && client.session.no_touch;
     kv.db.begin_command(call.now, no_touch);
     // Inside EXEC the check was made once for the whole transaction
     // (`refuse`, from `multi::exec`), as Redis makes it: no eviction or

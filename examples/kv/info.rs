@@ -4,12 +4,15 @@ use std::fmt::Write;
 
 use baton::{CloseReason, Ctx};
 
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
 /// The Redis version this server reports (its command set follows 7.x).
 pub const VERSION: &str = "7.0.0";
 
-pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> String {
+/// The INFO text of `section` (all by default), asked by the connection
+/// whose state is `me` (counted among the clients: it is out of the loop's
+/// table while it runs).
+pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, me: &Client, section: Option<&Vec<u8>>) -> String {
     let want = |name: &str| {
         section.is_none_or(|s| {
             let s = s.to_ascii_lowercase();
@@ -30,13 +33,16 @@ pub fn render(kv: &Kv, ctx: &mut Ctx<'_, Kv>, section: Option<&Vec<u8>>) -> Stri
         );
     }
     if want("clients") {
+        let subscribed = |c: &Client| !c.closing && c.subscriptions() > 0;
+        let pubsub_clients =
+            usize::from(subscribed(me)) + ctx.states().filter(|(_, c)| subscribed(c)).count();
         let _ = write!(
             out,
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\npaused_clients:{}\r\n\r\n",
-            stats.connections_open,
+            kv.connected,
             kv.config.maxclients,
             kv.blocking.blocked_clients(),
-            kv.clients.values().filter(|c| c.subscriptions() > 0).count(),
+            pubsub_clients,
             stats.connections_paused
         );
     }

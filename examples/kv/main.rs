@@ -16,7 +16,6 @@ mod tls_args;
 
 mod blob;
 mod blocking;
-mod client_map;
 mod clock;
 mod command_table;
 mod commands;

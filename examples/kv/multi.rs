@@ -10,6 +10,12 @@
 //! write that turns out to change nothing (SET NX on an existing key)
 //! still counts as a touch: EXEC may then fail where Redis would not, never
 //! the other way round.
+//!
+//! A touch happens deep inside a command (a write, an expiry, an
+//! eviction) where the watchers' states are out of reach: it records the
+//! watchers, and `mark_touched` marks them dirty (through the loop's table,
+//! and the running connection's own state) once the command is done,
+//! before anything can read the mark.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -18,7 +24,7 @@ use baton::{ConnId, Ctx};
 use crate::command_table::Spec;
 use crate::commands::Call;
 use crate::protocol::{Reply, Request};
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
 /// One client's transaction state.
 #[derive(Debug, Default)]
@@ -48,15 +54,20 @@ pub const MAX_QUEUED_BYTES: usize = 256 << 20;
 const QUEUE_FULL: &str = "ERR MULTI queue full: a transaction may queue at most \
     1048576 commands and 256 MiB (kv's bound; EXEC will abort)";
 
-/// Who watches which key: (database, key) -> clients.
+/// Who watches which key, and the watchers touched since the last
+/// `mark_touched`.
 #[derive(Debug, Default)]
-pub struct Watches(HashMap<(usize, Vec<u8>), BTreeSet<ConnId>>);
+pub struct Watches {
+    /// (database, key) -> clients.
+    by_key: HashMap<(usize, Vec<u8>), BTreeSet<ConnId>>,
+    touched: Vec<ConnId>,
+}
 
 impl Kv {
     /// Whether any client watches any key (every write checks, so this is
     /// the fast path when nobody does).
     pub fn watching(&self) -> bool {
-        !self.watches.0.is_empty()
+        !self.watches.by_key.is_empty()
     }
 }
 
@@ -64,7 +75,7 @@ impl Kv {
 /// answers the queuing error.
 pub fn queue(
     kv: &mut Kv,
-    conn: ConnId,
+    client: &mut Client,
     spec: Option<&'static Spec>,
     name: &str,
     now: i64,
@@ -89,9 +100,6 @@ pub fn queue(
     // evicting), no command is queued, `denyoom` or not, since a queue can
     // grow without bound (and EXEC will abort).
     let error = error.or_else(|| crate::eviction::refuse(kv, now, || true));
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return Reply::Null;
-    };
     let cost = crate::blocking::request_cost(&request);
     let queued = client.tx.queue.as_ref().map_or(0, Vec::len);
     let error = error.or_else(|| {
@@ -111,10 +119,16 @@ pub fn queue(
     }
 }
 
-/// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
-pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH, for `conn` (state `client`).
+pub fn run(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
     let a = call.args;
-    let in_multi = kv.clients.get(&conn)?.tx.queue.is_some();
+    let in_multi = client.tx.queue.is_some();
     let wrong_arity = match call.name {
         "watch" => a.is_empty(),
         _ => !a.is_empty(),
@@ -126,41 +140,40 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         // transaction and the watches (`execCommandAbort`), in MULTI or
         // not.
         if call.name == "exec" {
-            reset(kv, conn);
+            reset(kv, conn, client);
             return Some(Reply::error(
                 "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command",
             ));
         }
         if in_multi {
-            kv.clients.get_mut(&conn)?.tx.aborted = true;
+            client.tx.aborted = true;
         }
         return Some(call.wrong_arity());
     }
     let reply = match call.name {
         "multi" if in_multi => Reply::error("ERR MULTI calls can not be nested"),
         "multi" => {
-            let client = kv.clients.get_mut(&conn)?;
             client.tx.queue = Some(Vec::new());
             client.tx.aborted = false;
             Reply::Ok
         }
         "discard" if !in_multi => Reply::error("ERR DISCARD without MULTI"),
         "discard" => {
-            reset(kv, conn);
+            reset(kv, conn, client);
             Reply::Ok
         }
         "exec" if !in_multi => Reply::error("ERR EXEC without MULTI"),
-        "exec" => return Some(exec(kv, ctx, conn, call.now)),
+        "exec" => return Some(exec(kv, ctx, conn, client, call.now)),
         "watch" if in_multi => Reply::error("ERR WATCH inside MULTI is not allowed"),
         "watch" => {
-            let db = kv.clients.get(&conn)?.session.db;
+            let db = client.session.db;
             for key in a {
-                watch(kv, conn, db, key, call.now);
+                watch(kv, conn, client, db, key, call.now);
             }
             Reply::Ok
         }
         "unwatch" => {
-            unwatch_all(kv, conn);
+            unwatch_all(kv, conn, client);
             Reply::Ok
         }
         _ => unreachable!("dispatched here"),
@@ -168,13 +181,10 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
     Some(reply)
 }
 
-fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return Reply::Null;
-    };
+fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, client: &mut Client, now: i64) -> Reply {
     let queue = client.tx.queue.take().unwrap_or_default();
     let (aborted, dirty) = (client.tx.aborted, client.tx.dirty);
-    reset(kv, conn);
+    reset(kv, conn, client);
     // Memory is checked once for the whole transaction, before it runs
     // (Redis's `processCommand` for an EXEC queuing a `denyoom` command):
     // none of it runs, rather than some of it.
@@ -190,82 +200,92 @@ fn exec(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, now: i64) -> Reply {
     }
     let mut replies = Vec::with_capacity(queue.len());
     kv.executing = true;
-    if let Some(client) = kv.clients.get_mut(&conn) {
-        client.tx.executing = true;
-    }
+    client.tx.executing = true;
     for request in queue {
         let name = crate::session::command_name(crate::commands::lookup(&request[0]), &request[0]);
         kv.commands_processed += 1;
-        let reply = crate::session::execute(kv, ctx, conn, &name, now, &request)
-            .map(|r| crate::session::shape(kv, conn, &name, &request[1..], r))
+        let reply = crate::session::execute(kv, ctx, conn, client, &name, now, &request)
+            .map(|r| crate::session::shape(client.session.proto, &name, &request[1..], r))
             // QUIT inside MULTI: Redis answers OK there too.
             .unwrap_or(Reply::Ok);
         replies.push(reply);
     }
     kv.executing = false;
-    if let Some(client) = kv.clients.get_mut(&conn) {
-        client.tx.executing = false;
-    }
+    client.tx.executing = false;
     Reply::Array(replies)
 }
 
-/// Ends a transaction (EXEC, DISCARD, RESET, close): drops the queue and
-/// every watch.
-pub fn reset(kv: &mut Kv, conn: ConnId) {
-    if let Some(client) = kv.clients.get_mut(&conn) {
-        client.tx.queue = None;
-        client.tx.queued_bytes = 0;
-        client.tx.aborted = false;
-    }
-    unwatch_all(kv, conn);
+/// Ends the transaction of `conn` (state `client`; at EXEC, DISCARD,
+/// RESET, close): drops the queue and every watch.
+pub fn reset(kv: &mut Kv, conn: ConnId, client: &mut Client) {
+    client.tx.queue = None;
+    client.tx.queued_bytes = 0;
+    client.tx.aborted = false;
+    unwatch_all(kv, conn, client);
 }
 
-fn watch(kv: &mut Kv, conn: ConnId, db: usize, key: &[u8], now: i64) {
+fn watch(kv: &mut Kv, conn: ConnId, client: &mut Client, db: usize, key: &[u8], now: i64) {
     // Lazy expiry first: a key already past its deadline is gone before
     // the watch starts, so its removal does not count as a touch.
     kv.db_at(db).exists(key, now);
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return;
-    };
     if !client.tx.watched.insert((db, key.to_vec())) {
         return;
     }
     kv.watches
-        .0
+        .by_key
         .entry((db, key.to_vec()))
         .or_default()
         .insert(conn);
     kv.db_at(db).watched.insert(key.to_vec());
 }
 
-fn unwatch_all(kv: &mut Kv, conn: ConnId) {
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return;
-    };
+fn unwatch_all(kv: &mut Kv, conn: ConnId, client: &mut Client) {
     client.tx.dirty = false;
+    // A touch recorded before the unwatch must not mark the next
+    // transaction's watches.
+    if !kv.watches.touched.is_empty() {
+        kv.watches.touched.retain(|c| *c != conn);
+    }
     let watched = std::mem::take(&mut client.tx.watched);
     for (db, key) in watched {
         let entry = (db, key);
-        if let Some(conns) = kv.watches.0.get_mut(&entry) {
+        if let Some(conns) = kv.watches.by_key.get_mut(&entry) {
             conns.remove(&conn);
             if conns.is_empty() {
-                kv.watches.0.remove(&entry);
+                kv.watches.by_key.remove(&entry);
                 kv.db_at(entry.0).watched.remove(&entry.1);
             }
         }
     }
 }
 
-/// Marks every client watching `key` in `db` dirty.
+/// Records every client watching `key` in `db` as touched (marked dirty
+/// by the next [`mark_touched`]).
 pub fn touch_key(kv: &mut Kv, db: usize, key: &[u8]) {
     if !kv.watching() {
         return;
     }
-    if let Some(conns) = kv.watches.0.get(&(db, key.to_vec())) {
-        for conn in conns {
-            if let Some(client) = kv.clients.get_mut(conn) {
-                client.tx.dirty = true;
-            }
+    if let Some(conns) = kv.watches.by_key.get(&(db, key.to_vec())) {
+        kv.watches.touched.extend(conns.iter().copied());
+    }
+}
+
+/// Marks the clients touched since the last call dirty: `me` (the
+/// connection whose callback runs, and its state, out of the loop's table
+/// meanwhile) if it is one of them, the others through `ctx`. Called once
+/// a command (or an expiry or eviction cycle) is done, before any EXEC
+/// can read the marks.
+pub fn mark_touched(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, mut me: Option<(ConnId, &mut Client)>) {
+    if kv.watches.touched.is_empty() {
+        return;
+    }
+    for conn in std::mem::take(&mut kv.watches.touched) {
+        let client = match &mut me {
+            Some((id, client)) if *id == conn => Some(&mut **client),
+            _ => ctx.state(conn).map(|c| &mut **c),
+        };
+        if let Some(client) = client {
+            client.tx.dirty = true;
         }
     }
 }

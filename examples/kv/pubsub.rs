@@ -24,7 +24,7 @@ use baton::{ConnId, Ctx};
 use crate::commands::Call;
 use crate::glob::Glob;
 use crate::protocol::Reply;
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
 /// Subscribers by channel and by pattern.
 #[derive(Debug, Default)]
@@ -96,7 +96,14 @@ impl crate::service::Client {
     }
 }
 
-pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+/// The pub/sub commands, for `conn` (state `client`).
+pub fn run(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
     let a = call.args;
     let confirmations = match call.name {
         "subscribe" | "psubscribe" if a.is_empty() => return Some(call.wrong_arity()),
@@ -105,8 +112,8 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
             let confirmations = a
                 .iter()
                 .map(|name| {
-                    subscribe(kv, conn, name, pattern);
-                    confirmation(kv, conn, call.name, Some(name))
+                    subscribe(kv, conn, client, name, pattern);
+                    confirmation(client, call.name, Some(name))
                 })
                 .collect();
             // Redis's timeout does not close subscribers waiting for messages.
@@ -116,50 +123,44 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         "unsubscribe" | "punsubscribe" => {
             let pattern = call.name == "punsubscribe";
             let names: Vec<Vec<u8>> = if a.is_empty() {
-                kv.clients.get(&conn).map_or_else(Vec::new, |c| {
-                    if pattern {
-                        c.patterns.ordered()
-                    } else {
-                        c.channels.iter().cloned().collect()
-                    }
-                })
+                if pattern {
+                    client.patterns.ordered()
+                } else {
+                    client.channels.iter().cloned().collect()
+                }
             } else {
                 a.to_vec()
             };
             let mut confirmations: Vec<Reply> = names
                 .iter()
                 .map(|name| {
-                    unsubscribe(kv, conn, name, pattern);
-                    confirmation(kv, conn, call.name, Some(name))
+                    unsubscribe(kv, conn, client, name, pattern);
+                    confirmation(client, call.name, Some(name))
                 })
                 .collect();
             if confirmations.is_empty() {
-                confirmations.push(confirmation(kv, conn, call.name, None));
+                confirmations.push(confirmation(client, call.name, None));
             }
-            if kv
-                .clients
-                .get(&conn)
-                .is_some_and(|c| c.subscriptions() == 0)
-            {
+            if client.subscriptions() == 0 {
                 ctx.set_idle_exempt(conn, false);
             }
             confirmations
         }
         "publish" if a.len() != 2 => return Some(call.wrong_arity()),
-        "publish" => return Some(Reply::Int(publish(kv, ctx, &a[0], &a[1]))),
+        "publish" => return Some(Reply::Int(publish(kv, ctx, conn, client, &a[0], &a[1]))),
         "pubsub" => return Some(pubsub(kv, call)),
         _ => unreachable!("dispatched here"),
     };
     let mut confirmations = confirmations;
     let last = confirmations.pop();
     for reply in confirmations {
-        crate::session::send(kv, ctx, conn, reply);
+        crate::session::send(ctx, conn, client.session.proto, reply);
     }
     last
 }
 
-fn confirmation(kv: &Kv, conn: ConnId, kind: &str, name: Option<&Vec<u8>>) -> Reply {
-    let count = kv.clients.get(&conn).map_or(0, |c| c.subscriptions());
+fn confirmation(client: &Client, kind: &str, name: Option<&Vec<u8>>) -> Reply {
+    let count = client.subscriptions();
     Reply::Push(vec![
         Reply::bulk(kind.as_bytes().to_vec()),
         name.map_or(Reply::Nil, |c| Reply::Bulk(c.clone())),
@@ -167,10 +168,7 @@ fn confirmation(kv: &Kv, conn: ConnId, kind: &str, name: Option<&Vec<u8>>) -> Re
     ])
 }
 
-fn subscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return;
-    };
+fn subscribe(kv: &mut Kv, conn: ConnId, client: &mut Client, name: &[u8], pattern: bool) {
     let new = if pattern {
         client.patterns.insert(name)
     } else {
@@ -195,7 +193,7 @@ fn subscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
     }
 }
 
-fn unsubscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
+fn unsubscribe(kv: &mut Kv, conn: ConnId, client: &mut Client, name: &[u8], pattern: bool) {
     if pattern {
         let index = &mut kv.channels.patterns;
         if let Some(subscribers) = index.get_mut(name) {
@@ -213,21 +211,31 @@ fn unsubscribe(kv: &mut Kv, conn: ConnId, name: &[u8], pattern: bool) {
             }
         }
     }
-    if let Some(client) = kv.clients.get_mut(&conn) {
-        if pattern {
-            client.patterns.remove(name);
-        } else {
-            client.channels.remove(name);
-        }
+    if pattern {
+        client.patterns.remove(name);
+    } else {
+        client.channels.remove(name);
     }
 }
 
 /// Sends `message` to the channel's subscribers, then to the subscribers
-/// of each matching pattern; returns how many messages went out.
-fn publish(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, channel: &[u8], message: &[u8]) -> i64 {
+/// of each matching pattern; returns how many messages went out. `conn`
+/// (state `client`) publishes, and may be a subscriber itself (on RESP3).
+fn publish(
+    kv: &Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &Client,
+    channel: &[u8],
+    message: &[u8],
+) -> i64 {
     let mut delivered = 0;
-    let mut deliver = |kv: &Kv, subscriber: ConnId, push: Reply| {
-        let proto = crate::session::proto(kv, subscriber);
+    let mut deliver = |subscriber: ConnId, push: Reply| {
+        let proto = if subscriber == conn {
+            client.session.proto
+        } else {
+            ctx.state(subscriber).map_or(2, |c| c.session.proto)
+        };
         // A subscriber past its output limit is closed by the runtime.
         if ctx
             .send(subscriber, crate::resp3::adapt(push, proto))
@@ -243,7 +251,7 @@ fn publish(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, channel: &[u8], message: &[u8]) -
                 Reply::Bulk(channel.to_vec()),
                 Reply::Bulk(message.to_vec()),
             ]);
-            deliver(kv, subscriber, push);
+            deliver(subscriber, push);
         }
     }
     for (pattern, subscribers) in &kv.channels.patterns {
@@ -257,7 +265,7 @@ fn publish(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, channel: &[u8], message: &[u8]) -
                 Reply::Bulk(channel.to_vec()),
                 Reply::Bulk(message.to_vec()),
             ]);
-            deliver(kv, subscriber, push);
+            deliver(subscriber, push);
         }
     }
     delivered
@@ -336,19 +344,14 @@ fn pubsub(kv: &Kv, call: &Call<'_>) -> Reply {
     }
 }
 
-/// Drops every subscription of `conn`, channels and patterns (on close
-/// and RESET).
-pub fn unsubscribe_all(kv: &mut Kv, conn: ConnId) {
-    let (channels, patterns) = kv.clients.get(&conn).map_or_else(Default::default, |c| {
-        (
-            c.channels.iter().cloned().collect::<Vec<_>>(),
-            c.patterns.ordered(),
-        )
-    });
+/// Drops every subscription of `conn` (state `client`), channels and
+/// patterns (on close, CLIENT KILL and RESET).
+pub fn unsubscribe_all(kv: &mut Kv, conn: ConnId, client: &mut Client) {
+    let channels: Vec<Vec<u8>> = client.channels.iter().cloned().collect();
     for channel in channels {
-        unsubscribe(kv, conn, &channel, false);
+        unsubscribe(kv, conn, client, &channel, false);
     }
-    for pattern in patterns {
-        unsubscribe(kv, conn, &pattern, true);
+    for pattern in client.patterns.ordered() {
+        unsubscribe(kv, conn, client, &pattern, true);
     }
 }

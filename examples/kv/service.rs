@@ -1,5 +1,12 @@
-//! The KV service: the keyspace and per-client state, on the main loop.
-//! No `Mutex`, `RwLock` or atomic guards any of it: one thread owns it.
+//! The KV service: the keyspace, on the main loop, and each connection's
+//! `Client`, its state in the loop's table. No `Mutex`, `RwLock` or atomic
+//! guards any of it: one thread owns it.
+//!
+//! A callback about a connection is handed that connection's `Client`; it
+//! is out of the table meanwhile, so code that reaches other clients
+//! through `Ctx::state`/`Ctx::states` (PUBLISH, CLIENT LIST, WATCH, waking
+//! a blocked client) is given the current one as well and includes it
+//! itself.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,7 +24,15 @@ use crate::pubsub::{self, Channels};
 const EXPIRY_PERIOD: Duration = Duration::from_millis(100);
 const EXPIRY_BUDGET: usize = 1000;
 
-/// Per-connection state.
+/// Token of the connection timer that runs the requests a client queued
+/// while it was blocked (`blocking::resume`); a blocked client's timeout
+/// timer has its wait's sequence number, from 1 up.
+pub const RESUME: u64 = 0;
+
+/// Per-connection state: the loop owns it (`Service::ConnState`, boxed so
+/// that handing it to a callback moves a pointer). It exists from
+/// `on_open` to `on_close`, so every request runs with its connection's
+/// `authenticated` flag: there is no request without one to admit.
 #[derive(Debug)]
 pub struct Client {
     pub name: Option<String>,
@@ -35,8 +50,11 @@ pub struct Client {
     /// meanwhile (see `blocking.rs`).
     pub blocked: Option<Box<crate::blocking::Blocked>>,
     pub pending: crate::blocking::Pending,
-    /// kv closed the connection itself (QUIT, CLIENT KILL of itself):
-    /// nothing it sent after runs, as Redis stops reading it.
+    /// kv closed the connection (QUIT, CLIENT KILL, a blocked client
+    /// over its queue): nothing it sent after runs, as Redis stops reading
+    /// it, and CLIENT LIST, INFO and CLIENT KILL no longer see it (Redis
+    /// frees a killed client at once; here its state lives until the
+    /// connection's close).
     pub closing: bool,
 }
 
@@ -71,7 +89,9 @@ pub struct Kv {
     pub bind: String,
     /// Unix seconds at start (LASTSAVE: nothing is ever saved).
     pub started_unix_secs: i64,
-    pub clients: crate::client_map::ClientMap<Client>,
+    /// Clients open and not closing: what CLIENT LIST lists (INFO
+    /// `connected_clients`).
+    pub connected: usize,
     pub channels: Channels,
     pub requirepass: Option<String>,
     pub config: KvConfig,
@@ -100,7 +120,7 @@ impl Kv {
             client_output_buffer_limit: baton::Config::default().output_hard_limit,
             bind: "127.0.0.1".into(),
             started_unix_secs,
-            clients: Default::default(),
+            connected: 0,
             channels: Channels::default(),
             requirepass: config.requirepass.clone(),
             config,
@@ -113,25 +133,23 @@ impl Kv {
 }
 
 impl Kv {
-    /// Runs one request of `conn` (from the network, or queued while it
-    /// was blocked).
+    /// Runs one request of `conn`, whose state is `client` (from the
+    /// network, or queued while it was blocked).
     /// A blocked client's requests are queued instead (see `blocking`),
     /// unless `resumed`: one it queued, now run in order.
     pub fn run_request(
         &mut self,
         ctx: &mut Ctx<'_, Self>,
         conn: ConnId,
+        client: &mut Client,
         request: Request,
         resumed: bool,
     ) {
-        let Some(client) = self.clients.get_mut(&conn) else {
-            return;
-        };
         if client.closing {
             return;
         }
         if !resumed && (client.blocked.is_some() || client.pending.has_requests()) {
-            crate::blocking::defer(self, ctx, conn, request);
+            crate::blocking::defer(self, ctx, conn, client, request);
             return;
         }
         // The one lookup of the command and the one clock reading of the
@@ -142,20 +160,43 @@ impl Kv {
         client.last_command = spec.map_or("NULL", |s| s.name);
         client.session.last_ms = now;
         self.commands_processed += 1;
-        crate::session::handle(self, ctx, conn, spec, now, request);
+        crate::session::handle(self, ctx, conn, client, spec, now, request);
     }
 }
 
 impl Kv {
-    /// Everything kv keeps for `conn`, gone: its waits, subscriptions,
-    /// transaction and watches, and its client entry. At the close, or
-    /// earlier at CLIENT KILL (which must not list it meanwhile);
-    /// idempotent.
-    pub fn forget_client(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
-        crate::blocking::forget(self, ctx, conn);
-        pubsub::unsubscribe_all(self, conn);
-        crate::multi::reset(self, conn);
-        self.clients.remove(&conn);
+    /// Everything kv keeps for `conn` besides its state `client`, gone: its
+    /// wait, subscriptions, transaction and watches. At the close, or
+    /// earlier at CLIENT KILL or when a blocked client is closed (which
+    /// must not be served or listed meanwhile); idempotent.
+    pub fn forget_client(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, client: &mut Client) {
+        self.mark_closing(client);
+        let wait = self.forget_state(conn, client);
+        crate::blocking::leave(ctx, wait);
+    }
+
+    /// [`forget_client`](Self::forget_client) for another open connection
+    /// (CLIENT KILL), then its close.
+    pub fn kill_other(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+        if let Some(client) = ctx.state(conn) {
+            self.mark_closing(client);
+            let wait = self.forget_state(conn, client);
+            crate::blocking::leave(ctx, wait);
+        }
+        let _ = ctx.close(conn);
+    }
+
+    /// What of `forget_client` needs the client but no `Ctx`; returns its
+    /// wait, for the caller to `leave` (its timer is the loop's).
+    fn forget_state(
+        &mut self,
+        conn: ConnId,
+        client: &mut Client,
+    ) -> Option<Box<crate::blocking::Blocked>> {
+        client.pending = Default::default();
+        pubsub::unsubscribe_all(self, conn, client);
+        crate::multi::reset(self, conn, client);
+        crate::blocking::take_wait(self, client)
     }
 }
 
@@ -163,18 +204,30 @@ impl Kv {
     /// Closes `conn` once its replies so far are out, at its own request
     /// (QUIT, CLIENT KILL of itself): what it sent after, queued while it
     /// was blocked or still arriving, is dropped unrun.
-    pub fn close_after_reply(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
-        if let Some(client) = self.clients.get_mut(&conn) {
-            client.closing = true;
-            client.pending = Default::default();
-        }
+    pub fn close_after_reply(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        client: &mut Client,
+    ) {
+        self.mark_closing(client);
+        client.pending = Default::default();
         let _ = ctx.close(conn);
+    }
+
+    /// From here on `client` is closing: nothing it sends runs, and it
+    /// leaves the count of clients.
+    fn mark_closing(&mut self, client: &mut Client) {
+        if !client.closing {
+            client.closing = true;
+            self.connected -= 1;
+        }
     }
 }
 
 impl Service for Kv {
     type Codec = Resp;
-    type ConnState = ();
+    type ConnState = Box<Client>;
     type Command = ();
 
     fn codec(&mut self, _: &ConnInfo) -> Resp {
@@ -185,9 +238,10 @@ impl Service for Kv {
         ctx.set_timer(EXPIRY_PERIOD, 0);
     }
 
-    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, _: ConnId) -> Box<Client> {
         let now = self.clock.now_ms(ctx.now());
-        let client = Client {
+        self.connected += 1;
+        Box::new(Client {
             name: None,
             authenticated: self.requirepass.is_none(),
             channels: BTreeSet::new(),
@@ -198,31 +252,44 @@ impl Service for Kv {
             blocked: None,
             pending: crate::blocking::Pending::default(),
             closing: false,
-        };
-        self.clients.insert(conn, client);
+        })
     }
 
-    fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), request: Request) {
-        self.run_request(ctx, conn, request, false);
-        crate::blocking::after_command(self, ctx);
+    fn on_frame(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        client: &mut Box<Client>,
+        request: Request,
+    ) {
+        self.run_request(ctx, conn, client, request, false);
+        crate::blocking::after_command(self, ctx, conn, client);
     }
 
-    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: (), _: CloseReason) {
-        self.forget_client(ctx, conn);
-        // A map never shrinks by itself: after a burst of connections its
-        // table (a `Client` per slot) would stay at the peak. Halve it once
-        // it is three-quarters empty, as Redis resizes its dicts.
-        let capacity = self.clients.capacity();
-        if capacity > 64 && self.clients.len() * 4 < capacity {
-            self.clients.shrink_to(capacity / 2);
+    fn on_conn_timer(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        client: &mut Box<Client>,
+        token: u64,
+    ) {
+        if token != RESUME {
+            crate::blocking::timed_out(self, ctx, conn, client, token);
         }
+        crate::blocking::resume(self, ctx, conn, client);
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, token: u64) {
-        if token != 0 {
-            crate::blocking::timed_out(self, ctx, token);
-            return;
-        }
+    fn on_close(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        mut client: Box<Client>,
+        _: CloseReason,
+    ) {
+        self.forget_client(ctx, conn, &mut client);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, _: TimerId, _: u64) {
         let now = self.clock.now_ms(ctx.now());
         let mut budget = EXPIRY_BUDGET;
         let mut more_due = false;
@@ -235,6 +302,8 @@ impl Service for Kv {
             crate::multi::touch_expired(self);
         }
         crate::eviction::tick(self, now);
+        // No connection's callback runs: every client is in the table.
+        crate::multi::mark_touched(self, ctx, None);
         ctx.set_timer(
             if more_due {
                 Duration::ZERO

@@ -10,7 +10,7 @@ use baton::{ConnId, Ctx};
 use crate::command_table::Spec;
 use crate::commands::{self, Call};
 use crate::protocol::{Reply, Request};
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
 /// `CLIENT REPLY` mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -57,19 +57,18 @@ impl Session {
     }
 }
 
-/// Handles one request of `conn` (naming the command `spec`, `None` if
-/// unknown; `now` in Unix milliseconds) and sends its reply (if any).
+/// Handles one request of `conn` (state `client`; naming the command
+/// `spec`, `None` if unknown; `now` in Unix milliseconds) and sends its
+/// reply (if any).
 pub fn handle(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
+    client: &mut Client,
     spec: Option<&'static Spec>,
     now: i64,
     request: Request,
 ) {
-    let Some(client) = kv.clients.get(&conn) else {
-        return;
-    };
     let queuing = client.tx.queue.is_some();
     let name = command_name(spec, &request[0]);
     if queuing
@@ -78,10 +77,12 @@ pub fn handle(
             "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
         )
     {
-        let reply = crate::multi::queue(kv, conn, spec, &name, now, request);
-        deliver(kv, ctx, conn, reply, None);
-    } else if let Some(reply) = execute(kv, ctx, conn, &name, now, &request) {
-        deliver(kv, ctx, conn, reply, Some((&name, &request[1..])));
+        let reply = crate::multi::queue(kv, client, spec, &name, now, request);
+        // Queuing may evict, touching watched keys.
+        crate::multi::mark_touched(kv, ctx, Some((conn, client)));
+        deliver(ctx, conn, client, reply, None);
+    } else if let Some(reply) = execute(kv, ctx, conn, client, &name, now, &request) {
+        deliver(ctx, conn, client, reply, Some((&name, &request[1..])));
     }
 }
 
@@ -95,115 +96,115 @@ pub fn command_name(spec: Option<&'static Spec>, sent: &[u8]) -> Cow<'static, st
 }
 
 /// Sends the reply to `conn`'s request (of command `shape_as`, if it may
-/// need RESP3 types), honouring `CLIENT REPLY`.
+/// need RESP3 types), honouring `CLIENT REPLY`; `client` is its state.
 pub fn deliver(
-    kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
+    client: &mut Client,
     reply: Reply,
     shape_as: Option<(&str, &[Vec<u8>])>,
 ) {
-    // One lookup after the command: HELLO may have changed the protocol.
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return;
-    };
-    match client.session.reply_mode {
+    if let Some(reply) = prepare(&mut client.session, reply, shape_as) {
+        // Refused only if the connection is closing or gone; the runtime
+        // logs and counts why.
+        let _ = ctx.send(conn, reply);
+    }
+}
+
+/// [`deliver`]'s reply as it goes out on a connection with `session`, or
+/// `None` if `CLIENT REPLY` silences it (a `SKIP` is used up). Read after
+/// the command: HELLO may have changed the protocol.
+pub fn prepare(
+    session: &mut Session,
+    reply: Reply,
+    shape_as: Option<(&str, &[Vec<u8>])>,
+) -> Option<Reply> {
+    match session.reply_mode {
         ReplyMode::On => {}
-        ReplyMode::Off => return,
+        ReplyMode::Off => return None,
         ReplyMode::Skip => {
-            client.session.reply_mode = ReplyMode::On;
-            return;
+            session.reply_mode = ReplyMode::On;
+            return None;
         }
     }
-    let proto = client.session.proto;
-    let reply = if let (3.., Some((name, args))) = (proto, shape_as) {
+    let proto = session.proto;
+    Some(if let (3.., Some((name, args))) = (proto, shape_as) {
         crate::resp3::adapt(crate::resp3::shape(name, args, reply), proto)
     } else {
         crate::resp3::adapt(reply, proto)
-    };
-    // Refused only if the connection is closing or gone; the runtime logs
-    // and counts why.
-    let _ = ctx.send(conn, reply);
+    })
 }
 
-/// Shapes a reply of `name` for `conn`'s protocol (RESP3 types on RESP3).
-pub fn shape(kv: &Kv, conn: ConnId, name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
-    if proto(kv, conn) >= 3 {
+/// Shapes a reply of `name` for protocol `proto` (RESP3 types on RESP3).
+pub fn shape(proto: u8, name: &str, args: &[Vec<u8>], reply: Reply) -> Reply {
+    if proto >= 3 {
         crate::resp3::shape(name, args, reply)
     } else {
         reply
     }
 }
 
-pub fn proto(kv: &Kv, conn: ConnId) -> u8 {
-    kv.clients.get(&conn).map_or(2, |c| c.session.proto)
-}
-
-/// Sends `reply` to `conn` in the wire types of its protocol (also for
-/// pushes to other connections).
-pub fn send(kv: &Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, reply: Reply) {
-    let reply = crate::resp3::adapt(reply, proto(kv, conn));
+/// Sends `reply` to `conn` in the wire types of its protocol `proto`
+/// (also for pushes to other connections).
+pub fn send(ctx: &mut Ctx<'_, Kv>, conn: ConnId, proto: u8, reply: Reply) {
+    let reply = crate::resp3::adapt(reply, proto);
     // Refused only if the connection is closing or gone; the runtime logs
     // and counts why.
     let _ = ctx.send(conn, reply);
 }
 
-/// Runs one command for `conn` in its database at `now` (Unix
-/// milliseconds); `None` if the command sent its own replies (pub/sub,
-/// QUIT). Used directly and by EXEC.
+/// Runs one command for `conn` (state `client`) in its database at `now`
+/// (Unix milliseconds); `None` if the command sent its own replies
+/// (pub/sub, QUIT). Used directly and by EXEC.
 pub fn execute(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
+    client: &mut Client,
     name: &str,
     now: i64,
     request: &[Vec<u8>],
 ) -> Option<Reply> {
-    let db = kv.clients.get(&conn)?.session.db;
+    let db = client.session.db;
     kv.mount(db);
     let call = Call {
         name,
         args: &request[1..],
         now,
     };
-    if let Some(refusal) = commands::gate(kv, conn, &call) {
+    if let Some(refusal) = commands::gate(kv, client, &call) {
         // Redis looks the command up first: an unknown command, a wrong
         // number of arguments or an unknown subcommand is answered as such
         // even before AUTH or in a RESP2 subscriber.
         return Some(commands::lookup_error(&call, request).unwrap_or(refusal));
     }
     let reply = match name {
-        "hello" => Some(hello(kv, conn, &call)),
+        "hello" => Some(hello(kv, conn, client, &call)),
         "select" | "swapdb" | "move" | "flushdb" | "flushall" | "dbsize" => {
             let (reply, now_db) = crate::db::run(kv, &call, db);
-            if let Some(client) = kv.clients.get_mut(&conn) {
-                client.session.db = now_db;
-            }
+            client.session.db = now_db;
             Some(reply)
         }
         "reset" => {
-            crate::multi::reset(kv, conn);
-            crate::pubsub::unsubscribe_all(kv, conn);
+            crate::multi::reset(kv, conn, client);
+            crate::pubsub::unsubscribe_all(kv, conn, client);
             ctx.set_idle_exempt(conn, false);
-            let authenticated = kv.requirepass.is_none();
-            if let Some(client) = kv.clients.get_mut(&conn) {
-                client.name = None;
-                client.authenticated = authenticated;
-                client.session = Session {
-                    created_ms: client.session.created_ms,
-                    ..Session::new(now)
-                };
-            }
+            client.name = None;
+            client.authenticated = kv.requirepass.is_none();
+            client.session = Session {
+                created_ms: client.session.created_ms,
+                ..Session::new(now)
+            };
             Some(Reply::Status("RESET"))
         }
         "multi" | "exec" | "discard" | "watch" | "unwatch" => {
-            crate::multi::run(kv, ctx, conn, &call)
+            crate::multi::run(kv, ctx, conn, client, &call)
         }
         "config" | "function" | "script" | "eval" | "evalsha" | "eval_ro" | "evalsha_ro"
         | "fcall" | "fcall_ro" | "client" | "command" | "time" | "lastsave" => {
-            commands::config::run(kv, ctx, conn, &call)
+            commands::config::run(kv, ctx, conn, client, &call)
         }
-        _ => commands::dispatch(kv, ctx, conn, &call, &request[0]),
+        _ => commands::dispatch(kv, ctx, conn, client, &call, &request[0]),
     };
     if kv.watching() {
         if reply
@@ -216,12 +217,13 @@ pub fn execute(
         }
         crate::multi::touch_expired(kv);
     }
+    crate::multi::mark_touched(kv, ctx, Some((conn, client)));
     reply
 }
 
 /// HELLO [protover [AUTH username password] [SETNAME name]]: switches the
 /// connection's protocol and answers with the server map.
-fn hello(kv: &mut Kv, conn: ConnId, call: &Call<'_>) -> Reply {
+fn hello(kv: &mut Kv, conn: ConnId, client: &mut Client, call: &Call<'_>) -> Reply {
     let a = call.args;
     let mut proto = None;
     if let Some(version) = a.first() {
@@ -238,7 +240,7 @@ fn hello(kv: &mut Kv, conn: ConnId, call: &Call<'_>) -> Reply {
     while i < a.len() {
         match a[i].to_ascii_lowercase().as_slice() {
             b"auth" if i + 2 < a.len() => {
-                if let Reply::Error(e) = commands::auth(kv, conn, Some(&a[i + 1]), &a[i + 2]) {
+                if let Reply::Error(e) = commands::auth(kv, client, Some(&a[i + 1]), &a[i + 2]) {
                     return Reply::Error(e);
                 }
                 i += 3;
@@ -258,12 +260,9 @@ fn hello(kv: &mut Kv, conn: ConnId, call: &Call<'_>) -> Reply {
             }
         }
     }
-    if kv.requirepass.is_some() && !kv.clients.get(&conn).is_some_and(|c| c.authenticated) {
+    if kv.requirepass.is_some() && !client.authenticated {
         return Reply::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
     }
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return Reply::Null;
-    };
     if let Some(name) = name {
         client.name = (!name.is_empty()).then(|| String::from_utf8_lossy(name).into_owned());
     }

@@ -5,8 +5,6 @@
 mod blob;
 #[path = "../../examples/kv/blocking/mod.rs"]
 mod blocking;
-#[path = "../../examples/kv/client_map.rs"]
-mod client_map;
 #[path = "../../examples/kv/clock.rs"]
 mod clock;
 #[path = "../../examples/kv/command_table.rs"]

@@ -3,10 +3,10 @@
 //!
 //! A blocking command that finds data answers at once, exactly as its
 //! non-blocking form (`commands::pops`). Otherwise the client waits: it
-//! joins a FIFO of waiters per (database, key), and a loop timer (tokens
-//! from 1 up; the expiry cycle owns token 0) answers the null reply when
-//! its timeout passes. Inside EXEC nothing blocks: the command answers as
-//! if it timed out at once.
+//! joins a FIFO of waiters per (database, key), and a timer of its
+//! connection (token: the wait's sequence number) answers the null reply
+//! when its timeout passes. Inside EXEC nothing blocks: the command answers
+//! as if it timed out at once.
 //!
 //! Waking: a key with waiters that comes into existence, whatever command
 //! creates it (LPUSH, ZADD, RENAME, MOVE, a BLMOVE's destination, ...), is
@@ -16,12 +16,17 @@
 //! Redis's `handleClientsBlockedOnKeys` does: waiters in arrival order,
 //! each served from the key while it has data; a waiter whose key was
 //! consumed by an earlier one stays blocked, one waiting for another type
-//! is skipped, and keys a serve creates (BLMOVE) are served in turn.
+//! is skipped, and keys a serve creates (BLMOVE) are served in turn. A
+//! waiter is another connection than the one whose command made the key
+//! ready (a client runs nothing while it waits), so its state is in the
+//! loop's table.
 //!
 //! While blocked, a client's further requests are not run (Redis stops
 //! reading the connection). The runtime cannot pause reading a connection
 //! yet, so they are queued in the client (`Pending`) and run in order once
-//! it is unblocked. That queue is bounded (`MAX_PENDING_REQUESTS`,
+//! it is unblocked, in a callback of its own connection (a `RESUME` timer
+//! of zero delay, as Redis runs unblocked clients before it next sleeps),
+//! where its state is the one handed over. That queue is bounded (`MAX_PENDING_REQUESTS`,
 //! `MAX_PENDING_BYTES`): a client that sends more while blocked is closed,
 //! with a logged reason, so it cannot grow memory without bound.
 //! runtime: pause/resume reading would remove this queue.
@@ -30,12 +35,14 @@ mod timeout;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
+use std::time::Duration;
+
 use baton::{ConnId, Ctx, TimerId};
 
 use crate::commands::pops::{self, End, Op};
 use crate::commands::Call;
 use crate::protocol::{Reply, Request};
-use crate::service::Kv;
+use crate::service::{Client, Kv, RESUME};
 
 /// Requests a blocked client may queue before it is closed. The bytes
 /// bound is the one that matters; this one only keeps the count sane (a
@@ -57,8 +64,9 @@ pub struct Blocked {
     /// The keys it waits on, without repeats.
     keys: Vec<Vec<u8>>,
     op: Op,
-    /// The timeout timer and its token; `None` waits forever.
-    timer: Option<(TimerId, u64)>,
+    /// The timeout timer (a timer of the client's connection, token
+    /// `seq`); `None` waits forever.
+    timer: Option<TimerId>,
     /// The command (lowercase) and its arguments, to shape the reply.
     name: String,
     args: Vec<Vec<u8>>,
@@ -71,20 +79,15 @@ pub struct Pending {
     bytes: usize,
 }
 
-/// The waiters of every key, and the clients to resume.
+/// The waiters of every key.
 #[derive(Debug, Default)]
 pub struct Blocking {
     /// Waiters per (db, key) by arrival: O(log n) to join, leave (a
     /// timeout, a close) or find the next, however many wait.
     waiters: HashMap<(usize, Vec<u8>), BTreeMap<u64, ConnId>>,
     last_seq: u64,
-    /// Timer token -> the client it times out.
-    timeouts: HashMap<u64, ConnId>,
-    last_token: u64,
     /// Clients blocked now (INFO `blocked_clients`).
     blocked: usize,
-    /// Unblocked clients whose queued requests have yet to run.
-    resume: VecDeque<ConnId>,
 }
 
 impl Blocking {
@@ -110,10 +113,13 @@ impl Pending {
 
 /// Queues a request of blocked `conn` to run once it is unblocked, or
 /// closes the connection if that would exceed the bounds.
-pub fn defer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request) {
-    let Some(client) = kv.clients.get_mut(&conn) else {
-        return;
-    };
+pub fn defer(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    request: Request,
+) {
     let cost = request_cost(&request);
     let pending = &mut client.pending;
     if pending.requests.len() >= MAX_PENDING_REQUESTS
@@ -126,7 +132,7 @@ pub fn defer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request)
             "kv: closing a blocked client that sent more than its queue holds \
              (the runtime cannot pause reading it)"
         );
-        forget(kv, ctx, conn);
+        kv.forget_client(ctx, conn, client);
         let _ = ctx.close(conn);
         return;
     }
@@ -135,11 +141,13 @@ pub fn defer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, request: Request)
 }
 
 /// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP
-/// for `conn` on database `db`: the reply, or `None` if it blocked.
+/// for `conn` (state `client`) on database `db`: the reply, or `None` if
+/// it blocked.
 pub fn run(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
+    client: &mut Client,
     db: usize,
     call: &Call<'_>,
 ) -> Option<Reply> {
@@ -201,23 +209,18 @@ pub fn run(
         Err(e) => return Some(e),
         Ok(Some(reply)) => return Some(reply),
         Ok(None) if kv.executing => return Some(in_exec),
-        Ok(None) if !kv.clients.contains_key(&conn) => return None,
         Ok(None) => {}
     }
-    let timer = timeout.map(|after| {
-        kv.blocking.last_token += 1;
-        let token = kv.blocking.last_token;
-        kv.blocking.timeouts.insert(token, conn);
-        (ctx.set_timer(after, token), token)
-    });
+    kv.blocking.last_seq += 1;
+    let seq = kv.blocking.last_seq;
+    // `conn` is running this command, so it is open.
+    let timer = timeout.and_then(|after| ctx.set_conn_timer(conn, after, seq).ok());
     let mut seen = HashSet::with_capacity(keys.len());
     let keys: Vec<Vec<u8>> = keys
         .iter()
         .filter(|k| seen.insert(k.as_slice()))
         .cloned()
         .collect();
-    kv.blocking.last_seq += 1;
-    let seq = kv.blocking.last_seq;
     for key in &keys {
         kv.blocking
             .waiters
@@ -226,7 +229,6 @@ pub fn run(
             .insert(seq, conn);
         kv.db_at(db).blocked.insert(key.clone());
     }
-    let client = kv.clients.get_mut(&conn).expect("checked above");
     client.blocked = Some(Box::new(Blocked {
         seq,
         db,
@@ -242,13 +244,10 @@ pub fn run(
     None
 }
 
-/// Ends `conn`'s wait, if it waits: leaves every waiter queue, cancels its
-/// timer. The caller answers it.
-fn unblock(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Option<Box<Blocked>> {
-    let client = kv.clients.get_mut(&conn)?;
+/// Takes `client`'s wait out of it, if it waits, and out of the waiter
+/// queues; the caller then [`leave`]s it (its timer and idle flag).
+pub fn take_wait(kv: &mut Kv, client: &mut Client) -> Option<Box<Blocked>> {
     let blocked = client.blocked.take()?;
-    // Channels or patterns: a subscriber stays exempt from the idle timeout.
-    let subscribed = client.subscriptions() > 0;
     kv.blocking.blocked -= 1;
     for key in &blocked.keys {
         let entry = (blocked.db, key.clone());
@@ -267,53 +266,100 @@ fn unblock(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) -> Option<Box<Block
             kv.db_at(db).take_ready();
         }
     }
-    if let Some((timer, token)) = blocked.timer {
-        ctx.cancel_timer(timer);
-        kv.blocking.timeouts.remove(&token);
-    }
-    ctx.set_idle_exempt(conn, subscribed);
     Some(blocked)
 }
 
-/// Answers an unblocked client and schedules its queued requests.
-fn answer(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, blocked: &Blocked, reply: Reply) {
-    crate::session::deliver(kv, ctx, conn, reply, Some((&blocked.name, &blocked.args)));
-    kv.blocking.resume.push_back(conn);
-}
-
-/// A closed (or killed) client leaves nothing behind: no waiter entry, no
-/// timer, no queued requests.
-pub fn forget(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId) {
-    unblock(kv, ctx, conn);
-    if let Some(client) = kv.clients.get_mut(&conn) {
-        client.pending = Pending::default();
+/// The rest of ending a wait (`take_wait`'s): cancels its timeout.
+/// Nothing if `wait` is `None`.
+pub fn leave(ctx: &mut Ctx<'_, Kv>, wait: Option<Box<Blocked>>) {
+    if let Some(timer) = wait.and_then(|w| w.timer) {
+        ctx.cancel_timer(timer);
     }
 }
 
-/// The timer with `token` fired: its client gets the null reply.
-pub fn timed_out(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, token: u64) {
-    let Some(conn) = kv.blocking.timeouts.remove(&token) else {
+/// Ends the wait of `conn`, the connection whose callback runs (state
+/// `client`), and answers it `reply`.
+fn unblock_mine(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    reply: Reply,
+) {
+    let Some(blocked) = take_wait(kv, client) else {
         return;
     };
-    if let Some(blocked) = unblock(kv, ctx, conn) {
-        answer(kv, ctx, conn, &blocked, Reply::NilArray);
-    }
-    after_command(kv, ctx);
+    // Channels or patterns: a subscriber stays exempt from the idle timeout.
+    ctx.set_idle_exempt(conn, client.subscriptions() > 0);
+    let shape = Some((blocked.name.as_str(), blocked.args.as_slice()));
+    crate::session::deliver(ctx, conn, client, reply, shape);
+    leave(ctx, Some(blocked));
 }
 
-/// CLIENT UNBLOCK: ends `conn`'s wait as a timeout or with an error;
-/// `false` if it was not blocked.
-pub fn unblock_by_request(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, error: bool) -> bool {
-    let Some(blocked) = unblock(kv, ctx, conn) else {
+/// Ends the wait of another connection `conn` and answers it: `reply`, or
+/// the reply `serve` makes from its wait (`None`: it keeps waiting). Its
+/// queued requests run in its own callback, soon (`resume`). `false` if it
+/// was not waiting (or is gone).
+fn unblock_other(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    serve: impl FnOnce(&mut Kv, &Blocked) -> Option<Reply>,
+) -> bool {
+    let Some(client) = ctx.state(conn) else {
         return false;
     };
-    let reply = if error {
-        Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
-    } else {
-        Reply::NilArray
+    let Some(blocked) = client.blocked.as_deref() else {
+        return false;
     };
-    answer(kv, ctx, conn, &blocked, reply);
+    let Some(reply) = serve(kv, blocked) else {
+        return false;
+    };
+    let Some(blocked) = take_wait(kv, client) else {
+        return false;
+    };
+    let subscribed = client.subscriptions() > 0;
+    let shape = Some((blocked.name.as_str(), blocked.args.as_slice()));
+    let reply = crate::session::prepare(&mut client.session, reply, shape);
+    let resume = client.pending.has_requests();
+    if let Some(reply) = reply {
+        // Refused only if the connection is closing or gone; the runtime
+        // logs and counts why.
+        let _ = ctx.send(conn, reply);
+    }
+    ctx.set_idle_exempt(conn, subscribed);
+    if resume {
+        let _ = ctx.set_conn_timer(conn, Duration::ZERO, RESUME);
+    }
+    leave(ctx, Some(blocked));
     true
+}
+
+/// The timer with `token` of `conn` (state `client`) fired: if it is its
+/// wait's timeout, the wait ends with the null reply.
+pub fn timed_out(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    token: u64,
+) {
+    if client.blocked.as_ref().is_some_and(|b| b.seq == token) {
+        unblock_mine(kv, ctx, conn, client, Reply::NilArray);
+    }
+}
+
+/// CLIENT UNBLOCK: ends the wait of `conn` (another connection: the one
+/// asking runs, so it does not wait) as a timeout or with an error;
+/// `false` if it was not blocked.
+pub fn unblock_by_request(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, error: bool) -> bool {
+    unblock_other(kv, ctx, conn, |_, _| {
+        Some(if error {
+            Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            Reply::NilArray
+        })
+    })
 }
 
 /// SWAPDB: the waited keys of `db` that exist now are ready (Redis's
@@ -331,39 +377,29 @@ pub fn signal_db(kv: &mut Kv, db: usize, now: i64) {
     }
 }
 
-/// After every command: serves the keys it made ready, then runs the
-/// queued requests of the clients that were unblocked, one at a time,
-/// serving again after each (as Redis does after every command). A loop,
-/// not recursion: however the requests chain, the stack stays flat.
-pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>) {
-    // Nobody blocked, nobody to resume: no key can be ready either (keys
-    // are signalled only while they have waiters; see `unblock`).
-    if kv.blocking.blocked == 0 && kv.blocking.resume.is_empty() {
-        return;
-    }
-    loop {
+/// After every command of `conn` (state `client`): serves the keys it made
+/// ready (a serve may touch watched keys: those touches are applied too).
+pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, client: &mut Client) {
+    // Nobody blocked: no key can be ready either (keys are signalled only
+    // while they have waiters; see `take_wait`).
+    if kv.blocking.blocked != 0 {
         serve_ready(kv, ctx);
-        let Some(conn) = kv.blocking.resume.pop_front() else {
+        crate::multi::mark_touched(kv, ctx, Some((conn, client)));
+    }
+}
+
+/// Runs the requests `conn` (state `client`) queued while it was blocked,
+/// in order, until it blocks again or has none left, serving ready keys
+/// after each (as Redis does after every command). In `conn`'s own
+/// callback: its `RESUME` timer, or its timeout's.
+pub fn resume(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, client: &mut Client) {
+    while client.blocked.is_none() && !client.closing {
+        let Some(request) = client.pending.requests.pop_front() else {
             return;
         };
-        let Some(client) = kv.clients.get_mut(&conn) else {
-            continue;
-        };
-        if client.blocked.is_some() {
-            continue;
-        }
-        let Some(request) = client.pending.requests.pop_front() else {
-            continue;
-        };
         client.pending.bytes = client.pending.bytes.saturating_sub(request_cost(&request));
-        kv.run_request(ctx, conn, request, true);
-        if kv
-            .clients
-            .get(&conn)
-            .is_some_and(|c| c.blocked.is_none() && !c.pending.requests.is_empty())
-        {
-            kv.blocking.resume.push_front(conn);
-        }
+        kv.run_request(ctx, conn, client, request, true);
+        after_command(kv, ctx, conn, client);
     }
 }
 
@@ -408,28 +444,31 @@ fn serve_key(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, db: usize, key: &[u8]) {
         };
         after = seq;
         let now = kv.clock.now_ms(ctx.now());
-        let Some(op) = kv
-            .clients
-            .get(&conn)
-            .and_then(|c| c.blocked.as_ref())
-            .map(|b| b.op.clone())
-        else {
-            continue;
-        };
-        match kv.db.get(key, now) {
-            None => return,
-            Some(value) if !op.accepts(value) => continue,
-            Some(_) => {}
-        }
-        let reply = match pops::apply(kv, db, key, &op, now) {
-            Ok(Some(reply)) => reply,
-            Ok(None) => return,
-            // BLMOVE into a key of another type: this waiter gets the
-            // error and is unblocked; the element stays for the next.
-            Err(e) => e,
-        };
-        if let Some(blocked) = unblock(kv, ctx, conn) {
-            answer(kv, ctx, conn, &blocked, reply);
+        // The key is gone (or has nothing left to pop): nobody after is
+        // served either.
+        let mut exhausted = false;
+        unblock_other(kv, ctx, conn, |kv, blocked| {
+            match kv.db.get(key, now) {
+                None => {
+                    exhausted = true;
+                    return None;
+                }
+                Some(value) if !blocked.op.accepts(value) => return None,
+                Some(_) => {}
+            }
+            match pops::apply(kv, db, key, &blocked.op, now) {
+                Ok(Some(reply)) => Some(reply),
+                Ok(None) => {
+                    exhausted = true;
+                    None
+                }
+                // BLMOVE into a key of another type: this waiter gets the
+                // error and is unblocked; the element stays for the next.
+                Err(e) => Some(e),
+            }
+        });
+        if exhausted {
+            return;
         }
     }
 }

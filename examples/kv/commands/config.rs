@@ -8,10 +8,17 @@ use super::Call;
 use crate::command_table::COMMANDS;
 use crate::glob;
 use crate::protocol::Reply;
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 use crate::session::ReplyMode;
 
-pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+/// The server commands of this file, for `conn` (state `client`).
+pub fn run(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
     let a = call.args;
     let reply = match call.name {
         "config" => config(kv, call),
@@ -25,8 +32,8 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         "fcall" | "fcall_ro" if a.len() < 2 => call.wrong_arity(),
         // No library can be loaded, so no function exists.
         "fcall" | "fcall_ro" => Reply::error("ERR Function not found"),
-        "client" => return client(kv, ctx, conn, call),
-        "command" => command(kv, conn, call),
+        "client" => return client_command(kv, ctx, conn, client, call),
+        "command" => command(client.session.proto, call),
         "time" if a.is_empty() => {
             // The loop's clock has milliseconds; TIME promises microseconds.
             let us = std::time::SystemTime::now()
@@ -294,8 +301,9 @@ pub fn check_name(name: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-/// Closes the clients `ids` and answers `reply`; a client that kills
-/// itself gets the reply first (a close after the send flushes it).
+/// Closes the clients `ids` and answers `reply`; `me` (state `client`), if
+/// it kills itself, gets the reply first (a close after the send flushes
+/// it).
 ///
 /// The others are gone at once, as Redis frees them: their connections
 /// may take a while to close (queued output still flushing, a TLS
@@ -306,17 +314,17 @@ fn kill(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     me: ConnId,
+    client: &mut Client,
     ids: Vec<ConnId>,
     reply: Reply,
 ) -> Option<Reply> {
     for &id in ids.iter().filter(|id| **id != me) {
         // A push meanwhile must not serve it.
-        kv.forget_client(ctx, id);
-        let _ = ctx.close(id);
+        kv.kill_other(ctx, id);
     }
     if ids.contains(&me) {
-        crate::session::send(kv, ctx, me, reply);
-        kv.close_after_reply(ctx, me);
+        crate::session::send(ctx, me, client.session.proto, reply);
+        kv.close_after_reply(ctx, me, client);
         return None;
     }
     Some(reply)
@@ -332,13 +340,49 @@ fn on_off(arg: &[u8]) -> Option<bool> {
     }
 }
 
-/// One line of CLIENT LIST / CLIENT INFO, with the fields kv knows.
-fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
-    let client = &kv.clients[&id];
+/// Every client CLIENT LIST shows, in id order: `me` (running, so out of
+/// the loop's table) and the others open and not closing.
+fn client_ids(ctx: &mut Ctx<'_, Kv>, me: ConnId) -> Vec<ConnId> {
+    let mut ids: Vec<ConnId> = ctx
+        .states()
+        .filter(|(_, c)| !c.closing)
+        .map(|(id, _)| id)
+        .chain([me])
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The state of client `id`: `client` if it is `me`, else from the table.
+fn client_of<'a>(
+    ctx: &'a mut Ctx<'_, Kv>,
+    me: ConnId,
+    client: &'a mut Client,
+    id: ConnId,
+) -> Option<&'a mut Client> {
+    if id == me {
+        Some(client)
+    } else {
+        ctx.state(id).map(|c| &mut **c)
+    }
+}
+
+/// One line of CLIENT LIST / CLIENT INFO about `id`, with the fields kv
+/// knows; `me` (state `me_client`) runs the command.
+fn client_line(
+    ctx: &mut Ctx<'_, Kv>,
+    me: ConnId,
+    me_client: &mut Client,
+    id: ConnId,
+    now: i64,
+) -> String {
     let (addr, laddr) = ctx
         .conn_info(id)
         .map(|i| (i.peer.to_string(), i.local.to_string()))
         .unwrap_or_else(|| ("?".into(), "?".into()));
+    let Some(client) = client_of(ctx, me, me_client, id) else {
+        return String::new();
+    };
     let s = &client.session;
     let mut flags = String::new();
     if client.subscriptions() > 0 {
@@ -383,32 +427,29 @@ fn client_line(kv: &Kv, ctx: &mut Ctx<'_, Kv>, id: ConnId, now: i64) -> String {
     )
 }
 
-fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+/// CLIENT subcommands, for `conn` (state `client`).
+fn client_command(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
     let a = call.args;
     if a.is_empty() {
         return Some(call.wrong_arity());
-    }
-    fn session(kv: &mut Kv, conn: ConnId) -> Option<&mut crate::session::Session> {
-        kv.clients.get_mut(&conn).map(|c| &mut c.session)
     }
     let reply = match (sub(call).as_slice(), a.len()) {
         (b"id", 1) => Reply::Int(conn.serial() as i64),
         (b"setname", 2) => match check_name(&a[1]) {
             Ok(()) => {
-                if let Some(client) = kv.clients.get_mut(&conn) {
-                    client.name =
-                        (!a[1].is_empty()).then(|| String::from_utf8_lossy(&a[1]).into_owned());
-                }
+                client.name =
+                    (!a[1].is_empty()).then(|| String::from_utf8_lossy(&a[1]).into_owned());
                 Reply::Ok
             }
             Err(e) => e,
         },
-        (b"getname", 1) => Reply::bulk_or_nil(
-            kv.clients
-                .get(&conn)
-                .and_then(|c| c.name.clone())
-                .map(String::into_bytes),
-        ),
+        (b"getname", 1) => Reply::bulk_or_nil(client.name.clone().map(String::into_bytes)),
         (b"setinfo", 3) => {
             let value = String::from_utf8_lossy(&a[2]).into_owned();
             if a[2].iter().any(|&b| !(b'!'..=b'~').contains(&b)) {
@@ -417,14 +458,10 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
                     String::from_utf8_lossy(&a[1])
                 ))
             } else if a[1].eq_ignore_ascii_case(b"lib-name") {
-                if let Some(s) = session(kv, conn) {
-                    s.lib_name = Some(value);
-                }
+                client.session.lib_name = Some(value);
                 Reply::Ok
             } else if a[1].eq_ignore_ascii_case(b"lib-ver") {
-                if let Some(s) = session(kv, conn) {
-                    s.lib_ver = Some(value);
-                }
+                client.session.lib_ver = Some(value);
                 Reply::Ok
             } else {
                 Reply::error(format!(
@@ -436,12 +473,10 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
         (b"no-evict" | b"no-touch", 2) => match on_off(&a[1]) {
             Some(on) => {
                 let evict = a[0].eq_ignore_ascii_case(b"no-evict");
-                if let Some(s) = session(kv, conn) {
-                    if evict {
-                        s.no_evict = on;
-                    } else {
-                        s.no_touch = on;
-                    }
+                if evict {
+                    client.session.no_evict = on;
+                } else {
+                    client.session.no_touch = on;
                 }
                 kv.maxmemory.no_touch_seen |= on && !evict;
                 Reply::Ok
@@ -455,9 +490,7 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
                 b"skip" => ReplyMode::Skip,
                 _ => return Some(Reply::error(super::SYNTAX)),
             };
-            if let Some(s) = session(kv, conn) {
-                s.reply_mode = mode;
-            }
+            client.session.reply_mode = mode;
             // Only ON is acknowledged; OFF and SKIP silence their own reply.
             if mode == ReplyMode::On {
                 Reply::Ok
@@ -465,12 +498,12 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
                 return None;
             }
         }
-        (b"info", 1) => Reply::Bulk(client_line(kv, ctx, conn, call.now).into_bytes()),
-        (b"list", _) => match client_filter(kv, ctx, &a[1..], conn, true) {
+        (b"info", 1) => Reply::Bulk(client_line(ctx, conn, client, conn, call.now).into_bytes()),
+        (b"list", _) => match client_filter(ctx, &a[1..], conn, client, true) {
             Ok(ids) => {
                 let mut out = String::new();
                 for id in ids {
-                    out.push_str(&client_line(kv, ctx, id, call.now));
+                    out.push_str(&client_line(ctx, conn, client, id, call.now));
                 }
                 Reply::Bulk(out.into_bytes())
             }
@@ -479,12 +512,12 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
         (b"kill", 2) => {
             // Old form: CLIENT KILL addr:port.
             let target = String::from_utf8_lossy(&a[1]).into_owned();
-            let found = kv.clients.keys().copied().find(|id| {
+            let found = client_ids(ctx, conn).into_iter().find(|id| {
                 ctx.conn_info(*id)
                     .is_some_and(|i| i.peer.to_string() == target)
             });
             match found {
-                Some(id) => return kill(kv, ctx, conn, vec![id], Reply::Ok),
+                Some(id) => return kill(kv, ctx, conn, client, vec![id], Reply::Ok),
                 None => Reply::error("ERR No such client"),
             }
         }
@@ -501,7 +534,11 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
             };
             match super::int(&a[1]) {
                 Ok(id) => {
-                    let target = kv.clients.keys().copied().find(|c| c.serial() as i64 == id);
+                    // Not `conn`: it runs this command, so it does not wait.
+                    let target = ctx
+                        .states()
+                        .find(|(c, state)| !state.closing && c.serial() as i64 == id)
+                        .map(|(c, _)| c);
                     let unblocked = target
                         .is_some_and(|t| crate::blocking::unblock_by_request(kv, ctx, t, error));
                     Reply::Int(i64::from(unblocked))
@@ -509,10 +546,10 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
                 Err(e) => e,
             }
         }
-        (b"kill", n) if n % 2 == 1 => match client_filter(kv, ctx, &a[1..], conn, false) {
+        (b"kill", n) if n % 2 == 1 => match client_filter(ctx, &a[1..], conn, client, false) {
             Ok(ids) => {
                 let killed = Reply::Int(ids.len() as i64);
-                return kill(kv, ctx, conn, ids, killed);
+                return kill(kv, ctx, conn, client, ids, killed);
             }
             Err(e) => e,
         },
@@ -522,16 +559,16 @@ fn client(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> 
 }
 
 /// The clients CLIENT LIST (`list`: TYPE, ID) or CLIENT KILL (ID, ADDR,
-/// LADDR, TYPE, USER, SKIPME) selects, in id order.
+/// LADDR, TYPE, USER, SKIPME) selects, in id order; `me` (state
+/// `me_client`) asks.
 fn client_filter(
-    kv: &Kv,
     ctx: &mut Ctx<'_, Kv>,
     filters: &[Vec<u8>],
     me: ConnId,
+    me_client: &mut Client,
     list: bool,
 ) -> Result<Vec<ConnId>, Reply> {
-    let mut ids: Vec<ConnId> = kv.clients.keys().copied().collect();
-    ids.sort();
+    let mut ids = client_ids(ctx, me);
     let mut skip_me = !list;
     let mut i = 0;
     while i < filters.len() {
@@ -563,7 +600,10 @@ fn client_filter(
                     }
                     _ => return Err(Reply::error(format!("ERR Unknown client type '{value_s}'"))),
                 };
-                ids.retain(|id| (kv.clients[id].subscriptions() == 0) != pubsub);
+                ids.retain(|&id| {
+                    client_of(ctx, me, me_client, id)
+                        .is_some_and(|c| (c.subscriptions() == 0) != pubsub)
+                });
             }
             b"addr" if !list => ids.retain(|id| {
                 ctx.conn_info(*id)
@@ -599,8 +639,9 @@ fn client_filter(
 
 /// COMMAND [COUNT | LIST | INFO name... | DOCS name...]: Redis 7.0's own
 /// metadata for the commands kv implements (`command_table.rs`).
-fn command(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Reply {
-    let v3 = crate::session::proto(kv, conn) >= 3;
+/// `proto` is the asking connection's protocol.
+fn command(proto: u8, call: &Call<'_>) -> Reply {
+    let v3 = proto >= 3;
     let info = |s: &crate::command_table::Spec| Reply::Raw(if v3 { s.info3 } else { s.info2 });
     let find = |name: &[u8]| {
         let name = name.to_ascii_lowercase();

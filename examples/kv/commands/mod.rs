@@ -28,7 +28,7 @@ pub use lookup::lookup;
 pub use server::{auth, gate};
 
 use crate::protocol::Reply;
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
@@ -74,23 +74,27 @@ pub fn range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     (start <= stop && start < len).then_some((start as usize, stop as usize))
 }
 
-/// Runs one data command (`sent`: its name as the client sent it, for the
-/// unknown-command error), once `session::execute` has let it through the
-/// gate. `None` means the reply was already sent (pub/sub).
+/// Runs one data command of `conn` (state `client`; `sent`: the command's
+/// name as the client sent it, for the unknown-command error), once
+/// `session::execute` has let it through the gate. `None` means the reply
+/// was already sent (pub/sub).
 pub fn dispatch(
     kv: &mut Kv,
     ctx: &mut Ctx<'_, Kv>,
     conn: ConnId,
+    client: &mut Client,
     call: &Call<'_>,
     sent: &[u8],
 ) -> Option<Reply> {
-    if let Some(refused) = crate::eviction::before_command(kv, conn, call) {
+    if let Some(refused) = crate::eviction::before_command(kv, client, call) {
         return Some(refused);
     }
     let reply = match call.name {
-        "ping" | "echo" | "quit" | "auth" | "info" => return server::run(kv, ctx, conn, call),
+        "ping" | "echo" | "quit" | "auth" | "info" => {
+            return server::run(kv, ctx, conn, client, call)
+        }
         "subscribe" | "unsubscribe" | "psubscribe" | "punsubscribe" | "publish" | "pubsub" => {
-            return crate::pubsub::run(kv, ctx, conn, call)
+            return crate::pubsub::run(kv, ctx, conn, client, call)
         }
         "get" | "set" | "setnx" | "setex" | "psetex" | "getset" | "getdel" | "append"
         | "strlen" | "incr" | "incrby" | "decr" | "decrby" | "incrbyfloat" | "mget" | "mset"
@@ -98,7 +102,7 @@ pub fn dispatch(
         "del" | "unlink" | "exists" | "type" | "expire" | "pexpire" | "expireat" | "pexpireat"
         | "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" | "keys" | "scan"
         | "rename" | "renamenx" | "touch" | "randomkey" => keys::run(kv, call),
-        "copy" => keys::copy(kv, call, client_db(kv, conn)),
+        "copy" => keys::copy(kv, call, client.session.db),
         "object" => object::run(kv, call),
         "lpush" | "rpush" | "lpushx" | "rpushx" | "lpop" | "rpop" | "lrange" | "llen"
         | "lindex" | "lset" | "linsert" | "lrem" | "ltrim" | "lpos" => lists::run(kv, call),
@@ -109,18 +113,16 @@ pub fn dispatch(
         "sadd" | "srem" | "spop" | "scard" | "sismember" | "smismember" | "smembers"
         | "srandmember" | "smove" | "sinter" | "sunion" | "sdiff" | "sinterstore"
         | "sunionstore" | "sdiffstore" | "sintercard" | "sscan" => sets::run(kv, call),
-        "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client_db(kv, conn), call),
+        "lmove" | "rpoplpush" | "lmpop" | "zmpop" => pops::run(kv, client.session.db, call),
         "blpop" | "brpop" | "blmove" | "brpoplpush" | "blmpop" | "bzpopmin" | "bzpopmax"
-        | "bzmpop" => return crate::blocking::run(kv, ctx, conn, client_db(kv, conn), call),
+        | "bzmpop" => {
+            let db = client.session.db;
+            return crate::blocking::run(kv, ctx, conn, client, db, call);
+        }
         name if zsets::handles(name) => zsets::run(kv, call),
         _ => unknown(sent, call.args),
     };
     Some(reply)
-}
-
-/// The database `conn` runs its commands in (mounted as `kv.db`).
-fn client_db(kv: &Kv, conn: ConnId) -> usize {
-    kv.clients.get(&conn).map_or(0, |c| c.session.db)
 }
 
 /// Redis's answer to a request it cannot look up: an unknown command, the

@@ -5,12 +5,13 @@ use baton::{ConnId, Ctx};
 
 use super::Call;
 use crate::protocol::Reply;
-use crate::service::Kv;
+use crate::service::{Client, Kv};
 
-/// Refuses a command the connection may not run now: before AUTH when a
-/// password is set, or a non-pub/sub command while subscribed.
-pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
-    let client = kv.clients.get(&conn)?;
+/// Refuses a command the connection (state `client`) may not run now:
+/// before AUTH when a password is set, or a non-pub/sub command while
+/// subscribed. A request always comes with its connection's state, so
+/// there is no "unknown client" to let through.
+pub fn gate(kv: &Kv, client: &Client, call: &Call<'_>) -> Option<Reply> {
     if kv.requirepass.is_some()
         && !client.authenticated
         && !matches!(call.name, "auth" | "hello" | "quit")
@@ -42,15 +43,19 @@ pub fn gate(kv: &Kv, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
     None
 }
 
-pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) -> Option<Reply> {
+/// PING, ECHO, QUIT, AUTH, INFO for `conn` (state `client`).
+pub fn run(
+    kv: &mut Kv,
+    ctx: &mut Ctx<'_, Kv>,
+    conn: ConnId,
+    client: &mut Client,
+    call: &Call<'_>,
+) -> Option<Reply> {
     let a = call.args;
     let arity = |ok: bool| if ok { None } else { Some(call.wrong_arity()) };
     let reply = match call.name {
         "ping" => arity(a.len() <= 1).unwrap_or_else(|| {
-            let subscribed = kv
-                .clients
-                .get(&conn)
-                .is_some_and(|c| c.subscriptions() > 0 && c.session.proto < 3);
+            let subscribed = client.subscriptions() > 0 && client.session.proto < 3;
             match (a.first(), subscribed) {
                 (None, false) => Reply::Status("PONG"),
                 (Some(msg), false) => Reply::Bulk(msg.clone()),
@@ -62,15 +67,15 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
         "echo" => arity(a.len() == 1).unwrap_or_else(|| Reply::Bulk(a[0].clone())),
         "quit" => {
             let _ = ctx.send(conn, Reply::Ok);
-            kv.close_after_reply(ctx, conn);
+            kv.close_after_reply(ctx, conn, client);
             return None;
         }
         "auth" => match a.len() {
-            1 => auth(kv, conn, None, &a[0]),
-            2 => auth(kv, conn, Some(&a[0]), &a[1]),
+            1 => auth(kv, client, None, &a[0]),
+            2 => auth(kv, client, Some(&a[0]), &a[1]),
             _ => call.wrong_arity(),
         },
-        "info" => Reply::Bulk(crate::info::render(kv, ctx, a.first()).into_bytes()),
+        "info" => Reply::Bulk(crate::info::render(kv, ctx, client, a.first()).into_bytes()),
         _ => unreachable!("dispatched here"),
     };
     Some(reply)
@@ -78,8 +83,8 @@ pub fn run(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, call: &Call<'_>) ->
 
 /// AUTH [username] password. Only Redis's `default` user exists (named
 /// exactly so); without `requirepass` it takes any password, as Redis's
-/// `nopass` default user does when named.
-pub fn auth(kv: &mut Kv, conn: ConnId, user: Option<&[u8]>, password: &[u8]) -> Reply {
+/// `nopass` default user does when named. Authenticates `client`.
+pub fn auth(kv: &Kv, client: &mut Client, user: Option<&[u8]>, password: &[u8]) -> Reply {
     let wrong = || Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
     if user.is_some_and(|u| u != b"default") {
         return wrong();
@@ -94,9 +99,7 @@ pub fn auth(kv: &mut Kv, conn: ConnId, user: Option<&[u8]>, password: &[u8]) -> 
         );
     };
     if password == expected.as_bytes() {
-        if let Some(client) = kv.clients.get_mut(&conn) {
-            client.authenticated = true;
-        }
+        client.authenticated = true;
         Reply::Ok
     } else {
         wrong()
