@@ -271,12 +271,10 @@ fn assert_bounded(report: &RunReport<stream::Stream>, total: u64, hard_limit: us
 }
 
 fn stream_config(io_threads: usize) -> Config {
-    Config {
-        io_threads,
-        io_activation: IoActivation::Always,
-        output_hard_limit: 8 << 20,
-        ..Config::default()
-    }
+    Config::default()
+        .io_threads(io_threads)
+        .io_activation(IoActivation::Always)
+        .output_hard_limit(8 << 20)
 }
 
 #[test]
@@ -675,10 +673,7 @@ impl Service for Probe {
 
 #[test]
 fn conn_info_answers_for_a_connection_on_an_io_thread() {
-    let config = Config {
-        io_activation: IoActivation::Always,
-        ..Config::default()
-    };
+    let config = Config::default().io_activation(IoActivation::Always);
     let server = Running::start(
         Server::builder().io_threads(1).config(config),
         None,
@@ -809,14 +804,8 @@ fn io_threads_in_use(builder: Builder) -> (usize, StatsSnapshot) {
 
 #[test]
 fn io_threads_given_to_the_builder_wins_over_config_in_either_order() {
-    let always = Config {
-        io_activation: IoActivation::Always,
-        ..Config::default()
-    };
-    let five = Config {
-        io_threads: 5,
-        ..always.clone()
-    };
+    let always = Config::default().io_activation(IoActivation::Always);
+    let five = always.clone().io_threads(5);
     for (what, builder) in [
         (
             "io_threads(2).config(default)",
