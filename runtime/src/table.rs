@@ -277,6 +277,11 @@ impl<S: Service> Table<S> {
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<(Entry<S>, Lent<S>)> {
         self.get(id)?.home()?;
         let mut entry = self.slots.remove(id.slot());
+        if self.slots.is_empty() {
+            // After a burst the table would keep its peak size (an entry is a
+            // few hundred bytes) for good; once empty it starts small again.
+            self.slots.shrink_to_fit();
+        }
         let conn = entry.place.take().expect("checked home above");
         Some((entry, conn))
     }
