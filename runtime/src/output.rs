@@ -75,3 +75,34 @@ impl Edges {
         self.read_to_would_block |= other.read_to_would_block;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_held_are_queued_frames_plus_encoded_bytes_not_yet_written() {
+        let mut out: Output<&str> = Output::default();
+        out.queue("abc", 3);
+        out.wbuf = b"0123456789".to_vec();
+        out.wpos = 4;
+        assert_eq!(out.bytes(), 3 + 6);
+        out.discard();
+        assert_eq!(out.bytes(), 0);
+        assert_eq!(out.frames().count(), 0);
+    }
+
+    #[test]
+    fn merged_edges_keep_every_edge_either_side_saw() {
+        let mut edges = Edges {
+            readable: true,
+            ..Edges::default()
+        };
+        edges.merge(Edges {
+            writable: true,
+            read_to_would_block: true,
+            ..Edges::default()
+        });
+        assert!(edges.readable && edges.writable && edges.read_to_would_block);
+    }
+}

@@ -360,6 +360,7 @@ mod tests {
         away.queue("b", 1);
         away.queue("cc", 2);
         assert_eq!(away.output_bytes(), 6, "held on leaving plus sent since");
+        assert!(!away.is_aborted(), "sending is not ending");
         let (output, _, failed) = joined(away, &["aaa"], false);
         assert_eq!(
             output.frames().copied().collect::<Vec<_>>(),
