@@ -6,9 +6,9 @@
 // semver promise.
 pub use baton_io_threads::WorkerStats;
 pub use baton_runtime::{
-    Builder, CloseReason, Codec, Config, ConnId, ConnInfo, Ctx, IoActivation, LoopHandle, NoCodec,
-    ProtocolError, ProtocolErrorKind, RecvBuf, RunReport, SendError, Server, Service,
-    StatsSnapshot, Stopped, TimerId, TlsFailure,
+    Builder, CloseReason, ClosedCounts, Codec, Config, ConnId, ConnInfo, Ctx, IoActivation,
+    LoopHandle, NoCodec, ProtocolError, ProtocolErrorKind, RecvBuf, RunReport, SendError, Server,
+    Service, StatsSnapshot, Stopped, TimerId, TlsFailure,
 };
 
 pub mod tls {

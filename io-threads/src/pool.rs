@@ -46,6 +46,7 @@ impl Default for PoolConfig {
 
 /// Per-worker counters, read at any time from any thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WorkerStats {
     /// Jobs this worker has completed without a panic.
     pub jobs: u64,

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 /// When a server with IO threads ([`Config::io_threads`](crate::Config)
 /// above zero) hands IO steps to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum IoActivation {
     /// Run IO steps inline while the loop has headroom. When the loop is
     /// saturated (busy for at least 90% of a 25 ms window), hand steps to

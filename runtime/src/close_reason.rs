@@ -48,8 +48,12 @@ macro_rules! close_reason_counters {
 
         impl CloseReason {
             /// Every reason's counter name, in [`index`](Self::index) order.
-            pub const NAMES: [&'static str; [$(Row::$name),*].len()] =
-                [$(stringify!($name)),*];
+            /// A slice, not an array: appending a reason changes no type.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// How many reasons there are (`NAMES.len()`), for the counters'
+            /// own arrays.
+            pub(crate) const COUNT: usize = [$(Row::$name),*].len();
 
             /// Position of this reason in [`NAMES`](Self::NAMES) and in
             /// [`StatsSnapshot::closed`](crate::StatsSnapshot::closed).

@@ -51,6 +51,14 @@ impl<S: Service> Ctx<'_, S> {
         self.core.is_live(conn)
     }
 
+    /// Whether `conn` is closing: a close was requested or decided (output
+    /// limit, a socket error, a timeout), so it takes no more output. `false`
+    /// for a connection that is not open. A service can stop working for a
+    /// connection whose replies would be refused.
+    pub fn is_closing(&self, conn: ConnId) -> bool {
+        self.core.table.get(conn).is_some_and(|e| e.is_ending())
+    }
+
     /// Who `conn` is (addresses, listener, what TLS negotiated), for any
     /// open connection, wherever it is at this moment.
     pub fn conn_info(&self, conn: ConnId) -> Option<&ConnInfo> {

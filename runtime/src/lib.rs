@@ -56,6 +56,6 @@ pub use context::Ctx;
 pub use handle::{LoopHandle, Stopped};
 pub use server::{RunReport, Server};
 pub use service::{Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service};
-pub use stats::StatsSnapshot;
+pub use stats::{ClosedCounts, StatsSnapshot};
 pub use timers::TimerId;
 pub use tls_failure::TlsFailure;

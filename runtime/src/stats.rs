@@ -154,7 +154,7 @@ stats! {
         /// 1 while IO steps go to the IO threads, else 0.
         io_offloading: Counter,
         /// Closes, indexed as [`CloseReason::NAMES`].
-        closed: [Counter; CloseReason::NAMES.len()],
+        closed: [Counter; CloseReason::COUNT],
     }
     derived |stats, source| {
         /// Completed handshakes per cipher suite (suites never used are left out).
@@ -180,8 +180,8 @@ stats! {
             .map(PoolStatsReader::worker_stats)
             .unwrap_or_default(),
         /// Closes by reason, indexed as [`CloseReason::NAMES`].
-        closed: [u64; CloseReason::NAMES.len()] =
-            std::array::from_fn(|i| stats.closed[i].get()),
+        closed: ClosedCounts =
+            ClosedCounts(std::array::from_fn(|i| stats.closed[i].get())),
     }
 }
 
@@ -224,6 +224,52 @@ pub(crate) struct StatsSource {
     pub(crate) stats: Arc<Stats>,
     pub(crate) signal: Arc<LoopSignal>,
     pub(crate) pool: Option<PoolStatsReader>,
+}
+
+/// Closes counted by reason, indexed as [`CloseReason::NAMES`]
+/// (`closed[reason.index()]`). Its length is not part of its type, so a new
+/// close reason is not a breaking change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClosedCounts([u64; CloseReason::COUNT]);
+
+impl ClosedCounts {
+    /// The counts, in [`CloseReason::NAMES`] order.
+    pub fn iter(&self) -> std::slice::Iter<'_, u64> {
+        self.0.iter()
+    }
+
+    /// How many reasons are counted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true: every reason has a counter.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<usize> for ClosedCounts {
+    type Output = u64;
+    fn index(&self, i: usize) -> &u64 {
+        &self.0[i]
+    }
+}
+
+impl IntoIterator for ClosedCounts {
+    type Item = u64;
+    type IntoIter = std::array::IntoIter<u64, { CloseReason::COUNT }>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a ClosedCounts {
+    type Item = &'a u64;
+    type IntoIter = std::slice::Iter<'a, u64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 impl StatsSnapshot {

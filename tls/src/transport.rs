@@ -90,6 +90,7 @@ impl std::error::Error for TransportError {}
 
 /// What a completed TLS handshake negotiated.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TlsInfo {
     /// `TLSv1_2` or `TLSv1_3`.
     pub version: rustls::ProtocolVersion,

@@ -22,14 +22,13 @@
 //! loop's table.
 //!
 //! While blocked, a client's further requests are not run (Redis stops
-//! reading the connection). The runtime cannot pause reading a connection
-//! yet, so they are queued in the client (`Pending`) and run in order once
+//! reading the connection). kv queues them in the client (`Pending`)
+//! instead (`Ctx::pause_reading` could now replace that) and runs them in order once
 //! it is unblocked, in a callback of its own connection (a `RESUME` timer
 //! of zero delay, as Redis runs unblocked clients before it next sleeps),
 //! where its state is the one handed over. That queue is bounded (`MAX_PENDING_REQUESTS`,
 //! `MAX_PENDING_BYTES`): a client that sends more while blocked is closed,
 //! with a logged reason, so it cannot grow memory without bound.
-//! runtime: pause/resume reading would remove this queue.
 
 mod timeout;
 
@@ -129,8 +128,7 @@ pub fn defer(
             conn = conn.serial(),
             queued = pending.requests.len(),
             bytes = pending.bytes,
-            "kv: closing a blocked client that sent more than its queue holds \
-             (the runtime cannot pause reading it)"
+            "kv: closing a client that sent more than its blocked-request queue holds"
         );
         kv.forget_client(ctx, conn, client);
         let _ = ctx.close(conn);
@@ -393,7 +391,9 @@ pub fn after_command(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, client: &
 /// after each (as Redis does after every command). In `conn`'s own
 /// callback: its `RESUME` timer, or its timeout's.
 pub fn resume(kv: &mut Kv, ctx: &mut Ctx<'_, Kv>, conn: ConnId, client: &mut Client) {
-    while client.blocked.is_none() && !client.closing {
+    // The runtime may have decided to close meanwhile (the replies passed
+    // the output limit): the rest would run for nobody.
+    while client.blocked.is_none() && !client.closing && !ctx.is_closing(conn) {
         let Some(request) = client.pending.requests.pop_front() else {
             return;
         };
