@@ -88,10 +88,7 @@ impl<S: Service> Core<S> {
     /// open; one that is away is looked at when it comes back).
     pub(crate) fn schedule(&mut self, id: ConnId) {
         if let Some(entry) = self.table.get_mut(id) {
-            if !entry.scheduled && entry.home().is_some() {
-                entry.scheduled = true;
-                self.scheduled.push(id);
-            }
+            entry.schedule_into(&mut self.scheduled);
         }
     }
 

@@ -23,11 +23,7 @@ impl<S: Service> Server<S> {
         match entry.home_mut() {
             Some(conn) => {
                 conn.edges.merge(edges);
-                // `Core::schedule`, without looking the entry up again.
-                if !entry.scheduled {
-                    entry.scheduled = true;
-                    self.core.scheduled.push(entry.id);
-                }
+                entry.schedule_into(&mut self.core.scheduled);
             }
             None => entry.away_mut().expect("not home").add_edges(edges),
         }

@@ -237,16 +237,6 @@ impl ClosedCounts {
     pub fn iter(&self) -> std::slice::Iter<'_, u64> {
         self.0.iter()
     }
-
-    /// How many reasons are counted.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Never true: every reason has a counter.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl std::ops::Index<usize> for ClosedCounts {

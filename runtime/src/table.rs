@@ -183,6 +183,16 @@ impl<S: Service> Entry<S> {
         self.place.away_mut()
     }
 
+    /// Adds this connection to the loop's list of connections to look at,
+    /// once, if it is home (one that is away is looked at when it comes
+    /// back).
+    pub(crate) fn schedule_into(&mut self, scheduled: &mut Vec<ConnId>) {
+        if !self.scheduled && self.home().is_some() {
+            self.scheduled = true;
+            scheduled.push(self.id);
+        }
+    }
+
     /// Output held for the connection, home or away (away: an upper bound).
     pub(crate) fn output_bytes(&self) -> usize {
         match &self.place {
