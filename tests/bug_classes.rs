@@ -126,8 +126,9 @@ mod worker_mutates_loop {
         TlsSettings::from_files(dir.join("big.pem"), dir.join("big.key"))
     }
 
-    /// Sends its ClientHello, then does not read for a while (the server's
-    /// flight fills the socket and blocks), then finishes the handshake,
+    /// Sends its ClientHello, then does not read until the server's flight
+    /// has started arriving (so it fills the socket and blocks), then
+    /// finishes the handshake,
     /// echoes one message and closes gracefully.
     fn slow_reader(i: usize, addr: SocketAddr, config: Arc<ClientConfig>) {
         let socket =
@@ -141,6 +142,13 @@ mod worker_mutates_loop {
         let name = ServerName::try_from("localhost").unwrap();
         let mut conn = ClientConnection::new(config, name).unwrap();
         conn.write_tls(&mut tcp).unwrap();
+        // Wait for the first bytes of the server's flight: its write has
+        // then been made, and the flight (far larger than both buffers)
+        // stopped on `EAGAIN`, however late a loaded machine ran it. A
+        // fixed sleep instead let a slow server write while this client
+        // already read, and the flight then fitted.
+        let mut first = [0u8; 1];
+        assert_eq!(tcp.peek(&mut first).expect("the server's flight"), 1);
         std::thread::sleep(Duration::from_millis(100));
         let mut stream = Stream::Tls(Box::new(StreamOwned::new(conn, tcp)));
         stream.handshake().expect("handshake");
