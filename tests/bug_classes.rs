@@ -214,10 +214,14 @@ mod worker_mutates_loop {
         }
         let stats = server.handle.stats();
         println!(
-            "stats tls_write_steps={} closed={} jobs_dispatched={}",
+            "stats tls_write_steps={} closed={} jobs_dispatched={} poller_ctl_calls={} \
+             wakeups_sent={} loop_iterations={}",
             stats.tls_write_steps,
             stats.closed_total(),
-            stats.jobs_dispatched
+            stats.jobs_dispatched,
+            stats.poller_ctl_calls,
+            stats.wakeups_sent,
+            stats.loop_iterations
         );
         assert_eq!(stats.handshakes_ok, CLIENTS as u64, "{stats:#?}");
         assert!(stats.jobs_dispatched > 0, "{stats:#?}");
@@ -275,7 +279,7 @@ mod worker_mutates_loop {
             .args(["-f", "-qq", "--seccomp-bpf", "-e", "signal=none"])
             .args([
                 "-e",
-                "trace=/^epoll_,write,writev,sendto,sendmsg,exit",
+                "trace=/^epoll_,/^timerfd_,write,writev,sendto,sendmsg,exit",
                 "-o",
             ])
             .arg(&log_path)
@@ -367,6 +371,34 @@ mod worker_mutates_loop {
             teardown.is_empty(),
             "after the loop exited, only the poller's own teardown:\n{}",
             teardown.join("\n")
+        );
+        // The wait's own cost (vendor/polling/BATON-PATCH.md): no timer
+        // re-armed per wait, and the notifier re-armed only after a wake-up
+        // ended a wait, so the loop's `epoll_ctl` calls are baton's own
+        // registrations, at most one re-arm per wake-up sent, and the
+        // notifier's first registration. Unpatched, every wait added two.
+        let counter = |name: &str| -> u64 {
+            stdout
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in the stats line:\n{stdout}"))
+        };
+        let timer_calls = calls
+            .iter()
+            .filter(|c| c.name.starts_with("timerfd_"))
+            .count();
+        assert_eq!(timer_calls, 0, "a timerfd armed by the poller's wait");
+        let loop_ctl = running
+            .iter()
+            .filter(|c| c.tid == loop_tid && c.name == "epoll_ctl")
+            .count() as u64;
+        let budget = counter("poller_ctl_calls") + counter("wakeups_sent") + 1;
+        assert!(
+            loop_ctl <= budget,
+            "{loop_ctl} epoll_ctl calls on the loop, more than its {budget} registrations \
+             and wake-ups ({} iterations)",
+            counter("loop_iterations")
         );
         let (blocks, resumed_on_io, resumed_on_loop) = flights(&calls, &io, loop_tid);
         let counters = stdout

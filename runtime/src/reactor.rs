@@ -380,3 +380,77 @@ mod kernel_edges {
         assert!(got.len() == 1 && got[0].writable, "{got:?}");
     }
 }
+
+/// What the patched `polling` wait (vendor/polling/BATON-PATCH.md) must
+/// still guarantee now that it makes one system call when nothing woke it:
+/// `epoll_wait`'s own timeout never ends a wait before its deadline, and a
+/// wake-up is neither lost nor reported twice.
+#[cfg(test)]
+mod wait_semantics {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_wait_never_ends_before_its_deadline() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let mut out = Vec::new();
+        // Sub-millisecond parts: epoll_wait counts whole milliseconds, so
+        // these are rounded up, never down.
+        for micros in [300, 1_300, 2_700, 10_050] {
+            let timeout = Duration::from_micros(micros);
+            let started = Instant::now();
+            reactor.wait(Some(timeout), &mut out).unwrap();
+            assert!(out.is_empty(), "{out:?}");
+            assert!(
+                started.elapsed() >= timeout,
+                "a {timeout:?} wait ended after {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn a_wake_ends_one_wait_and_the_next_wake_ends_the_next() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let waker = reactor.waker();
+        let mut out = Vec::new();
+        // Generous: a lost wake-up shows as the full minute.
+        let forever = Some(Duration::from_secs(60));
+        for round in 0..3 {
+            let started = Instant::now();
+            let wake = {
+                let waker = waker.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    waker.wake();
+                })
+            };
+            reactor.wait(forever, &mut out).unwrap();
+            wake.join().unwrap();
+            assert!(out.is_empty(), "a wake-up is not an event: {out:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "round {round}: the wake-up was lost"
+            );
+            // Consumed: the next wait sleeps to its deadline.
+            let started = Instant::now();
+            let quiet = Duration::from_millis(30);
+            reactor.wait(Some(quiet), &mut out).unwrap();
+            assert!(started.elapsed() >= quiet, "round {round}: woken twice");
+        }
+    }
+
+    /// A wake-up that arrives while the loop is busy (not in a wait) is
+    /// kept for its next wait.
+    #[test]
+    fn a_wake_before_the_wait_is_kept_for_it() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let mut out = Vec::new();
+        reactor.waker().wake();
+        let started = Instant::now();
+        reactor
+            .wait(Some(Duration::from_secs(60)), &mut out)
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30), "lost");
+    }
+}

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 #[cfg(not(target_os = "redox"))]
 use rustix::event::{eventfd, EventfdFlags};
 #[cfg(not(target_os = "redox"))]
-use rustix::time::{
-    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
-};
+// baton patch: `timerfd_create` and its flags are no longer used.
+use rustix::time::{timerfd_settime, Itimerspec, TimerfdTimerFlags};
 
 use rustix::buffer::spare_capacity;
 use rustix::event::{epoll, Timespec};
@@ -46,12 +45,15 @@ impl Poller {
 
         // Set up notifier and timerfd.
         let notifier = Notifier::new()?;
+        // baton patch: no timerfd. Arming one costs a `timerfd_settime` and
+        // an `epoll_ctl` on every `wait` with a deadline; `epoll_wait`'s own
+        // timeout (rustix rounds it up to whole milliseconds, so a wait never
+        // ends before its deadline) costs nothing. The price is millisecond
+        // rather than nanosecond resolution, which a server's timers do not
+        // need. The code below that uses the timerfd when there is one is
+        // left as published.
         #[cfg(not(target_os = "redox"))]
-        let timer_fd = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-        )
-        .ok();
+        let timer_fd: Option<OwnedFd> = None;
 
         let poller = Poller {
             epoll_fd,
@@ -229,12 +231,24 @@ impl Poller {
         );
 
         // Clear the notification (if received) and re-register interest in it.
-        self.notifier.clear();
-        self.modify(
-            self.notifier.as_fd(),
-            Event::readable(crate::NOTIFY_KEY),
-            PollMode::Oneshot,
-        )?;
+        //
+        // baton patch: only when it was received. A oneshot registration
+        // that has not fired is still armed, and one that fired but did not
+        // fit in `events` stays queued for the next wait; either way nothing
+        // is lost, and a wait that no notification ended makes one system
+        // call instead of three.
+        let notified = events
+            .list
+            .iter()
+            .any(|ev| ev.data.u64() as usize == crate::NOTIFY_KEY);
+        if notified {
+            self.notifier.clear();
+            self.modify(
+                self.notifier.as_fd(),
+                Event::readable(crate::NOTIFY_KEY),
+                PollMode::Oneshot,
+            )?;
+        }
         Ok(())
     }
 
