@@ -10,6 +10,15 @@ use crate::plan::{self, Next, Step};
 use crate::reactor::Readiness;
 use crate::{CloseReason, ConnId, Server, Service};
 
+/// Which steps a pass of [`Server::advance_scheduled`] may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Any,
+    /// No reads: a step that would read is cut to its write, or left for
+    /// the next iteration.
+    WritesOnly,
+}
+
 impl<S: Service> Server<S> {
     pub(crate) fn mark_ready(&mut self, event: Readiness) {
         let edges = Edges {
@@ -79,22 +88,29 @@ impl<S: Service> Server<S> {
         self.core.schedule(id);
     }
 
-    /// Looks at every connection scheduled so far. Connections scheduled
-    /// while doing so wait for the next iteration, so one busy connection
-    /// cannot starve the poller.
+    /// Looks at every connection scheduled so far, then once more at those
+    /// the first pass scheduled again, for writes only: the replies the
+    /// service queued to input read in this iteration go out in it too (as
+    /// a task-per-connection runtime writes right after its read), instead
+    /// of waiting behind another poller wait. Nothing reads twice in one
+    /// iteration, so one busy connection cannot starve the poller; what
+    /// the second pass leaves waits for the next iteration.
     pub(crate) fn advance_scheduled(&mut self) {
-        let batch = std::mem::take(&mut self.core.scheduled);
-        for &id in &batch {
-            self.advance(id);
+        let mut spare = Vec::new();
+        for pass in [Pass::Any, Pass::WritesOnly] {
+            let mut batch = std::mem::take(&mut self.core.scheduled);
+            for &id in &batch {
+                self.advance(id, pass);
+            }
+            batch.clear();
+            spare = batch;
         }
-        let mut batch = batch;
-        batch.clear();
         if self.core.scheduled.is_empty() {
-            self.core.scheduled = batch;
+            self.core.scheduled = spare;
         }
     }
 
-    fn advance(&mut self, id: ConnId) {
+    fn advance(&mut self, id: ConnId, pass: Pass) {
         if self.past_shutdown_deadline() {
             // No step after the deadline: a connection that keeps becoming
             // writable would otherwise be sent back to an IO thread every
@@ -170,6 +186,19 @@ impl<S: Service> Server<S> {
                     .or_else(|| entry.closing.clone())
                     .unwrap_or(CloseReason::PeerClosed);
                 self.close_now(id, reason);
+            }
+            Next::Io(step) if pass == Pass::WritesOnly && step.read => {
+                if step.write {
+                    self.run_step(
+                        id,
+                        Step {
+                            read: false,
+                            write: true,
+                        },
+                    );
+                } else {
+                    self.core.schedule(id);
+                }
             }
             Next::Io(step) => self.run_step(id, step),
         }
