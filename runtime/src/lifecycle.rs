@@ -17,6 +17,23 @@ enum Pass {
     /// No reads: a step that would read is cut to its write, or left for
     /// the next iteration.
     WritesOnly,
+    /// No step: a connection that needs one is left for the next iteration.
+    NoSteps,
+}
+
+impl Pass {
+    /// The part of `step` this pass runs now; `None` leaves it for the next
+    /// iteration.
+    fn allows(self, step: Step) -> Option<Step> {
+        match self {
+            Pass::Any => Some(step),
+            Pass::WritesOnly if step.write => Some(Step {
+                read: false,
+                write: true,
+            }),
+            Pass::WritesOnly | Pass::NoSteps => None,
+        }
+    }
 }
 
 impl<S: Service> Server<S> {
@@ -92,12 +109,14 @@ impl<S: Service> Server<S> {
     /// the first pass scheduled again, for writes only: the replies the
     /// service queued to input read in this iteration go out in it too (as
     /// a task-per-connection runtime writes right after its read), instead
-    /// of waiting behind another poller wait. Nothing reads twice in one
-    /// iteration, so one busy connection cannot starve the poller; what
-    /// the second pass leaves waits for the next iteration.
+    /// of waiting behind another poller wait. A last pass runs no step: it
+    /// settles the connections those writes scheduled (most have nothing
+    /// left to do), so the next wait is not cut short for nothing. Nothing
+    /// reads twice in one iteration, so one busy connection cannot starve
+    /// the poller; what needs a step waits for the next iteration.
     pub(crate) fn advance_scheduled(&mut self) {
         let mut spare = Vec::new();
-        for pass in [Pass::Any, Pass::WritesOnly] {
+        for pass in [Pass::Any, Pass::WritesOnly, Pass::NoSteps] {
             let mut batch = std::mem::take(&mut self.core.scheduled);
             for &id in &batch {
                 self.advance(id, pass);
@@ -161,9 +180,6 @@ impl<S: Service> Server<S> {
         facts.hold_input = over_soft_limit || entry.reading_paused;
         facts.closing = entry.closing.is_some();
         let next = plan::next(facts);
-        if matches!(next, Next::Io(step) if step.write) && output_empty {
-            stats.tls_write_steps.add(1);
-        }
         if next == Next::Close
             && failed.is_none()
             && entry.info.tls.is_some()
@@ -187,20 +203,15 @@ impl<S: Service> Server<S> {
                     .unwrap_or(CloseReason::PeerClosed);
                 self.close_now(id, reason);
             }
-            Next::Io(step) if pass == Pass::WritesOnly && step.read => {
-                if step.write {
-                    self.run_step(
-                        id,
-                        Step {
-                            read: false,
-                            write: true,
-                        },
-                    );
-                } else {
-                    self.core.schedule(id);
+            Next::Io(step) => match pass.allows(step) {
+                Some(step) => {
+                    if step.write && output_empty {
+                        self.core.stats.tls_write_steps.add(1);
+                    }
+                    self.run_step(id, step);
                 }
-            }
-            Next::Io(step) => self.run_step(id, step),
+                None => self.core.schedule(id),
+            },
         }
     }
 
@@ -285,5 +296,34 @@ impl<S: Service> Server<S> {
         if let Some(state) = entry.state.take() {
             self.call_service(None, |s, ctx| s.on_close(ctx, id, state, reason));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READ: Step = Step {
+        read: true,
+        write: false,
+    };
+    const WRITE: Step = Step {
+        read: false,
+        write: true,
+    };
+    const BOTH: Step = Step {
+        read: true,
+        write: true,
+    };
+
+    #[test]
+    fn only_the_first_pass_reads_and_the_last_runs_nothing() {
+        for step in [READ, WRITE, BOTH] {
+            assert_eq!(Pass::Any.allows(step), Some(step));
+            assert_eq!(Pass::NoSteps.allows(step), None);
+        }
+        assert_eq!(Pass::WritesOnly.allows(READ), None);
+        assert_eq!(Pass::WritesOnly.allows(WRITE), Some(WRITE));
+        assert_eq!(Pass::WritesOnly.allows(BOTH), Some(WRITE));
     }
 }
