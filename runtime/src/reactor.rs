@@ -440,6 +440,39 @@ mod wait_semantics {
         }
     }
 
+    /// A wake-up whose event did not fit in the event buffer is returned by
+    /// the next wait, at once (the patch skips the notifier's re-arm when
+    /// its event was not returned, so nothing else would report it).
+    #[test]
+    fn a_wake_that_did_not_fit_in_the_events_comes_with_the_next_wait() {
+        let poller = Poller::new().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        // SAFETY: `server` outlives the poller's use of it (deleted below).
+        unsafe { poller.add_with_mode(&server, Event::all(7), PollMode::Edge) }.unwrap();
+        poller.notify().unwrap();
+        let mut one = Events::with_capacity(std::num::NonZeroUsize::new(1).unwrap());
+        let mut returns = 0;
+        let mut socket_seen = false;
+        // The socket's edge and the wake-up, one per wait; a lost wake-up
+        // makes the second wait last the full minute.
+        for _ in 0..2 {
+            one.clear();
+            let started = Instant::now();
+            poller
+                .wait(&mut one, Some(Duration::from_secs(60)))
+                .unwrap();
+            assert!(started.elapsed() < Duration::from_secs(30), "lost");
+            returns += 1;
+            socket_seen |= one.iter().any(|e| e.key == 7);
+        }
+        assert_eq!(returns, 2);
+        assert!(socket_seen, "the socket's edge was reported");
+        poller.delete(&server).unwrap();
+    }
+
     /// A wake-up that arrives while the loop is busy (not in a wait) is
     /// kept for its next wait.
     #[test]

@@ -213,7 +213,15 @@ impl Poller {
         // Timeout for epoll. In case of overflow, use no timeout.
         let timeout = match (timer_fd, timeout) {
             (_, Some(t)) if t == Duration::from_secs(0) => Some(Timespec::default()),
-            (None, Some(t)) => Timespec::try_from(t).ok(),
+            // baton patch: at most `i32::MAX` milliseconds (24.8 days),
+            // which plain `epoll_pwait` takes; rustix sends a longer one to
+            // `epoll_pwait2`, missing before Linux 5.11 and refused by some
+            // seccomp profiles. Waking early is allowed (callers recompute
+            // their timeout); a `Duration::MAX` idle timeout must not end
+            // the loop with `ENOSYS`.
+            (None, Some(t)) => {
+                Timespec::try_from(t.min(Duration::from_millis(i32::MAX as u64))).ok()
+            }
             _ => None,
         };
 
