@@ -115,18 +115,17 @@ impl<S: Service> Server<S> {
     /// reads twice in one iteration, so one busy connection cannot starve
     /// the poller; what needs a step waits for the next iteration.
     pub(crate) fn advance_scheduled(&mut self) {
-        let mut spare = Vec::new();
+        let mut batch = std::mem::take(&mut self.batch);
         for pass in [Pass::Any, Pass::WritesOnly, Pass::NoSteps] {
-            let mut batch = std::mem::take(&mut self.core.scheduled);
+            // `batch` is empty here: what was scheduled becomes the batch,
+            // and what this pass schedules goes to the emptied vector.
+            std::mem::swap(&mut batch, &mut self.core.scheduled);
             for &id in &batch {
                 self.advance(id, pass);
             }
             batch.clear();
-            spare = batch;
         }
-        if self.core.scheduled.is_empty() {
-            self.core.scheduled = spare;
-        }
+        self.batch = batch;
     }
 
     fn advance(&mut self, id: ConnId, pass: Pass) {

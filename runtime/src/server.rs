@@ -100,6 +100,9 @@ pub struct Server<S: Service> {
     pub(crate) listeners: Vec<Option<Listener>>,
     /// Events of the current iteration (kept to reuse its allocation).
     events: Vec<Readiness>,
+    /// The schedule being worked through (`advance_scheduled`): it and
+    /// `Core::scheduled` trade places each pass, so passes allocate nothing.
+    pub(crate) batch: Vec<ConnId>,
     /// Connections closed by the shutdown deadline without being flushed.
     pub(crate) closed_at_deadline: usize,
 }
@@ -216,6 +219,7 @@ impl<S: Service> Server<S> {
             service,
             listeners,
             events: Vec::with_capacity(1024),
+            batch: Vec::new(),
             closed_at_deadline: 0,
         })
     }
