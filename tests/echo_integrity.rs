@@ -8,7 +8,7 @@ mod echo;
 
 use std::time::Duration;
 
-use baton::{Config, IoActivation};
+use baton::{Codec, Config, IoActivation, RecvBuf};
 use util::{run_echo_clients, spawn_server, EchoPlan};
 
 const CLIENTS: usize = 500;
@@ -69,4 +69,31 @@ fn echo_integrity_one_io_thread() {
 #[test]
 fn echo_integrity_four_io_threads() {
     echo_integrity(4, 3);
+}
+
+/// The codec recycles buffers (a sent frame's write buffer receives the
+/// next frame): a recycled buffer must carry none of its old bytes, and it
+/// must actually be reused, not reallocated.
+#[test]
+fn the_echo_codec_reuses_the_written_buffer_and_never_its_bytes() {
+    let mut codec = echo::EchoCodec::default();
+    let mut src = RecvBuf::new();
+    let mut wbuf: Vec<u8> = Vec::with_capacity(4096);
+    wbuf.extend_from_slice(b"already written");
+    wbuf.clear();
+    let written_at = wbuf.as_ptr();
+    src.extend_from_slice(b"first frame");
+    let first = codec.decode(&mut src).unwrap().expect("a frame");
+    assert_eq!(first, b"first frame");
+    assert!(src.is_empty());
+    codec.encode(first, &mut wbuf);
+    assert_eq!(wbuf, b"first frame", "sent as it was decoded");
+    src.extend_from_slice(b"2nd");
+    let second = codec.decode(&mut src).unwrap().expect("a frame");
+    assert_eq!(second, b"2nd", "no byte of an earlier use");
+    assert_eq!(second.as_ptr(), written_at, "the written buffer was reused");
+    // Appended behind unwritten output, a frame is copied, in order.
+    codec.encode(second, &mut wbuf);
+    assert_eq!(wbuf, b"first frame2nd");
+    assert_eq!(codec.decode(&mut src).unwrap(), None);
 }

@@ -182,7 +182,7 @@ impl Service for EchoWithCron {
 
     fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
     fn codec(&mut self, _: &ConnInfo) -> echo::EchoCodec {
-        echo::EchoCodec
+        echo::EchoCodec::default()
     }
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         ctx.set_timer(Duration::from_millis(1), CRON_TOKEN);
