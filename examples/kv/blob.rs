@@ -7,11 +7,18 @@
 //! tokens: what Redis keeps as EMBSTR) live in the table's slot instead and
 //! are copied into a reply without allocating.
 //!
+//! Longer values are shared, not copied, with the replies that read them:
+//! a GET clones the reference (a count), and the reply's encoding copies the
+//! bytes once, into the connection's write buffer. A value is never changed
+//! while shared: editing one (`make_mut`) takes a copy first, so a reply
+//! still queued or on an IO thread keeps the bytes it read.
+//!
 //! The variant also records what OBJECT ENCODING needs to answer as Redis
 //! does (`commands/object.rs`): a value edited in place (APPEND, SETRANGE)
 //! is `Raw` whatever its length, as Redis's RAW encoding is.
 
 use std::ops::Deref;
+use std::sync::Arc;
 
 use crate::key::Short;
 
@@ -21,8 +28,9 @@ pub enum Blob {
     /// Up to 22 bytes, in place.
     Inline(Short),
     /// Longer values, or values Redis stores as text rather than as an
-    /// integer (INCRBYFLOAT's results).
-    Heap(Vec<u8>),
+    /// integer (INCRBYFLOAT's results); shared with the replies that read
+    /// them. An `Arc` because replies are encoded on IO threads.
+    Heap(Arc<[u8]>),
     /// Values edited in place (APPEND, SETRANGE): Redis's RAW encoding.
     Raw(Vec<u8>),
 }
@@ -34,7 +42,7 @@ impl Blob {
     pub fn make_mut(&mut self) -> &mut Vec<u8> {
         match self {
             Blob::Inline(short) => *self = Blob::Raw(short.as_slice().to_vec()),
-            Blob::Heap(bytes) => *self = Blob::Raw(std::mem::take(bytes)),
+            Blob::Heap(bytes) => *self = Blob::Raw(bytes.to_vec()),
             Blob::Raw(_) => {}
         }
         match self {
@@ -46,13 +54,13 @@ impl Blob {
 
 impl From<&[u8]> for Blob {
     fn from(value: &[u8]) -> Self {
-        Short::new(value).map_or_else(|| Blob::Heap(value.to_vec()), Blob::Inline)
+        Short::new(value).map_or_else(|| Blob::Heap(Arc::from(value)), Blob::Inline)
     }
 }
 
 impl From<Vec<u8>> for Blob {
     fn from(value: Vec<u8>) -> Self {
-        Short::new(&value).map_or(Blob::Heap(value), Blob::Inline)
+        Short::new(&value).map_or_else(|| Blob::Heap(Arc::from(value)), Blob::Inline)
     }
 }
 
@@ -62,7 +70,8 @@ impl Deref for Blob {
     fn deref(&self) -> &[u8] {
         match self {
             Blob::Inline(short) => short.as_slice(),
-            Blob::Heap(bytes) | Blob::Raw(bytes) => bytes,
+            Blob::Heap(bytes) => bytes,
+            Blob::Raw(bytes) => bytes,
         }
     }
 }
@@ -87,6 +96,17 @@ mod tests {
             assert_eq!(from_slice, from_vec);
             assert_eq!(matches!(from_slice, Blob::Inline(_)), len <= Short::MAX);
         }
+    }
+
+    #[test]
+    fn a_reply_shares_a_long_value_and_keeps_it_when_the_value_is_edited() {
+        let mut stored = Blob::from(&[5u8; 65536][..]);
+        let reply = stored.clone();
+        assert_eq!(reply.as_ptr(), stored.as_ptr(), "shared, not copied");
+        stored.make_mut()[0] = 6;
+        assert_eq!(reply[0], 5, "the reply keeps what it read");
+        assert_eq!(stored[0], 6);
+        assert_eq!(&stored[1..], &reply[1..]);
     }
 
     #[test]

@@ -522,8 +522,8 @@ mod tests {
         check(&db, "inserts (inline and heap key and value)");
         assert_eq!(
             db.used_memory(),
-            2 * memory::SLOT + 40 + 100,
-            "the formula: slots, the long key's and long value's bytes"
+            2 * memory::SLOT + 40 + 100 + 2 * std::mem::size_of::<usize>(),
+            "the formula: slots, the long key's and long value's bytes, the value's reference counts"
         );
         db.set(b"s", Value::Str(Blob::from(vec![1u8; 50])), false);
         check(&db, "overwrite");

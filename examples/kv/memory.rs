@@ -64,7 +64,9 @@ pub fn entry_bytes(key: &[u8], entry: &Entry) -> usize {
 pub fn value_bytes(value: &Value) -> usize {
     match value {
         Value::Str(Blob::Inline(_)) => 0,
-        Value::Str(Blob::Heap(bytes) | Blob::Raw(bytes)) => bytes.capacity(),
+        // The bytes and the two reference counts in front of them.
+        Value::Str(Blob::Heap(bytes)) => bytes.len() + 2 * size_of::<usize>(),
+        Value::Str(Blob::Raw(bytes)) => bytes.capacity(),
         Value::List(l) => l.len() * LIST_ITEM + l.payload(),
         Value::Set(s) => s.len() * SET_MEMBER + s.payload(),
         Value::Hash(h) => h.len() * HASH_FIELD + h.payload(),

@@ -131,7 +131,7 @@ fn strings(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let text = long_double::format(next);
             // Redis stores the result as text (EMBSTR or RAW by length),
             // never as an integer, even when it is one ("3").
-            let stored = Blob::Heap(text.clone());
+            let stored = Blob::Heap(text.as_slice().into());
             match kv.db.get_mut(&a[0], call.now) {
                 Some(Value::Str(s)) => *s = stored,
                 _ => kv.db.set(&a[0], Value::Str(stored), false),
