@@ -9,7 +9,11 @@
 //!
 //! * each key: its table slot (the key and entry structs, inline, plus
 //!   the table's control byte), its bytes if too long to be inline;
-//! * a string: its heap block (capacity; 0 for a short value held inline);
+//! * a string: its bytes and the two reference counts of the shared block
+//!   (an edited string: its vector's capacity; 0 for a short value held
+//!   inline). A block shared by two keys (COPY) or by a reply still queued
+//!   counts once per key and not for the reply: an estimate that errs high
+//!   for COPY, as Redis's own (it really copies) does not;
 //! * a list, set, hash or sorted set: per element a fixed overhead for the
 //!   structures that hold it (below), plus the bytes of the elements
 //!   (`measured.rs` and `zset.rs` keep that total as elements come and go);

@@ -280,7 +280,9 @@ fn copy_inner(kv: &mut Kv, call: &Call<'_>, db: usize) -> Result<Reply, Reply> {
     Ok(Reply::Int(1))
 }
 
-/// A deep copy of a value (COPY), keeping what OBJECT ENCODING reports.
+/// A copy of a value (COPY), keeping what OBJECT ENCODING reports. A long
+/// string's bytes are shared, not copied; editing either key copies them
+/// first (`Blob::make_mut`), so the keys stay independent.
 fn duplicate(value: &Value) -> Value {
     match value {
         Value::Str(s) => Value::Str(s.clone()),
