@@ -1,7 +1,9 @@
 //! A reply goes out in the loop iteration that read its request: the
 //! loop's second, write-only pass (`Server::advance_scheduled`) writes what
-//! the service queued, instead of leaving it behind another poller wait.
-//! Counted with the loop's own iteration counter, not timed.
+//! the service queued, instead of leaving it behind another poller wait,
+//! and its third pass settles the connection without cutting the next wait
+//! short. Counted with the loop's own iteration counter, not timed (one
+//! pass: 498 iterations for 200 round trips; two: 400).
 
 mod util;
 

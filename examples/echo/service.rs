@@ -38,11 +38,10 @@ impl Codec for EchoCodec {
 
     fn encode(&mut self, mut frame: Vec<u8>, dst: &mut Vec<u8>) {
         if dst.is_empty() {
-            // The frame's buffer is sent as it is; the empty one it replaces
-            // is kept for the next decode.
+            // The frame's buffer is sent as it is; the one it replaces (empty:
+            // written out) is kept for the next decode.
             std::mem::swap(dst, &mut frame);
             if frame.capacity() <= KEEP_SPARE && frame.capacity() > self.spare.capacity() {
-                frame.clear();
                 self.spare = frame;
             }
         } else {

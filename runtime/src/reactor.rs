@@ -454,7 +454,6 @@ mod wait_semantics {
         unsafe { poller.add_with_mode(&server, Event::all(7), PollMode::Edge) }.unwrap();
         poller.notify().unwrap();
         let mut one = Events::with_capacity(std::num::NonZeroUsize::new(1).unwrap());
-        let mut returns = 0;
         let mut socket_seen = false;
         // The socket's edge and the wake-up, one per wait; a lost wake-up
         // makes the second wait last the full minute.
@@ -465,10 +464,8 @@ mod wait_semantics {
                 .wait(&mut one, Some(Duration::from_secs(60)))
                 .unwrap();
             assert!(started.elapsed() < Duration::from_secs(30), "lost");
-            returns += 1;
             socket_seen |= one.iter().any(|e| e.key == 7);
         }
-        assert_eq!(returns, 2);
         assert!(socket_seen, "the socket's edge was reported");
         poller.delete(&server).unwrap();
     }
