@@ -6,9 +6,10 @@
 // semver promise.
 pub use baton_io_threads::WorkerStats;
 pub use baton_runtime::{
-    Builder, CloseReason, ClosedCounts, Codec, Config, ConnId, ConnInfo, Ctx, IoActivation,
-    LoopHandle, NoCodec, ProtocolError, ProtocolErrorKind, RecvBuf, RunReport, SendError, Server,
-    Service, StatsSnapshot, Stopped, TimerId, TlsFailure,
+    AfterEof, Builder, ByteStream, CloseReason, ClosedCounts, Codec, Config, ConnId, ConnInfo,
+    Connect, ConnectError, Ctx, IoActivation, LoopHandle, NoCodec, Origin, ProtocolError,
+    ProtocolErrorKind, RecvBuf, RunReport, SendError, Server, Service, StatsSnapshot, Stopped,
+    TimerId, TlsFailure,
 };
 
 pub mod tls {
@@ -22,7 +23,7 @@ pub mod tls {
 
     pub use baton_tls::{
         client_config_trusting, crypto_provider, generate_self_signed, rustls, CertSource,
-        ClientAuth, SniCert, TlsConfigError, TlsInfo, TlsSettings,
+        ClientAuth, ClientTlsSettings, SniCert, TlsConfigError, TlsInfo, TlsSettings,
     };
 
     // The transport the runtime drives. Tests and load generators reuse it

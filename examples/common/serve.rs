@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use baton::{Config, RunReport, Server, Service};
+use baton::{Config, LoopHandle, RunReport, Server, Service};
 
 use crate::tls_args::{handle_signals, TlsArgs};
 
@@ -26,11 +26,11 @@ pub fn main_with(name: &str, run: impl FnOnce() -> Result<(), String>) -> ExitCo
     }
 }
 
-/// Where to listen: plain `port` and, unless `tls_port` is 0, TLS on each
-/// of `binds`.
+/// Where to listen: plain `port` (if any) and, unless `tls_port` is 0, TLS
+/// on each of `binds`.
 pub struct Listen<'a> {
     pub binds: &'a [IpAddr],
-    pub port: u16,
+    pub port: Option<u16>,
     pub tls_port: u16,
     pub tls: &'a TlsArgs,
 }
@@ -40,8 +40,20 @@ pub struct Listen<'a> {
 pub fn serve<S: Service>(
     name: &str,
     listen: Listen<'_>,
+    config: Config,
+    service: S,
+) -> Result<RunReport<S>, String> {
+    serve_with(name, listen, config, service, |_| Ok(()))
+}
+
+/// [`serve`], calling `before_run` with the loop's handle first (to start
+/// threads of the server's own, such as another signal's).
+pub fn serve_with<S: Service>(
+    name: &str,
+    listen: Listen<'_>,
     mut config: Config,
     service: S,
+    before_run: impl FnOnce(&LoopHandle<S::Command>) -> std::io::Result<()>,
 ) -> Result<RunReport<S>, String> {
     config.handshake_timeout = listen.tls.handshake_timeout();
     let io_threads = config.io_threads;
@@ -50,7 +62,9 @@ pub fn serve<S: Service>(
         .transpose()?;
     let mut builder = Server::builder().config(config);
     for ip in listen.binds {
-        builder = builder.listen(SocketAddr::new(*ip, listen.port));
+        if let Some(port) = listen.port {
+            builder = builder.listen(SocketAddr::new(*ip, port));
+        }
         if let Some(settings) = &tls {
             builder = builder.listen_tls(
                 SocketAddr::new(*ip, listen.tls_port),
@@ -64,6 +78,7 @@ pub fn serve<S: Service>(
     for addr in server.local_addrs() {
         println!("{name} listening on {addr} (io threads: {io_threads})");
     }
+    before_run(&server.handle()).map_err(|e| e.to_string())?;
     handle_signals(server.handle(), tls, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     server.run().map_err(|e| e.to_string())
 }

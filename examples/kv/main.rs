@@ -128,7 +128,7 @@ fn main() -> ExitCode {
         kv.maxmemory.samples = usize::from(args.maxmemory_samples);
         let listen = serve::Listen {
             binds: &args.bind,
-            port: args.port,
+            port: Some(args.port),
             tls_port: args.tls_port,
             tls: &args.tls,
         };

@@ -64,7 +64,7 @@ fn main() -> ExitCode {
         let config = args.runtime.config();
         let listen = serve::Listen {
             binds: &args.bind,
-            port: args.port,
+            port: Some(args.port),
             tls_port: args.tls_port,
             tls: &args.tls,
         };

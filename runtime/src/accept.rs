@@ -12,7 +12,7 @@ use crate::conn::Conn;
 use crate::conn_timers::ConnTimer;
 use crate::core::{catch, TimerKind};
 use crate::table::Entry;
-use crate::{listener, CloseReason, ConnId, ConnInfo, Server, Service};
+use crate::{listener, CloseReason, ConnId, ConnInfo, Origin, Server, Service};
 
 /// How soon to retry `accept` after it failed (out of descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -97,7 +97,7 @@ impl<S: Service> Server<S> {
         let info = ConnInfo {
             peer,
             local,
-            listener: index,
+            origin: Origin::Listener(index),
             tls: None,
         };
         let now = core.now;

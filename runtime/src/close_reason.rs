@@ -31,6 +31,9 @@ pub enum CloseReason {
     Tls(TlsFailure),
     /// The TLS handshake did not finish within the handshake timeout.
     HandshakeTimeout,
+    /// A connection the service opened did not connect within its connect
+    /// timeout.
+    ConnectTimeout,
 }
 
 /// Declares each close reason's counter from one table of `name: pattern`
@@ -88,6 +91,7 @@ close_reason_counters! {
     tls_alert_received: CloseReason::Tls(TlsFailure::AlertReceived),
     tls_other: CloseReason::Tls(TlsFailure::Other),
     handshake_timeout: CloseReason::HandshakeTimeout,
+    connect_timeout: CloseReason::ConnectTimeout,
 }
 
 #[cfg(test)]
@@ -109,6 +113,7 @@ mod tests {
             CloseReason::ServicePanic,
             CloseReason::Shutdown,
             CloseReason::HandshakeTimeout,
+            CloseReason::ConnectTimeout,
         ];
         for failure in [
             TlsFailure::NotTls,

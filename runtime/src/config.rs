@@ -106,7 +106,11 @@ config! {
         /// (`HandshakeTimeout`): slowloris handshakes cannot hold slots. Default
         /// 10 s (Redis's `tls-handshake-timeout`).
         handshake_timeout: Duration = Duration::from_secs(10),
-        /// `SO_SNDBUF` for accepted sockets. `None` (default): the kernel's
+        /// A connection the service opens ([`Ctx::connect`](crate::Ctx::connect))
+        /// whose TCP connect has not completed within this time is given up
+        /// (`ConnectTimeout`), unless its `Connect` names its own. Default 10 s.
+        connect_timeout: Duration = Duration::from_secs(10),
+        /// `SO_SNDBUF` for accepted sockets and those the service opens. `None` (default): the kernel's
         /// autotuning. A small value bounds kernel memory per connection.
         socket_send_buffer: Option<usize> = None,
     }

@@ -125,6 +125,12 @@ impl<C: Codec> Conn<C> {
         self.undecoded = !self.recv.is_empty();
     }
 
+    /// The peer's end was read and every frame before it was handed over:
+    /// nothing it sent is left to decode or deliver.
+    pub(crate) fn input_finished(&self) -> bool {
+        self.peer_eof && !self.undecoded && self.frames.is_empty() && self.decode_error.is_none()
+    }
+
     /// Output bytes held for this connection.
     pub(crate) fn output_bytes(&self) -> usize {
         self.output.bytes()
@@ -147,6 +153,7 @@ impl<C: Codec> Conn<C> {
             pending_frames: !self.frames.is_empty() || self.decode_error.is_some(),
             hold_input: false,
             peer_eof: self.peer_eof,
+            keep_open: false,
             closing: false,
             failed: self.failed.is_some(),
         }

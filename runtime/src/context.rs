@@ -3,7 +3,10 @@
 use std::time::{Duration, Instant};
 
 use crate::core::{Core, TimerKind};
-use crate::{ConnId, ConnInfo, LoopHandle, SendError, Service, StatsSnapshot, TimerId};
+use crate::table::WriteShutdown;
+use crate::{
+    ConnId, ConnInfo, Connect, ConnectError, LoopHandle, SendError, Service, StatsSnapshot, TimerId,
+};
 
 /// The loop, as a service callback sees it.
 ///
@@ -44,6 +47,41 @@ impl<S: Service> Ctx<'_, S> {
     /// `Err(Gone)` if it is already closed.
     pub fn close(&mut self, conn: ConnId) -> Result<(), SendError> {
         self.core.request_close(conn, crate::CloseReason::ByService)
+    }
+
+    /// Shuts down the sending side of `conn` once the output queued so far is
+    /// flushed (for TLS, after a close_notify): the peer reads its end
+    /// (a TCP half-close) while this side goes on reading until the peer's
+    /// own end, then closes. Further sends are refused (`Closing`). A proxy
+    /// passes a client's end on to its upstream this way. `Err(Gone)` if
+    /// `conn` is closed.
+    pub fn shutdown_write(&mut self, conn: ConnId) -> Result<(), SendError> {
+        let entry = self.core.table.get_mut(conn).ok_or(SendError::Gone)?;
+        if entry.write_shutdown == WriteShutdown::Open {
+            entry.write_shutdown = WriteShutdown::Requested;
+        }
+        self.core.schedule(conn);
+        Ok(())
+    }
+
+    /// Opens a connection to `target` (plain TCP or TLS) from the loop. The
+    /// `ConnId` is returned at once; the connection goes into the same table
+    /// as accepted ones and takes the same trip to IO threads and back. Once
+    /// its TCP connect completes (checked with `SO_ERROR` on the socket's
+    /// first edge) and, for TLS, its handshake, it opens like an accepted
+    /// connection: [`Service::codec`](crate::Service::codec), then
+    /// [`Service::on_open`](crate::Service::on_open), with
+    /// [`Origin::Connect`](crate::Origin::Connect) in its
+    /// [`ConnInfo`](crate::ConnInfo). If it never opens (refused, timed out,
+    /// TLS failure, closed first), [`Service::on_connect_failed`](crate::Service::on_connect_failed)
+    /// says why, once. Frames sent before it opens are refused (`Closing`);
+    /// [`close`](Self::close) gives it up.
+    ///
+    /// `Err` only when nothing was started: `max_connections` reached,
+    /// shutting down, no socket (out of descriptors), or a TLS configuration
+    /// rustls refuses.
+    pub fn connect(&mut self, target: Connect) -> Result<ConnId, ConnectError> {
+        self.core.connect(target)
     }
 
     /// Whether `conn` names a connection that is still open.

@@ -55,6 +55,12 @@ impl<S: Service> Server<S> {
                 TimerKind::Conn(id, ConnTimer::CloseFlush) => {
                     self.core.abort(id, CloseReason::FlushTimeout)
                 }
+                TimerKind::Conn(id, ConnTimer::Connect) => {
+                    if self.core.table.get(id).is_some_and(|e| e.connecting) {
+                        tracing::debug!(conn = ?id, "connect timed out");
+                        self.core.abort(id, CloseReason::ConnectTimeout);
+                    }
+                }
                 TimerKind::AcceptRetry(index) => {
                     if let Some(Some(listener)) = self.listeners.get_mut(index) {
                         listener.retry_armed = false;

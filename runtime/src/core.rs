@@ -6,17 +6,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use baton_io_threads::{Completion, IoPool, LoopSignal};
+use baton_tls::{Transport, TransportError};
 
 use crate::activation::Activation;
-use crate::conn::{Conn, IoLimits, StepReport};
+use crate::conn::{Conn, Edges, IoLimits, StepReport};
 use crate::conn_timers::ConnTimer;
+use crate::connect::{self, Connect, ConnectError};
 use crate::handle::Mailbox;
 use crate::plan::Step;
 use crate::reactor::Reactor;
 use crate::stats::{Stats, StatsSource};
-use crate::table::{Out, Table};
+use crate::table::{Entry, Out, Table};
 use crate::timers::{deadline_after, Timers};
-use crate::{CloseReason, Codec, Config, ConnId, SendError, Service};
+use crate::{CloseReason, Codec, Config, ConnId, ConnInfo, Origin, SendError, Service};
 
 /// The IO threads, moving connections out as jobs and back as completions.
 pub(crate) type Pool<C> = IoPool<Job<C>>;
@@ -132,6 +134,67 @@ impl<S: Service> Core<S> {
         Ok(())
     }
 
+    /// Starts an outbound connection. See [`Ctx::connect`](crate::Ctx::connect).
+    pub(crate) fn connect(&mut self, target: Connect) -> Result<ConnId, ConnectError> {
+        if self.shutdown_deadline.is_some() {
+            return Err(ConnectError::ShuttingDown);
+        }
+        if self.table.len() >= self.config.max_connections {
+            return Err(ConnectError::Limit);
+        }
+        let started = connect::start(target.addr, self.config.socket_send_buffer)
+            .map_err(ConnectError::Io)?;
+        let local = started
+            .stream
+            .local_addr()
+            .unwrap_or_else(|_| unspecified_like(target.addr));
+        // Made before the socket is registered: a failure drops the socket,
+        // which must not still be in the poller then.
+        let transport = match target.tls {
+            None => Transport::plain(started.stream),
+            Some((config, name)) => {
+                Transport::tls_client(started.stream, config, name).map_err(|e| match e {
+                    TransportError::Tls(e) => ConnectError::Tls(e),
+                    TransportError::Io(e) => ConnectError::Io(e),
+                })?
+            }
+        };
+        self.reactor
+            .register(transport.socket(), self.table.next_key())
+            .map_err(ConnectError::Io)?;
+        let info = ConnInfo {
+            peer: target.addr,
+            local,
+            origin: Origin::Connect,
+            tls: None,
+        };
+        let now = self.now;
+        let refused = started.result.err();
+        let id = self.table.insert(|id| {
+            let span = tracing::debug_span!("conn", id = id.serial(), peer = %target.addr, outbound = true);
+            let mut conn = Conn::new(id, transport, None, span);
+            // No edge means anything until the connect's outcome is known.
+            conn.edges = Edges::default();
+            if let Some(e) = &refused {
+                conn.failed = Some(CloseReason::Io(e.kind()));
+            }
+            let mut entry = Entry::new(id, Box::new(conn), info, now);
+            entry.connecting = true;
+            entry
+        });
+        self.stats.connects.add(1);
+        self.stats.open.add(1);
+        let timeout = target.timeout.unwrap_or(self.config.connect_timeout);
+        self.set_deadline(id, ConnTimer::Connect, timeout);
+        if let Some(timeout) = self.config.idle_timeout {
+            self.set_deadline(id, ConnTimer::Idle, timeout);
+        }
+        // Looked at in this iteration: a connect that completed (or was
+        // refused) at once raises no edge to wait for.
+        self.schedule(id);
+        Ok(id)
+    }
+
     /// Requests a graceful close (flush, then close) of `id`, home or away.
     /// The first reason given wins.
     pub(crate) fn request_close(
@@ -185,5 +248,14 @@ impl<S: Service> Core<S> {
         if !pending {
             self.set_deadline(id, ConnTimer::CloseFlush, after);
         }
+    }
+}
+
+/// The unspecified address of `addr`'s family, port 0: what a connecting
+/// socket reports as its own address if the kernel will not say.
+fn unspecified_like(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr {
+        std::net::SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        std::net::SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     }
 }

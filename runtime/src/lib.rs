@@ -23,11 +23,13 @@ compile_error!(
 mod accept;
 mod activation;
 mod builder;
+mod byte_stream;
 mod close_reason;
 mod config;
 mod conn;
 mod conn_id;
 mod conn_timers;
+mod connect;
 mod context;
 mod control;
 mod core;
@@ -49,13 +51,17 @@ mod tls_failure;
 pub use activation::IoActivation;
 pub use baton_tls::RecvBuf;
 pub use builder::{Builder, NoCodec};
+pub use byte_stream::ByteStream;
 pub use close_reason::CloseReason;
 pub use config::Config;
 pub use conn_id::ConnId;
+pub use connect::{Connect, ConnectError};
 pub use context::Ctx;
 pub use handle::{LoopHandle, Stopped};
 pub use server::{RunReport, Server};
-pub use service::{Codec, ConnInfo, ProtocolError, ProtocolErrorKind, SendError, Service};
+pub use service::{
+    AfterEof, Codec, ConnInfo, Origin, ProtocolError, ProtocolErrorKind, SendError, Service,
+};
 pub use stats::{ClosedCounts, StatsSnapshot};
 pub use timers::TimerId;
 pub use tls_failure::TlsFailure;

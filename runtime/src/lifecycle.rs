@@ -4,11 +4,14 @@
 
 use baton_io_threads::IoPool;
 
-use crate::conn::{Edges, StepReport};
+use crate::conn::{Conn, Edges, StepReport};
+use crate::conn_timers::ConnTimer;
+use crate::connect;
 use crate::core::{catch, run_job, Done, Job};
 use crate::plan::{self, Next, Step};
 use crate::reactor::Readiness;
-use crate::{CloseReason, ConnId, Server, Service};
+use crate::table::{Entry, WriteShutdown};
+use crate::{AfterEof, CloseReason, ConnId, Origin, Server, Service};
 
 /// Which steps a pass of [`Server::advance_scheduled`] may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +147,10 @@ impl<S: Service> Server<S> {
         // Cleared first, so a callback below that schedules the connection
         // again (a new `notify_drained`, a resume) gets another look.
         entry.scheduled = false;
+        if entry.connecting {
+            self.advance_connect(id);
+            return;
+        }
         let held_frames = entry
             .home()
             .is_some_and(|c| !c.frames.is_empty() || c.decode_error.is_some());
@@ -158,6 +165,21 @@ impl<S: Service> Server<S> {
                 return;
             };
             entry = again;
+        }
+        if !entry.eof_told && entry.home().is_some_and(Conn::input_finished) {
+            entry.eof_told = true;
+            if entry.opened && entry.closing.is_none() {
+                let mut after = AfterEof::Close;
+                self.call_with_state(id, |s, ctx, state| after = s.on_peer_eof(ctx, id, state));
+                let Some(again) = self.core.table.get_mut(id) else {
+                    return;
+                };
+                again.after_eof = after;
+                entry = again;
+            }
+        }
+        if entry.write_shutdown == WriteShutdown::Requested && entry.opened {
+            Self::shut_write_when_flushed(entry);
         }
         let stats = &self.core.stats;
         let Some(conn) = entry.home_mut() else {
@@ -178,6 +200,8 @@ impl<S: Service> Server<S> {
         }
         facts.hold_input = over_soft_limit || entry.reading_paused;
         facts.closing = entry.closing.is_some();
+        facts.keep_open =
+            entry.after_eof == AfterEof::KeepWriting && entry.write_shutdown != WriteShutdown::Done;
         let next = plan::next(facts);
         if next == Next::Close
             && failed.is_none()
@@ -212,6 +236,77 @@ impl<S: Service> Server<S> {
                 None => self.core.schedule(id),
             },
         }
+    }
+
+    /// An outbound connection's connect: wait for its outcome, then open it
+    /// (plain) or let its TLS handshake start (its first step sends the
+    /// ClientHello); a failure, a timeout or a close asked for meanwhile
+    /// ends it, and `close_now` tells the service.
+    fn advance_connect(&mut self, id: ConnId) {
+        let handshake_timeout = self.core.config.handshake_timeout;
+        let Some(entry) = self.core.table.get_mut(id) else {
+            return;
+        };
+        let closing = entry.closing.clone();
+        let conn = entry
+            .home_mut()
+            .expect("a connecting connection takes no step");
+        if conn.failed.is_none() && closing.is_none() {
+            match connect::finish(conn.transport.socket()) {
+                Ok(false) => return,
+                Ok(true) => {
+                    conn.edges.writable = true;
+                    let handshaking = conn.transport.is_handshaking();
+                    tracing::debug!(parent: &conn.span, "connected");
+                    entry.connecting = false;
+                    if let Some(timer) = entry.deadlines.take(ConnTimer::Connect) {
+                        self.core.timers.cancel(timer);
+                    }
+                    if handshaking {
+                        self.core
+                            .set_deadline(id, ConnTimer::Handshake, handshake_timeout);
+                        self.core.schedule(id);
+                    } else {
+                        self.open(id);
+                    }
+                    return;
+                }
+                Err(e) => conn.failed = Some(CloseReason::Io(e.kind())),
+            }
+        }
+        let reason = conn
+            .failed
+            .clone()
+            .or(closing)
+            .unwrap_or(CloseReason::ByService);
+        self.close_now(id, reason);
+    }
+
+    /// Carries out a requested write shutdown once the output queued before
+    /// it is written: TLS first queues close_notify (the next write step
+    /// sends it), then the socket's sending side is shut down (FIN).
+    fn shut_write_when_flushed(entry: &mut Entry<S>) {
+        let tls = entry.info.tls.is_some();
+        let notify_sent = entry.close_notify_sent;
+        let Some(conn) = entry.home_mut() else {
+            return;
+        };
+        if conn.output_bytes() > 0 || conn.transport.wants_write() || conn.failed.is_some() {
+            return;
+        }
+        if tls && !notify_sent {
+            let queued = conn.transport.begin_close();
+            entry.close_notify_sent = true;
+            if queued {
+                return;
+            }
+        }
+        let conn = entry.home_mut().expect("home");
+        if let Err(e) = conn.transport.shutdown_write() {
+            conn.failed = Some(CloseReason::Io(e.kind()));
+        }
+        tracing::debug!(parent: &conn.span, "sending side shut down");
+        entry.write_shutdown = WriteShutdown::Done;
     }
 
     /// Hands the step to an IO thread, or runs it inline when there are none,
@@ -282,7 +377,7 @@ impl<S: Service> Server<S> {
         if entry.over_soft_limit {
             core.stats.paused.sub(1);
         }
-        if conn.transport.is_handshaking() {
+        if conn.transport.is_handshaking() && !entry.connecting {
             core.stats.handshakes_failed.add(1);
         }
         // Drops the codec and any frames left: user code too. Its socket
@@ -294,6 +389,11 @@ impl<S: Service> Server<S> {
         core.stats.closed[reason.index()].add(1);
         if let Some(state) = entry.state.take() {
             self.call_service(None, |s, ctx| s.on_close(ctx, id, state, reason));
+        } else if entry.info.origin == Origin::Connect && !entry.opened {
+            core.stats.connects_failed.add(1);
+            core.stats.connect_failed[reason.index()].add(1);
+            tracing::debug!(conn = ?id, ?reason, "outbound connection failed");
+            self.call_service(None, |s, ctx| s.on_connect_failed(ctx, id, reason));
         }
     }
 }

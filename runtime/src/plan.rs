@@ -23,6 +23,9 @@ pub(crate) struct ConnFacts {
     pub(crate) pending_frames: bool,
     /// The peer closed its side.
     pub(crate) peer_eof: bool,
+    /// The service keeps the connection open for writing after the peer's
+    /// end (a half-close), until it shuts down its own side.
+    pub(crate) keep_open: bool,
     /// A graceful close was requested: flush, then close.
     pub(crate) closing: bool,
     /// A fatal error happened: close now.
@@ -56,7 +59,9 @@ pub(crate) fn next(f: ConnFacts) -> Next {
     let read = input && !f.closing && !f.hold_input;
     if read || write {
         Next::Io(Step { read, write })
-    } else if !f.has_output && (f.closing || (f.peer_eof && !f.undecoded && !f.pending_frames)) {
+    } else if !f.has_output
+        && (f.closing || (f.peer_eof && !f.undecoded && !f.pending_frames && !f.keep_open))
+    {
         Next::Close
     } else {
         Next::Wait

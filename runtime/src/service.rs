@@ -100,17 +100,46 @@ impl std::error::Error for ProtocolError {}
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ConnInfo {
-    /// The client's address.
+    /// The other end's address: the client of an accepted connection, the
+    /// server of one the service opened.
     pub peer: SocketAddr,
-    /// The local address it connected to.
+    /// This end's address.
     pub local: SocketAddr,
-    /// Index of the listener (in the order they were added) that accepted it.
-    pub listener: usize,
+    /// Whether a listener accepted it or the service opened it.
+    pub origin: Origin,
     /// For a TLS connection, what its handshake negotiated: the ALPN
-    /// protocol and the server name (SNI) the client asked for among it.
-    /// A TLS connection opens only once its handshake is complete, so this
-    /// is `Some` for every TLS connection the service sees.
+    /// protocol and (for an accepted connection) the server name (SNI) the
+    /// client asked for among it. A TLS connection opens only once its
+    /// handshake is complete, so this is `Some` for every TLS connection the
+    /// service sees.
     pub tls: Option<TlsInfo>,
+}
+
+/// How a connection came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// Accepted by the listener at this index (in the order they were
+    /// added).
+    Listener(usize),
+    /// Opened by the service with [`Ctx::connect`](crate::Ctx::connect).
+    Connect,
+}
+
+/// What happens to a connection once its peer has finished sending (see
+/// [`Service::on_peer_eof`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AfterEof {
+    /// Close once the output queued so far is flushed (the default; what a
+    /// request/response server wants).
+    #[default]
+    Close,
+    /// Keep the connection open for writing (a half-closed TCP connection):
+    /// it closes when the service calls [`Ctx::close`](crate::Ctx::close)
+    /// or [`Ctx::shutdown_write`](crate::Ctx::shutdown_write) and the
+    /// output is flushed, or on an error, timeout or shutdown.
+    KeepWriting,
 }
 
 /// The application, run on the main loop with `&mut self`.
@@ -128,12 +157,22 @@ pub struct ConnInfo {
 /// connection, dropped after [`on_close`](Self::on_close), which is called
 /// exactly once for every connection whose `on_open` returned.
 ///
+/// A connection the service opens with [`Ctx::connect`] gets its `ConnId`
+/// at once and opens the same way once its TCP connect (and TLS
+/// handshake) completes; if it never does, [`on_connect_failed`](Self::on_connect_failed)
+/// is called instead of `on_open`, exactly once.
+///
+/// When the peer finishes sending, [`on_peer_eof`](Self::on_peer_eof) is
+/// called once, after every frame before the end was delivered; by default
+/// the connection then closes once its output is flushed.
+///
 /// # Panics
 /// A panic in a callback about a connection (`codec`, `on_open`,
-/// `on_frame`, `on_drained`, `on_conn_timer`) closes that connection
-/// (`ServicePanic`); its state is dropped without `on_close` if `on_open`
-/// never returned. A panic in `on_start`, `on_timer`, `on_command` or
-/// `on_close` is about no open connection: the callback is abandoned there.
+/// `on_frame`, `on_drained`, `on_conn_timer`, `on_peer_eof`) closes that
+/// connection (`ServicePanic`); its state is dropped without `on_close` if
+/// `on_open` never returned. A panic in `on_start`, `on_timer`,
+/// `on_command`, `on_close` or `on_connect_failed` is about no open
+/// connection: the callback is abandoned there.
 /// Every panic is logged and counted (`service_panics`), and the loop goes
 /// on: state the callback was changing may be half-changed, as after any
 /// caught panic.
@@ -205,6 +244,33 @@ pub trait Service: Sized + 'static {
         token: u64,
     ) {
         let _ = (ctx, conn, state, token);
+    }
+
+    /// The peer finished sending (TCP FIN, or TLS close_notify) and every
+    /// frame it sent before that was delivered. Called once per connection,
+    /// and not for one already closing. [`AfterEof::Close`] (the default)
+    /// closes it once the output queued so far is flushed;
+    /// [`AfterEof::KeepWriting`] keeps it open for writing: a proxy passes
+    /// the end on to the other side ([`Ctx::shutdown_write`]) and goes on
+    /// relaying that side's answer.
+    fn on_peer_eof(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        conn: ConnId,
+        state: &mut Self::ConnState,
+    ) -> AfterEof {
+        let _ = (ctx, conn, state);
+        AfterEof::Close
+    }
+
+    /// A connection opened with [`Ctx::connect`] did not open: `reason`
+    /// says why (`Io(ConnectionRefused)` and other socket errors,
+    /// `ConnectTimeout`, `Tls(..)` with the failure's class,
+    /// `HandshakeTimeout`, `Shutdown`, or a close the service asked for
+    /// before it opened). Called once, instead of `on_open`; `conn` is
+    /// already stale.
+    fn on_connect_failed(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, reason: CloseReason) {
+        let _ = (ctx, conn, reason);
     }
 
     /// A command posted through a [`LoopHandle`](crate::LoopHandle).

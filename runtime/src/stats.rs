@@ -90,6 +90,13 @@ stats! {
         open => connections_open,
         /// Connections accepted (including rejected ones).
         accepted => connections_accepted,
+        /// Outbound connections started with
+        /// [`Ctx::connect`](crate::Ctx::connect).
+        connects => connects_started,
+        /// Of those, connections that never opened (refused, timed out, TLS
+        /// failed, ...; the reasons are in `closed`, and each was reported to
+        /// [`Service::on_connect_failed`](crate::Service::on_connect_failed)).
+        connects_failed => connects_failed,
         /// Connections closed at once because `max_connections` was reached.
         rejected => connections_rejected,
         /// `accept` calls that failed (for example out of descriptors).
@@ -155,6 +162,8 @@ stats! {
         io_offloading: Counter,
         /// Closes, indexed as [`CloseReason::NAMES`].
         closed: [Counter; CloseReason::COUNT],
+        /// Outbound connections that never opened, by reason.
+        connect_failed: [Counter; CloseReason::COUNT],
     }
     derived |stats, source| {
         /// Completed handshakes per cipher suite (suites never used are left out).
@@ -182,6 +191,11 @@ stats! {
         /// Closes by reason, indexed as [`CloseReason::NAMES`].
         closed: ClosedCounts =
             ClosedCounts(std::array::from_fn(|i| stats.closed[i].get())),
+        /// Outbound connections ([`Ctx::connect`](crate::Ctx::connect)) that
+        /// never opened, by reason, indexed as [`CloseReason::NAMES`] (each
+        /// is also counted in `closed`).
+        connect_failures: ClosedCounts =
+            ClosedCounts(std::array::from_fn(|i| stats.connect_failed[i].get())),
     }
 }
 

@@ -18,7 +18,7 @@ use slab::Slab;
 
 use crate::conn::{Conn, Edges, Output};
 use crate::conn_timers::ConnDeadlines;
-use crate::{CloseReason, Codec, ConnId, ConnInfo, Service, TimerId};
+use crate::{AfterEof, CloseReason, Codec, ConnId, ConnInfo, Service, TimerId};
 
 /// A frame the service sends.
 pub(crate) type Out<S> = <<S as Service>::Codec as Codec>::Out;
@@ -142,8 +142,32 @@ pub(crate) struct Entry<S: Service> {
     pub(crate) reading_paused: bool,
     /// `on_drained` is wanted once output is at or below this many bytes.
     pub(crate) drain_below: Option<usize>,
-    /// close_notify has been queued (graceful TLS close).
+    /// close_notify has been queued (graceful TLS close, or the TLS side of
+    /// a write shutdown).
     pub(crate) close_notify_sent: bool,
+    /// An outbound connection whose TCP connect has not completed: it takes
+    /// no step until an edge shows the connect's outcome.
+    pub(crate) connecting: bool,
+    /// `on_peer_eof` was called (or is not wanted: the connection was
+    /// closing already).
+    pub(crate) eof_told: bool,
+    /// What the service answered to `on_peer_eof`.
+    pub(crate) after_eof: AfterEof,
+    /// Where the service's `shutdown_write` stands.
+    pub(crate) write_shutdown: WriteShutdown,
+}
+
+/// The service's half-close of a connection's sending side
+/// ([`Ctx::shutdown_write`](crate::Ctx::shutdown_write)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteShutdown {
+    /// Not asked for.
+    Open,
+    /// Asked for: output queued before it is flushed first (and TLS's
+    /// close_notify), then the socket's write side is shut down.
+    Requested,
+    /// The FIN has been sent; reading goes on until the peer's end.
+    Done,
 }
 
 impl<S: Service> Entry<S> {
@@ -164,6 +188,10 @@ impl<S: Service> Entry<S> {
             reading_paused: false,
             drain_below: None,
             close_notify_sent: false,
+            connecting: false,
+            eof_told: false,
+            after_eof: AfterEof::Close,
+            write_shutdown: WriteShutdown::Open,
         }
     }
 
@@ -201,9 +229,11 @@ impl<S: Service> Entry<S> {
         }
     }
 
-    /// Whether the connection is failing or closing: it takes no new output.
+    /// Whether the connection is failing, closing or shutting down its
+    /// sending side: it takes no new output.
     pub(crate) fn is_ending(&self) -> bool {
         self.closing.is_some()
+            || self.write_shutdown != WriteShutdown::Open
             || match &self.place {
                 Slot::Home(conn) => conn.failed.is_some(),
                 Slot::Away(away) => away.is_aborted(),

@@ -228,7 +228,7 @@ pub fn client_config_trusting(
         .with_no_client_auth())
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsConfigError> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .map_err(|e| TlsConfigError::new("certificate file", Some(path), e))?
         .collect::<Result<_, _>>()
@@ -306,7 +306,7 @@ pub struct TlsConfigError {
 }
 
 impl TlsConfigError {
-    fn new(what: &'static str, path: Option<&Path>, reason: impl fmt::Display) -> Self {
+    pub(crate) fn new(what: &'static str, path: Option<&Path>, reason: impl fmt::Display) -> Self {
         Self {
             what,
             path: path.map(Path::to_path_buf),

@@ -21,11 +21,13 @@
 //! data.
 #![forbid(unsafe_code)]
 
+mod client_config;
 mod config;
 mod recv_buf;
 mod tls_stream;
 mod transport;
 
+pub use client_config::ClientTlsSettings;
 pub use config::{
     client_config_trusting, crypto_provider, generate_self_signed, CertSource, ClientAuth, SniCert,
     TlsConfigError, TlsSettings,
