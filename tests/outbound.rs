@@ -209,7 +209,10 @@ fn a_connect_opens_like_an_accepted_connection_and_carries_bytes_both_ways() {
             (1, 0),
             "{mode}"
         );
-        assert_eq!(stats.connections_accepted, 0, "{mode}: nothing was accepted");
+        assert_eq!(
+            stats.connections_accepted, 0,
+            "{mode}: nothing was accepted"
+        );
         running.server.stop(Duration::from_secs(1));
         drop((peer, upstream));
         util::wait_for_fds(baseline, LIMIT);
@@ -234,10 +237,7 @@ fn a_refused_connect_is_reported_once_with_its_reason() {
     assert_eq!((stats.connects_started, stats.connects_failed), (1, 1));
     let refused = CloseReason::Io(ErrorKind::ConnectionRefused);
     assert_eq!(stats.connect_failures.iter().sum::<u64>(), 1);
-    assert_eq!(
-        stats.connect_failures.iter().nth(refused.index()),
-        Some(&1)
-    );
+    assert_eq!(stats.connect_failures.iter().nth(refused.index()), Some(&1));
     assert_eq!(stats.connections_open, 0);
     running.server.stop(Duration::from_secs(1));
     util::wait_for_fds(baseline, LIMIT);
@@ -265,7 +265,10 @@ fn a_connect_that_is_never_accepted_times_out_and_one_given_up_says_so() {
     let addr = listener.local_addr().unwrap().as_socket().unwrap();
     let running = Running::start(Config::default(), AfterEof::Close);
     let id = running.connect(Connect::plain(addr).timeout(Duration::from_millis(300)));
-    assert_eq!(running.next(), Event::Failed(id, CloseReason::ConnectTimeout));
+    assert_eq!(
+        running.next(),
+        Event::Failed(id, CloseReason::ConnectTimeout)
+    );
     // Given up by the service while connecting: reported as its close.
     let id = running.connect(Connect::plain(addr).timeout(LIMIT));
     running.post(Command::Close(id));

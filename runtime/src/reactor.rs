@@ -379,6 +379,72 @@ mod kernel_edges {
         let got = events(&mut reactor);
         assert!(got.len() == 1 && got[0].writable, "{got:?}");
     }
+
+    // Outbound connects (`connect.rs`) take no step until an edge comes,
+    // then ask the kernel (`SO_ERROR`, the peer's address) what happened:
+    // they rely only on an edge coming when the connect ends, either way,
+    // and on none coming while it is pending.
+
+    /// Waits (bounded) for the first edge of a socket registered as key 7.
+    fn first_edge(reactor: &mut Reactor) -> Readiness {
+        for _ in 0..100 {
+            if let Some(edge) = events(reactor).first() {
+                return *edge;
+            }
+        }
+        panic!("no edge within 5 s");
+    }
+
+    #[test]
+    fn a_connect_that_completes_raises_a_writable_edge() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let started = crate::connect::start(listener.local_addr().unwrap(), None).unwrap();
+        assert!(started.result.is_ok(), "{:?}", started.result);
+        reactor.register(&started.stream, 7).unwrap();
+        let edge = first_edge(&mut reactor);
+        assert!(edge.writable && !edge.read_to_would_block, "{edge:?}");
+        assert!(crate::connect::finish(&started.stream).unwrap());
+    }
+
+    #[test]
+    fn a_refused_connect_raises_an_edge_and_leaves_its_error_in_so_error() {
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let started = crate::connect::start(addr, None).unwrap();
+        match started.result {
+            // Refused at once: reported without waiting for an edge.
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused),
+            Ok(_) => {
+                reactor.register(&started.stream, 7).unwrap();
+                let edge = first_edge(&mut reactor);
+                assert!(edge.read_to_would_block, "an error edge: {edge:?}");
+                let err = crate::connect::finish(&started.stream).unwrap_err();
+                assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+            }
+        }
+    }
+
+    #[test]
+    fn a_connect_whose_syn_is_dropped_raises_no_edge_and_is_still_pending() {
+        // Backlog 0 with its one slot taken: Linux drops further SYNs.
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        socket.listen(0).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let _first = TcpStream::connect(addr).unwrap();
+        let _second = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        let mut reactor = Reactor::new(Arc::new(Stats::default())).unwrap();
+        let started = crate::connect::start(addr, None).unwrap();
+        assert!(matches!(started.result, Ok(false)), "{:?}", started.result);
+        reactor.register(&started.stream, 7).unwrap();
+        assert!(events(&mut reactor).is_empty());
+        assert!(!crate::connect::finish(&started.stream).unwrap(), "pending");
+    }
 }
 
 /// What the patched `polling` wait (vendor/polling/BATON-PATCH.md) must
