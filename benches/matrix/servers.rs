@@ -117,7 +117,7 @@ pub struct Running {
 impl Env {
     /// Checks the binaries exist and makes a certificate.
     pub fn new(root: &Path) -> Result<Env, String> {
-        let examples = root.join("target/release/examples");
+        let examples = examples_dir(root);
         for bin in ["kv", "echo", "tokio_echo", "limit"] {
             if !examples.join(bin).exists() {
                 return Err(format!(
@@ -205,22 +205,24 @@ impl Env {
                 c
             }
         };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", who.name()))?;
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let plain: SocketAddr = ([127, 0, 0, 1], PLAIN_PORT).into();
         let tls = who
             .has_tls()
             .then(|| SocketAddr::from(([127, 0, 0, 1], TLS_PORT)));
-        let running = Running { child, plain, tls };
-        for addr in std::iter::once(plain).chain(tls) {
-            wait_for_port(addr).map_err(|e| format!("{}: {e}", who.name()))?;
-        }
-        Ok(running)
+        Running::spawn(&mut cmd, &who.name(), plain, tls)
     }
+}
+
+/// Where `cargo build --release --examples` put the examples: beside this
+/// benchmark's own binary (`<target>/release/deps/matrix-*`), so that a
+/// `CARGO_TARGET_DIR` is honoured; `target/release/examples` otherwise.
+fn examples_dir(root: &Path) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| root.join("target/release/examples"))
 }
 
 fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
@@ -235,44 +237,128 @@ fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
 }
 
 impl Running {
+    /// Spawns `cmd` (stdin closed; stdout and stderr as the caller set
+    /// them) and waits until `plain` and `tls` accept connections.
+    pub fn spawn(
+        cmd: &mut Command,
+        name: &str,
+        plain: SocketAddr,
+        tls: Option<SocketAddr>,
+    ) -> Result<Running, String> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start {name}: {e}"))?;
+        let running = Running { child, plain, tls };
+        for addr in std::iter::once(plain).chain(tls) {
+            wait_for_port(addr).map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(running)
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// CPU time used so far by all of the server's threads, in seconds
-    /// (from /proc/PID/task/*/schedstat: nanosecond resolution).
+    /// CPU time used so far by all of the server's threads and those of its
+    /// child processes (hitch's workers), in seconds (from
+    /// /proc/PID/task/*/schedstat: nanosecond resolution).
     pub fn cpu_seconds(&self) -> f64 {
         let mut ns = 0u64;
-        let tasks = format!("/proc/{}/task", self.pid());
-        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            ns += stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
+        for pid in process_tree(self.pid()) {
+            let tasks = format!("/proc/{pid}/task");
+            for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+                let stat =
+                    std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+                ns += stat
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
         }
         ns as f64 / 1e9
     }
 
-    /// Resident memory now, in bytes.
+    /// Resident memory now, in bytes, of the server and its child processes.
     pub fn rss_bytes(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        process_tree(self.pid())
+            .into_iter()
+            .map(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .unwrap_or_default()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                    .map_or(0, |kb| kb * 1024)
+            })
+            .sum()
     }
+}
+
+/// `root` and every process descended from it (from the parent ids in
+/// /proc/*/stat).
+fn process_tree(root: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+            let ppid = stat[stat.rfind(')')? + 1..]
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|&&(_, ppid)| ppid == parent)
+                .map(|&(pid, _)| pid),
+        );
+        i += 1;
+    }
+    tree
+}
+
+/// Whether `pid` has exited (gone, or a zombie: its sockets are closed).
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z"))
+            .unwrap_or(true)
+    })
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         // SIGKILL: a benchmark server has nothing to save, and the next one
-        // needs the ports at once.
+        // needs the ports at once. Its children too (hitch's workers hold
+        // the listening socket), after it so that it cannot replace them,
+        // and wait until they are gone.
+        let children: Vec<u32> = process_tree(self.pid()).into_iter().skip(1).collect();
         let _ = self.child.kill();
+        for &pid in &children {
+            if let Ok(pid) = libc::pid_t::try_from(pid) {
+                // SAFETY: kill(2) takes plain integers; a pid that has gone
+                // since is at worst an ESRCH.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !children.iter().all(|&pid| exited(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
