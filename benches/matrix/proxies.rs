@@ -64,13 +64,39 @@ impl Peer {
     pub fn setup(self) -> &'static str {
         match self {
             Peer::RedisTls => "redis-server `--tls-port` (no proxy)",
-            Peer::Baton => "`tls_proxy --io-threads 0`",
+            Peer::Baton => "`tls_proxy` (inline: no IO threads)",
             Peer::BatonIo1 => "`tls_proxy --io-threads 1` (adaptive)",
             Peer::Haproxy => "`haproxy -db`, `nbthread 1`, `mode tcp`, `bind ... ssl crt`",
             Peer::Hitch => "`hitch --workers=1 --tls-protos=\"TLSv1.2 TLSv1.3\"`",
             Peer::Stunnel => "`stunnel`, `foreground = yes`, defaults otherwise",
         }
     }
+}
+
+/// The peers' versions, for the report (`haproxy 2.6.12-1+deb12u4, ...`).
+pub fn versions() -> String {
+    let first_line = |cmd: &str, arg: &str, prefix: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .ok()
+            .and_then(|o| {
+                // stunnel prints its version to stderr.
+                let text = [o.stdout, o.stderr].concat();
+                String::from_utf8_lossy(&text)
+                    .lines()
+                    .find(|l| l.to_lowercase().starts_with(prefix))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| format!("{cmd}: not found"))
+    };
+    [
+        first_line("haproxy", "-v", "haproxy version"),
+        first_line("hitch", "--version", "hitch"),
+        first_line("stunnel", "-version", "stunnel"),
+        first_line("redis-benchmark", "--version", "redis-benchmark"),
+    ]
+    .join("; ")
 }
 
 /// The `tls_proxy` example, if built.
@@ -93,8 +119,11 @@ pub fn start(env: &Env, peer: Peer, upstream: SocketAddr) -> Result<Running, Str
             c.args(["--upstream", &upstream.to_string(), "--bind", "127.0.0.1"]);
             c.args(["--tls-port", &PROXY_PORT.to_string()]);
             c.args(["--tls-cert-file", cert, "--tls-key-file", key]);
-            let threads = if peer == Peer::BatonIo1 { "1" } else { "0" };
-            c.args(["--io-threads", threads, "--maxclients", "20000"]);
+            c.args(["--maxclients", "20000"]);
+            // Inline is the default.
+            if peer == Peer::BatonIo1 {
+                c.args(["--io-threads", "1"]);
+            }
             c
         }
         Peer::Haproxy => {
@@ -102,7 +131,7 @@ pub fn start(env: &Env, peer: Peer, upstream: SocketAddr) -> Result<Running, Str
             write(
                 &config,
                 &format!(
-                    "global\n    nbthread 1\n    maxconn 20000\n\
+                    "global\n    nbthread 1\n    maxconn 4096\n\
                      defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n\
                      frontend tls\n    bind {listen} ssl crt {}\n    default_backend redis\n\
                      backend redis\n    server redis {upstream}\n",
@@ -117,7 +146,11 @@ pub fn start(env: &Env, peer: Peer, upstream: SocketAddr) -> Result<Running, Str
             let mut c = Command::new("hitch");
             c.arg(format!("--frontend=[{}]:{}", listen.ip(), listen.port()));
             c.arg(format!("--backend=[{}]:{}", upstream.ip(), upstream.port()));
-            c.args(["--workers=1", "--daemon=off", "--tls-protos=TLSv1.2 TLSv1.3"]);
+            c.args([
+                "--workers=1",
+                "--daemon=off",
+                "--tls-protos=TLSv1.2 TLSv1.3",
+            ]);
             c.arg(format!("--ocsp-dir={}", path(&env.dir)?));
             // hitch refuses to run its workers as root.
             if running_as_root() {
@@ -140,12 +173,16 @@ pub fn start(env: &Env, peer: Peer, upstream: SocketAddr) -> Result<Running, Str
             c
         }
     };
-    let log_path = env.dir.join(format!("{}.log", peer.name().replace(' ', "_")));
+    let log_path = env
+        .dir
+        .join(format!("{}.log", peer.name().replace(' ', "_")));
     let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     cmd.stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
-    Running::spawn(&mut cmd, peer.name(), upstream, Some(listen))
-        .map_err(|e| format!("{e} (see {})", log_path.display()))
+    let mut running = Running::spawn(&mut cmd, peer.name(), upstream, Some(listen))
+        .map_err(|e| format!("{e} (see {})", log_path.display()))?;
+    running.count_exited_threads();
+    Ok(running)
 }
 
 /// Certificate and key in one PEM (HAProxy's `crt` and hitch want that).

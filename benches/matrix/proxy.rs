@@ -45,17 +45,20 @@ struct Once {
     resumes: bool,
     /// Proxy (for redis TLS: redis) RSS growth per idle client, bytes.
     per_pair: f64,
-    /// redis-server's RSS growth per idle client, bytes.
-    redis_per_client: f64,
 }
 
 /// The section.
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {
-    let redis = ctx.env.start(Contender::single(Server::Redis), 16)?;
+    let mut redis = ctx.env.start(Contender::single(Server::Redis), 16)?;
+    // As the proxies count theirs (see `count_exited_threads`).
+    redis.count_exited_threads();
     let mut notes = Vec::new();
     let baton_built = proxies::baton_binary(&ctx.env).is_some();
     if !baton_built {
-        notes.push("tls_proxy example not built (`cargo build --release --examples`): baton rows skipped".to_string());
+        notes.push(
+            "tls_proxy example not built (`cargo build --release --examples`): baton rows skipped"
+                .to_string(),
+        );
     }
     let peers: Vec<Peer> = Peer::ALL
         .into_iter()
@@ -134,17 +137,16 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         let o = noted(&mut notes, peer, measure_once(ctx, &redis, peer));
         if let Some(o) = o {
             println!(
-                "proxy {:<20} resumes: {}; {:.1} KiB per idle pair",
+                "proxy {:<20} resumes: {}; {:.1} KiB per idle client",
                 peer.name(),
                 o.resumes,
                 o.per_pair / 1024.0
             );
             ctx.json.push(format!(
-                "{{\"section\":\"proxy\",\"case\":\"idle\",\"contender\":\"{}\",\"idle_clients\":{IDLE_PAIRS},\"resumes\":{},\"bytes_per_pair\":{:.0},\"redis_bytes_per_client\":{:.0}}}",
+                "{{\"section\":\"proxy\",\"case\":\"idle\",\"contender\":\"{}\",\"idle_clients\":{IDLE_PAIRS},\"resumes\":{},\"bytes_per_pair\":{:.0}}}",
                 peer.name(),
                 o.resumes,
                 o.per_pair,
-                o.redis_per_client
             ));
         }
         once.push(o);
@@ -161,7 +163,10 @@ fn noted<T>(notes: &mut Vec<String>, peer: Peer, result: Result<T, String>) -> O
     result
         .map_err(|e| {
             eprintln!("proxy {}: {e}", peer.name());
-            notes.push(format!("{}: {e}", peer.name()));
+            let note = format!("{}: {e}", peer.name());
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
         })
         .ok()
 }
@@ -272,16 +277,14 @@ fn measure_once(ctx: &Ctx, redis: &Running, peer: Peer) -> Result<Once, String> 
     let server = proxy.as_ref().unwrap_or(redis);
     drop(open_idle(&target, 1)?);
     std::thread::sleep(Duration::from_millis(300));
-    let (before, redis_before) = (server.rss_bytes(), redis.rss_bytes());
+    let before = server.rss_bytes();
     let idle = open_idle(&target, IDLE_PAIRS)?;
     std::thread::sleep(Duration::from_millis(500));
-    let (after, redis_after) = (server.rss_bytes(), redis.rss_bytes());
+    let after = server.rss_bytes();
     drop(idle);
-    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / IDLE_PAIRS as f64;
     Ok(Once {
         resumes,
-        per_pair: per(after, before),
-        redis_per_client: per(redis_after, redis_before),
+        per_pair: after.saturating_sub(before) as f64 / IDLE_PAIRS as f64,
     })
 }
 
@@ -313,7 +316,8 @@ fn report(
     let find = |who: Peer| peers.iter().position(|&p| p == who);
     let (haproxy, hitch) = (find(Peer::Haproxy), find(Peer::Hitch));
     let rate = |p: usize, i: Option<usize>, get: bool| {
-        i.and_then(|i| rps[p][i]).map(|r| if get { r.get } else { r.set })
+        i.and_then(|i| rps[p][i])
+            .map(|r| if get { r.get } else { r.set })
     };
     let md = &mut ctx.md;
     let _ = writeln!(
@@ -321,7 +325,10 @@ fn report(
         "### TLS proxies in front of redis-server\n\n\
          One redis-server 7 (plain port upstream; its own TLS port is the reference), started once; \
          each proxy started fresh for every run with the same certificate (ECDSA P-256). \
-         Peers: {}.\n\n\
+         Peers: {}. Versions: {}. \
+         baton's IO-thread row is `--io-threads 1`, adaptive: on 2 cores that already run redis-benchmark and redis, \
+         one thread beside the loop is all that can run at once, and adaptive hand-off stays inline unless the loop is saturated \
+         (`--io-threads 2 --io-threads-always` would put three proxy threads, redis and the client on two cores).\n\n\
          Load: `redis-benchmark --tls --cacert cert.pem -h 127.0.0.1 -p PORT -t set,get -P {{16,1}} -c {CLIENTS} -n N --csv` \
          (one thread, on the same machine as the proxy and redis), after a warm-up `-t set` run whose rate sets N so that SET and GET take about {:.1} s together; \
          medians over {} rounds, peers alternating.\n\n\
@@ -332,6 +339,7 @@ fn report(
             .map(|p| format!("{} ({})", p.name(), p.setup()))
             .collect::<Vec<_>>()
             .join("; "),
+        proxies::versions(),
         ctx.seconds,
         ctx.rounds
     );
@@ -362,11 +370,13 @@ fn report(
     let _ = writeln!(
         md,
         "\nTLS handshakes per second through each ({IN_FLIGHT} in flight; each: connect, handshake, PING through to redis, close), \
-         the proxy's CPU per handshake (for redis TLS: redis's), and whether a second connection resumes the first one's session.\n\n\
+         the proxy's CPU per handshake (for redis TLS: redis's), and whether a second connection resumes the first one's session. \
+         The client is one thread on the same machine: where rates are close, the CPU per handshake tells the peers apart.\n\n\
          | peer | full/s | resumed/s | resumes | full / haproxy | full / hitch | resumed / haproxy | resumed / hitch | CPU µs per full | CPU µs per resumed |\n|---|---|---|---|---|---|---|---|---|---|"
     );
     for (i, peer) in peers.iter().enumerate() {
-        let cpu = |k: usize| handshakes[k][i].map_or("-".into(), |s| format!("{:.0}", s.cpu_per_million));
+        let cpu =
+            |k: usize| handshakes[k][i].map_or("-".into(), |s| format!("{:.0}", s.cpu_per_million));
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -384,30 +394,23 @@ fn report(
     }
     let _ = writeln!(
         md,
-        "\nServer CPU per request (µs; SET and GET together, from /proc: all threads, and for hitch its worker processes) \
-         and memory: RSS growth with {IDLE_PAIRS} idle TLS clients (each answered one PING), divided by {IDLE_PAIRS}; \
-         for a proxy that is one client connection plus one upstream connection.\n\n\
-         | peer | proxy CPU -P 16 | redis CPU -P 16 | proxy CPU -P 1 | redis CPU -P 1 | proxy memory per idle pair | redis memory per idle client |\n|---|---|---|---|---|---|---|"
+        "\nServer CPU per request (µs; SET and GET together, from /proc/PID/stat utime + stime: all threads, exited ones included, and for hitch its worker processes) \
+         and memory: RSS growth with {IDLE_PAIRS} idle TLS clients (each answered one PING), divided by {IDLE_PAIRS}: \
+         of the proxy, for one client connection plus one upstream connection (redis's memory for its plain connection comes on top); \
+         of redis itself for its own TLS.\n\n\
+         | peer | proxy CPU -P 16 | redis CPU -P 16 | proxy CPU -P 1 | redis CPU -P 1 | memory per idle client |\n|---|---|---|---|---|---|"
     );
     let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
     for (i, peer) in peers.iter().enumerate() {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             peer.name(),
             us(rps[0][i].and_then(|r| r.proxy_us)),
             us(rps[0][i].map(|r| r.redis_us)),
             us(rps[1][i].and_then(|r| r.proxy_us)),
             us(rps[1][i].map(|r| r.redis_us)),
-            once[i].map_or("-".into(), |o| if peer == &Peer::RedisTls {
-                "-".into()
-            } else {
-                format!("{:.1} KiB", o.per_pair / 1024.0)
-            }),
-            once[i].map_or("-".into(), |o| format!(
-                "{:.1} KiB",
-                o.redis_per_client / 1024.0
-            )),
+            once[i].map_or("-".into(), |o| format!("{:.1} KiB", o.per_pair / 1024.0)),
         );
     }
     let _ = writeln!(md);

@@ -108,6 +108,9 @@ const TLS_PORT: u16 = 16501;
 #[derive(Debug)]
 pub struct Running {
     child: Child,
+    /// Whether [`Running::cpu_seconds`] reads the process totals (which
+    /// keep exited threads' time) instead of the live threads' schedstat.
+    process_cpu: bool,
     /// Its plain TCP address.
     pub plain: SocketAddr,
     /// Its TLS address, if it has one.
@@ -225,9 +228,12 @@ fn examples_dir(root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join("target/release/examples"))
 }
 
-fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
+fn wait_for_port(addr: SocketAddr, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited ({status}) before listening on {addr}"));
+        }
         if TcpStream::connect(addr).is_ok() {
             return Ok(());
         }
@@ -249,11 +255,24 @@ impl Running {
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("start {name}: {e}"))?;
-        let running = Running { child, plain, tls };
+        let mut running = Running {
+            child,
+            plain,
+            tls,
+            process_cpu: false,
+        };
         for addr in std::iter::once(plain).chain(tls) {
-            wait_for_port(addr).map_err(|e| format!("{name}: {e}"))?;
+            wait_for_port(addr, &mut running.child).map_err(|e| format!("{name}: {e}"))?;
         }
         Ok(running)
+    }
+
+    /// Makes [`Running::cpu_seconds`] count threads that have exited too,
+    /// from /proc/PID/stat's utime and stime: clock ticks (10 ms), coarser
+    /// than schedstat, but a server with a thread per connection (stunnel)
+    /// would otherwise lose the time of every connection that closed.
+    pub fn count_exited_threads(&mut self) {
+        self.process_cpu = true;
     }
 
     /// The server's process id.
@@ -265,6 +284,12 @@ impl Running {
     /// child processes (hitch's workers), in seconds (from
     /// /proc/PID/task/*/schedstat: nanosecond resolution).
     pub fn cpu_seconds(&self) -> f64 {
+        if self.process_cpu {
+            return process_tree(self.pid())
+                .into_iter()
+                .map(process_cpu_seconds)
+                .sum();
+        }
         let mut ns = 0u64;
         for pid in process_tree(self.pid()) {
             let tasks = format!("/proc/{pid}/task");
@@ -329,6 +354,25 @@ fn process_tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     tree
+}
+
+/// utime + stime of a whole process, exited threads included (/proc/PID/stat).
+fn process_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(end) = stat.rfind(')') else {
+        return 0.0;
+    };
+    // After "pid (comm)": state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..13)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf takes an integer and reads no memory of ours.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    ticks as f64 / hz as f64
 }
 
 /// Whether `pid` has exited (gone, or a zombie: its sockets are closed).
