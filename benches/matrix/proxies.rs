@@ -63,7 +63,7 @@ impl Peer {
     /// How it runs, for the report.
     pub fn setup(self) -> &'static str {
         match self {
-            Peer::RedisTls => "redis-server `--tls-port` (no proxy)",
+            Peer::RedisTls => "redis-server's own `--tls-port`, no proxy",
             Peer::Baton => "`tls_proxy` (inline: no IO threads)",
             Peer::BatonIo1 => "`tls_proxy --io-threads 1` (adaptive)",
             Peer::Haproxy => "`haproxy -db`, `nbthread 1`, `mode tcp`, `bind ... ssl crt`",
@@ -86,7 +86,8 @@ pub fn versions() -> String {
                 String::from_utf8_lossy(&text)
                     .lines()
                     .find(|l| l.to_lowercase().starts_with(prefix))
-                    .map(str::to_string)
+                    // Not HAProxy's " - https://haproxy.org/".
+                    .map(|l| l.split(" - ").next().unwrap_or(l).to_string())
             })
             .unwrap_or_else(|| format!("{cmd}: not found"))
     };
