@@ -428,28 +428,24 @@ fn plot(
     rps: &[Vec<Option<Rps>>],
     handshakes: &[Vec<Option<Sample>>],
 ) -> Result<(), String> {
-    let cases: Vec<String> = PIPELINES
-        .iter()
-        .flat_map(|p| [format!("SET -P {p}"), format!("GET -P {p}")])
-        .collect();
-    let series: Vec<Series> = peers
-        .iter()
-        .enumerate()
-        .map(|(i, peer)| Series {
-            name: peer.name().to_string(),
-            values: rps
-                .iter()
-                .flat_map(|by_peer| [by_peer[i].map(|r| r.set), by_peer[i].map(|r| r.get)])
-                .collect(),
-        })
-        .collect();
-    bars(
-        &ctx.out_file("proxy_throughput.svg"),
-        "proxy: redis-benchmark --tls through each, requests per second (median)",
-        &cases,
-        &series,
-        "requests/s",
-    )?;
+    // One plot per pipeline depth: -P 1 is a twentieth of -P 16.
+    for (k, pipeline) in PIPELINES.iter().enumerate() {
+        let series: Vec<Series> = peers
+            .iter()
+            .enumerate()
+            .map(|(i, peer)| Series {
+                name: peer.name().to_string(),
+                values: vec![rps[k][i].map(|r| r.set), rps[k][i].map(|r| r.get)],
+            })
+            .collect();
+        bars(
+            &ctx.out_file(&format!("proxy_throughput_p{pipeline}.svg")),
+            &format!("proxy: redis-benchmark --tls -P {pipeline} through each, requests per second (median)"),
+            &["SET".to_string(), "GET".to_string()],
+            &series,
+            "requests/s",
+        )?;
+    }
     let series: Vec<Series> = peers
         .iter()
         .enumerate()
