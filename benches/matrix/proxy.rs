@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use baton::tls::rustls::{ClientConnection, HandshakeKind, StreamOwned};
+use baton::tls::rustls::{ClientConnection, HandshakeKind, ProtocolVersion, StreamOwned};
 
 use crate::context::{ratio, si, Ctx};
 use crate::engine::Target;
@@ -43,6 +43,8 @@ struct Rps {
 #[derive(Debug, Clone, Copy)]
 struct Once {
     resumes: bool,
+    /// The TLS version the probe negotiated (`TLSv1_3`).
+    version: &'static str,
     /// Proxy (for redis TLS: redis) RSS growth per idle client, bytes.
     per_pair: f64,
 }
@@ -137,14 +139,16 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
         let o = noted(&mut notes, peer, measure_once(ctx, &redis, peer));
         if let Some(o) = o {
             println!(
-                "proxy {:<20} resumes: {}; {:.1} KiB per idle client",
+                "proxy {:<20} {}, resumes: {}; {:.1} KiB per idle client",
                 peer.name(),
+                o.version,
                 o.resumes,
                 o.per_pair / 1024.0
             );
             ctx.json.push(format!(
-                "{{\"section\":\"proxy\",\"case\":\"idle\",\"contender\":\"{}\",\"idle_clients\":{IDLE_PAIRS},\"resumes\":{},\"bytes_per_pair\":{:.0}}}",
+                "{{\"section\":\"proxy\",\"case\":\"idle\",\"contender\":\"{}\",\"idle_clients\":{IDLE_PAIRS},\"tls_version\":\"{}\",\"resumes\":{},\"bytes_per_pair\":{:.0}}}",
                 peer.name(),
+                o.version,
                 o.resumes,
                 o.per_pair,
             ));
@@ -273,7 +277,7 @@ fn handshake_rate(ctx: &Ctx, redis: &Running, peer: Peer, resume: bool) -> Resul
 fn measure_once(ctx: &Ctx, redis: &Running, peer: Peer) -> Result<Once, String> {
     let proxy = start(ctx, redis, peer)?;
     let target = tls_target(ctx, tls_addr(redis, &proxy)?, true)?;
-    let resumes = resumes(&target)?;
+    let (resumes, version) = resumes(&target)?;
     let server = proxy.as_ref().unwrap_or(redis);
     drop(open_idle(&target, 1)?);
     std::thread::sleep(Duration::from_millis(300));
@@ -284,13 +288,14 @@ fn measure_once(ctx: &Ctx, redis: &Running, peer: Peer) -> Result<Once, String> 
     drop(idle);
     Ok(Once {
         resumes,
+        version,
         per_pair: after.saturating_sub(before) as f64 / IDLE_PAIRS as f64,
     })
 }
 
-fn resumes(target: &Target) -> Result<bool, String> {
+fn resumes(target: &Target) -> Result<(bool, &'static str), String> {
     let (config, name) = target.tls.clone().ok_or("not TLS")?;
-    let mut kind = None;
+    let (mut kind, mut version) = (None, None);
     for _ in 0..2 {
         let stream = TcpStream::connect(target.addr).map_err(|e| format!("connect: {e}"))?;
         stream
@@ -301,8 +306,14 @@ fn resumes(target: &Target) -> Result<bool, String> {
         let mut s = StreamOwned::new(conn, stream);
         ping(&mut s)?;
         kind = s.conn.handshake_kind();
+        version = s.conn.protocol_version();
     }
-    Ok(kind == Some(HandshakeKind::Resumed))
+    let version = match version {
+        Some(ProtocolVersion::TLSv1_3) => "TLS 1.3",
+        Some(ProtocolVersion::TLSv1_2) => "TLS 1.2",
+        _ => "?",
+    };
+    Ok((kind == Some(HandshakeKind::Resumed), version))
 }
 
 fn report(
@@ -330,7 +341,8 @@ fn report(
          one thread beside the loop is all that can run at once, and adaptive hand-off stays inline unless the loop is saturated \
          (`--io-threads 2 --io-threads-always` would put three proxy threads, redis and the client on two cores).\n\n\
          Load: `redis-benchmark --tls --cacert cert.pem -h 127.0.0.1 -p PORT -t set,get -P {{16,1}} -c {CLIENTS} -n N --csv` \
-         (one thread, on the same machine as the proxy and redis), after a warm-up `-t set` run whose rate sets N so that SET and GET take about {:.1} s together; \
+         (one thread, on the same machine as the proxy and redis), after a warm-up `-t set` run whose rate sets N so that SET and GET take about {:.1} s together \
+         (redis-benchmark's defaults otherwise: 3-byte values, one key); \
          medians over {} rounds, peers alternating.\n\n\
          Requests per second, and each peer's ratio to HAProxy and to hitch (SET / GET).\n\n\
          | peer | SET -P 16 | GET -P 16 | SET -P 1 | GET -P 1 | / haproxy -P 16 | / hitch -P 16 | / haproxy -P 1 | / hitch -P 1 |\n|---|---|---|---|---|---|---|---|---|",
@@ -370,7 +382,7 @@ fn report(
     let _ = writeln!(
         md,
         "\nTLS handshakes per second through each ({IN_FLIGHT} in flight; each: connect, handshake, PING through to redis, close), \
-         the proxy's CPU per handshake (for redis TLS: redis's), and whether a second connection resumes the first one's session. \
+         the proxy's CPU per handshake (for redis TLS: redis's), and whether a second connection resumes the first one's session (with the version negotiated; in TLS 1.3 by a ticket, whether the server keeps state for it or not). \
          The client is one thread on the same machine: where rates are close, the CPU per handshake tells the peers apart.\n\n\
          | peer | full/s | resumed/s | resumes | full / haproxy | full / hitch | resumed / haproxy | resumed / hitch | CPU µs per full | CPU µs per resumed |\n|---|---|---|---|---|---|---|---|---|---|"
     );
@@ -383,7 +395,11 @@ fn report(
             peer.name(),
             hs(0, Some(i)).map_or("-".into(), si),
             hs(1, Some(i)).map_or("-".into(), si),
-            once[i].map_or("-", |o| if o.resumes { "yes" } else { "no" }),
+            once[i].map_or("-".into(), |o| format!(
+                "{} ({})",
+                if o.resumes { "yes" } else { "no" },
+                o.version
+            )),
             ratio(hs(0, Some(i)), hs(0, haproxy)),
             ratio(hs(0, Some(i)), hs(0, hitch)),
             ratio(hs(1, Some(i)), hs(1, haproxy)),
