@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::procfs;
+
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
@@ -280,108 +282,26 @@ impl Running {
         self.child.id()
     }
 
-    /// CPU time used so far by all of the server's threads and those of its
-    /// child processes (hitch's workers), in seconds (from
-    /// /proc/PID/task/*/schedstat: nanosecond resolution).
+    /// CPU time used so far, in seconds, by all of the server's threads and
+    /// those of its child processes (hitch's workers): from
+    /// /proc/PID/task/*/schedstat (nanoseconds), or after
+    /// [`Running::count_exited_threads`] from /proc/PID/stat.
     pub fn cpu_seconds(&self) -> f64 {
-        if self.process_cpu {
-            return process_tree(self.pid())
-                .into_iter()
-                .map(process_cpu_seconds)
-                .sum();
-        }
-        let mut ns = 0u64;
-        for pid in process_tree(self.pid()) {
-            let tasks = format!("/proc/{pid}/task");
-            for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-                let stat =
-                    std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-                ns += stat
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-        ns as f64 / 1e9
+        let per_process = if self.process_cpu {
+            procfs::process_cpu_seconds
+        } else {
+            procfs::threads_cpu_seconds
+        };
+        procfs::tree(self.pid()).into_iter().map(per_process).sum()
     }
 
     /// Resident memory now, in bytes, of the server and its child processes.
     pub fn rss_bytes(&self) -> u64 {
-        process_tree(self.pid())
+        procfs::tree(self.pid())
             .into_iter()
-            .map(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/status"))
-                    .unwrap_or_default()
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                    .map_or(0, |kb| kb * 1024)
-            })
+            .map(procfs::rss_bytes)
             .sum()
     }
-}
-
-/// `root` and every process descended from it (from the parent ids in
-/// /proc/*/stat).
-fn process_tree(root: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
-            let ppid = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            Some((pid, ppid))
-        })
-        .collect();
-    let mut tree = vec![root];
-    let mut i = 0;
-    while i < tree.len() {
-        let parent = tree[i];
-        tree.extend(
-            parents
-                .iter()
-                .filter(|&&(_, ppid)| ppid == parent)
-                .map(|&(pid, _)| pid),
-        );
-        i += 1;
-    }
-    tree
-}
-
-/// utime + stime of a whole process, exited threads included (/proc/PID/stat).
-fn process_cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(end) = stat.rfind(')') else {
-        return 0.0;
-    };
-    // After "pid (comm)": state is field 3, utime 14 and stime 15.
-    let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
-    let ticks: u64 = fields
-        .get(11..13)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.parse::<u64>().ok())
-        .sum();
-    // SAFETY: sysconf takes an integer and reads no memory of ours.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    ticks as f64 / hz as f64
-}
-
-/// Whether `pid` has exited (gone, or a zombie: its sockets are closed).
-fn exited(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next().map(|s| s == "Z"))
-            .unwrap_or(true)
-    })
 }
 
 impl Drop for Running {
@@ -390,18 +310,14 @@ impl Drop for Running {
         // needs the ports at once. Its children too (hitch's workers hold
         // the listening socket), after it so that it cannot replace them,
         // and wait until they are gone.
-        let children: Vec<u32> = process_tree(self.pid()).into_iter().skip(1).collect();
+        let children: Vec<u32> = procfs::tree(self.pid()).into_iter().skip(1).collect();
         let _ = self.child.kill();
         for &pid in &children {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill(2) takes plain integers; a pid that has gone
-                // since is at worst an ESRCH.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
+            procfs::kill(pid);
         }
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !children.iter().all(|&pid| exited(pid)) && Instant::now() < deadline {
+        while !children.iter().all(|&pid| procfs::exited(pid)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
