@@ -7,7 +7,8 @@ use crate::context::{ratio, si, Case, Ctx};
 use crate::requests::Workload;
 use crate::servers::{Contender, Server};
 
-const IN_FLIGHT: usize = 16;
+/// Connections handshaking at once.
+pub const IN_FLIGHT: usize = 16;
 
 /// baton kv vs redis vs valkey, and baton echo vs tokio echo (tokio-rustls).
 pub fn run(ctx: &mut Ctx) -> Result<(), String> {

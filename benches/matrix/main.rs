@@ -30,6 +30,11 @@ mod kv;
 mod measure;
 mod memory;
 mod plots;
+mod procfs;
+mod proxies;
+mod proxy;
+mod proxy_report;
+mod redis_bench;
 mod scaling;
 mod servers;
 mod syscalls;
@@ -55,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 0.5)]
     warmup: f64,
     /// Sections to run (default all): kv, io, echo, handshakes, memory,
-    /// scaling, syscalls.
+    /// scaling, syscalls, proxy.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where report.md, results.json and the plots go.
@@ -68,7 +73,7 @@ struct Args {
 
 type Section = fn(&mut context::Ctx) -> Result<(), String>;
 
-const SECTIONS: [(&str, Section); 7] = [
+const SECTIONS: [(&str, Section); 8] = [
     ("kv", kv::single_threaded),
     ("io", kv::io_threads),
     ("echo", echo::run),
@@ -76,6 +81,7 @@ const SECTIONS: [(&str, Section); 7] = [
     ("memory", memory::run),
     ("scaling", scaling::run),
     ("syscalls", syscalls::run),
+    ("proxy", proxy::run),
 ];
 
 fn main() -> ExitCode {

@@ -73,12 +73,12 @@ pub fn median(samples: &[Sample]) -> Sample {
 /// Runs `run` for every contender, round after round (A B C A B C ...), so
 /// that drift on a shared machine hits every contender alike; returns each
 /// contender's samples.
-pub fn alternate<C>(
+pub fn alternate<C, S>(
     rounds: usize,
     contenders: &[C],
-    mut run: impl FnMut(&C) -> Result<Sample, String>,
-) -> Result<Vec<Vec<Sample>>, String> {
-    let mut samples = vec![Vec::new(); contenders.len()];
+    mut run: impl FnMut(&C) -> Result<S, String>,
+) -> Result<Vec<Vec<S>>, String> {
+    let mut samples: Vec<Vec<S>> = contenders.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
         for (i, c) in contenders.iter().enumerate() {
             samples[i].push(run(c)?);

@@ -70,13 +70,13 @@ pub fn run(ctx: &mut Ctx) -> Result<(), String> {
 }
 
 /// A connection held open and idle.
-enum Idle {
+pub enum Idle {
     Plain(#[allow(dead_code)] TcpStream),
     Tls(#[allow(dead_code)] Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 /// Opens `n` connections, each answering one PING, and keeps them.
-fn open_idle(target: &Target, n: usize) -> Result<Vec<Idle>, String> {
+pub fn open_idle(target: &Target, n: usize) -> Result<Vec<Idle>, String> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         let stream = TcpStream::connect(target.addr).map_err(|e| format!("connect: {e}"))?;
@@ -101,7 +101,8 @@ fn open_idle(target: &Target, n: usize) -> Result<Vec<Idle>, String> {
     Ok(conns)
 }
 
-fn ping(s: &mut (impl Read + Write)) -> Result<(), String> {
+/// Sends a PING and expects PONG.
+pub fn ping(s: &mut (impl Read + Write)) -> Result<(), String> {
     s.write_all(b"*1\r\n$4\r\nPING\r\n")
         .map_err(|e| format!("PING: {e}"))?;
     let mut reply = [0u8; 7];

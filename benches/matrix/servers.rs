@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::procfs;
+
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Server {
@@ -108,6 +110,9 @@ const TLS_PORT: u16 = 16501;
 #[derive(Debug)]
 pub struct Running {
     child: Child,
+    /// Whether [`Running::cpu_seconds`] reads the process totals (which
+    /// keep exited threads' time) instead of the live threads' schedstat.
+    process_cpu: bool,
     /// Its plain TCP address.
     pub plain: SocketAddr,
     /// Its TLS address, if it has one.
@@ -117,7 +122,7 @@ pub struct Running {
 impl Env {
     /// Checks the binaries exist and makes a certificate.
     pub fn new(root: &Path) -> Result<Env, String> {
-        let examples = root.join("target/release/examples");
+        let examples = examples_dir(root);
         for bin in ["kv", "echo", "tokio_echo", "limit"] {
             if !examples.join(bin).exists() {
                 return Err(format!(
@@ -205,27 +210,32 @@ impl Env {
                 c
             }
         };
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", who.name()))?;
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         let plain: SocketAddr = ([127, 0, 0, 1], PLAIN_PORT).into();
         let tls = who
             .has_tls()
             .then(|| SocketAddr::from(([127, 0, 0, 1], TLS_PORT)));
-        let running = Running { child, plain, tls };
-        for addr in std::iter::once(plain).chain(tls) {
-            wait_for_port(addr).map_err(|e| format!("{}: {e}", who.name()))?;
-        }
-        Ok(running)
+        Running::spawn(&mut cmd, &who.name(), plain, tls)
     }
 }
 
-fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
+/// Where `cargo build --release --examples` put the examples: beside this
+/// benchmark's own binary (`<target>/release/deps/matrix-*`), so that a
+/// `CARGO_TARGET_DIR` is honoured; `target/release/examples` otherwise.
+fn examples_dir(root: &Path) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("examples")))
+        .filter(|dir| dir.is_dir())
+        .unwrap_or_else(|| root.join("target/release/examples"))
+}
+
+fn wait_for_port(addr: SocketAddr, child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited ({status}) before listening on {addr}"));
+        }
         if TcpStream::connect(addr).is_ok() {
             return Ok(());
         }
@@ -235,44 +245,80 @@ fn wait_for_port(addr: SocketAddr) -> Result<(), String> {
 }
 
 impl Running {
+    /// Spawns `cmd` (stdin closed; stdout and stderr as the caller set
+    /// them) and waits until `plain` and `tls` accept connections.
+    pub fn spawn(
+        cmd: &mut Command,
+        name: &str,
+        plain: SocketAddr,
+        tls: Option<SocketAddr>,
+    ) -> Result<Running, String> {
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("start {name}: {e}"))?;
+        let mut running = Running {
+            child,
+            plain,
+            tls,
+            process_cpu: false,
+        };
+        for addr in std::iter::once(plain).chain(tls) {
+            wait_for_port(addr, &mut running.child).map_err(|e| format!("{name}: {e}"))?;
+        }
+        Ok(running)
+    }
+
+    /// Makes [`Running::cpu_seconds`] count threads that have exited too,
+    /// from /proc/PID/stat's utime and stime: clock ticks (10 ms), coarser
+    /// than schedstat, but a server with a thread per connection (stunnel)
+    /// would otherwise lose the time of every connection that closed.
+    pub fn count_exited_threads(&mut self) {
+        self.process_cpu = true;
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// CPU time used so far by all of the server's threads, in seconds
-    /// (from /proc/PID/task/*/schedstat: nanosecond resolution).
+    /// CPU time used so far, in seconds, by all of the server's threads and
+    /// those of its child processes (hitch's workers): from
+    /// /proc/PID/task/*/schedstat (nanoseconds), or after
+    /// [`Running::count_exited_threads`] from /proc/PID/stat.
     pub fn cpu_seconds(&self) -> f64 {
-        let mut ns = 0u64;
-        let tasks = format!("/proc/{}/task", self.pid());
-        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
-            let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
-            ns += stat
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        ns as f64 / 1e9
+        let per_process = if self.process_cpu {
+            procfs::process_cpu_seconds
+        } else {
+            procfs::threads_cpu_seconds
+        };
+        procfs::tree(self.pid()).into_iter().map(per_process).sum()
     }
 
-    /// Resident memory now, in bytes.
+    /// Resident memory now, in bytes, of the server and its child processes.
     pub fn rss_bytes(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        procfs::tree(self.pid())
+            .into_iter()
+            .map(procfs::rss_bytes)
+            .sum()
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         // SIGKILL: a benchmark server has nothing to save, and the next one
-        // needs the ports at once.
+        // needs the ports at once. Its children too (hitch's workers hold
+        // the listening socket), after it so that it cannot replace them,
+        // and wait until they are gone.
+        let children: Vec<u32> = procfs::tree(self.pid()).into_iter().skip(1).collect();
         let _ = self.child.kill();
+        for &pid in &children {
+            procfs::kill(pid);
+        }
         let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !children.iter().all(|&pid| procfs::exited(pid)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
