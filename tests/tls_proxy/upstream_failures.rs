@@ -247,8 +247,18 @@ fn an_upstream_closing_mid_reply_passes_exactly_its_bytes_then_the_end() {
                     if with_reset {
                         assert_eq!(counters.upstream_errors, (CLIENTS / 2) as u64, "{what}");
                     } else {
-                        assert_eq!(counters.upstream_errors, 0, "{what}");
-                        assert_eq!(reset_closes, 0, "{what}: a FIN made a reset");
+                        assert_eq!(
+                            counters.upstream_errors,
+                            0,
+                            "{what}: {:?}",
+                            crate::harness::closed_by_name(&report.stats)
+                        );
+                        assert_eq!(
+                            reset_closes,
+                            0,
+                            "{what}: a FIN made a reset: {:?}",
+                            crate::harness::closed_by_name(&report.stats)
+                        );
                     }
                 }
             }
