@@ -191,7 +191,10 @@ pub fn settle(proxy: ProxyServer, baseline: usize, what: &str) -> RunReport<Prox
     proxy.wait_idle(what);
     wait_fds(baseline, what);
     let report = proxy.stop();
-    assert_eq!(report.stats.service_panics, 0, "{what}: a callback panicked");
+    assert_eq!(
+        report.stats.service_panics, 0,
+        "{what}: a callback panicked"
+    );
     assert_eq!(
         report.closed_at_deadline, 0,
         "{what}: connections were still open at shutdown"

@@ -133,7 +133,10 @@ struct Round<'a> {
 fn life(round: &Round<'_>, death: Death, in_flight: bool) {
     let tag = next_tag();
     let fill = fill(tag);
-    let what = &format!("{}, {death:?}, in flight {in_flight}, pair {tag}", round.what);
+    let what = &format!(
+        "{}, {death:?}, in flight {in_flight}, pair {tag}",
+        round.what
+    );
     let arrived = round.tagged.expect(tag);
     let mut client = Stream::connect(round.mode, round.addr, SETTLE).expect("connect");
     client.write_all(&tag.to_le_bytes()).unwrap();
@@ -173,7 +176,11 @@ fn life(round: &Round<'_>, death: Death, in_flight: bool) {
             });
             client.shutdown_write().unwrap();
             let got = drain(&mut client, fill, what);
-            assert_eq!(got, (to_client + 100, End::Orderly), "{what}: client's part");
+            assert_eq!(
+                got,
+                (to_client + 100, End::Orderly),
+                "{what}: client's part"
+            );
             join(reader);
         }),
         Death::UpstreamFinFirst => std::thread::scope(|s| {
@@ -265,20 +272,19 @@ fn pairs_die_in_every_order_without_leaks_or_crossed_bytes() {
     for threads in Threads::BOTH {
         for side in ClientSide::BOTH {
             let (listen, mode) = side.listen(&cert);
-            let proxy =
-                ProxyServer::start(threads.config(), listen, Connect::plain(upstream.addr));
+            let proxy = ProxyServer::start(threads.config(), listen, Connect::plain(upstream.addr));
             let baseline = open_fds();
             let setup = format!("{threads:?}, client {side:?}");
             let mut lives = 0;
             for death in Death::ALL {
                 for in_flight in [false, true] {
-                    let what = format!("{setup}, {death:?}, in flight {in_flight}");
                     let round = Round {
                         mode: &mode,
                         addr: proxy.addr,
                         tagged: &tagged,
-                        what: &what,
+                        what: &setup,
                     };
+                    let what = format!("{setup}, {death:?}, in flight {in_flight}");
                     run_round(&round, |_, _| (death, in_flight));
                     lives += PAIRS * LIVES;
                     proxy.wait_idle(&what);

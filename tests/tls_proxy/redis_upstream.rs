@@ -152,12 +152,21 @@ fn random_command(rng: &mut SmallRng) -> Vec<u8> {
         1 => vec![b("GET"), b(&key(rng, "s"))],
         2 => vec![b("APPEND"), b(&key(rng, "s")), value(rng)],
         3 => vec![b("STRLEN"), b(&key(rng, "s"))],
-        4 => vec![b("INCRBY"), b(&key(rng, "n")), b(&rng.random_range(-9..9).to_string())],
+        4 => vec![
+            b("INCRBY"),
+            b(&key(rng, "n")),
+            b(&rng.random_range(-9..9).to_string()),
+        ],
         5 => vec![b("RPUSH"), b(&key(rng, "l")), value(rng), value(rng)],
         6 => vec![b("LRANGE"), b(&key(rng, "l")), b("0"), b("-1")],
         7 => vec![b("HSET"), b(&key(rng, "h")), b(&key(rng, "f")), value(rng)],
         8 => vec![b("HGETALL"), b(&key(rng, "h"))],
-        9 => vec![b("MGET"), b(&key(rng, "s")), b(&key(rng, "n")), b(&key(rng, "s"))],
+        9 => vec![
+            b("MGET"),
+            b(&key(rng, "s")),
+            b(&key(rng, "n")),
+            b(&key(rng, "s")),
+        ],
         10 => vec![b("DEL"), b(&key(rng, "s")), b(&key(rng, "l"))],
         // Wrong type, half the time.
         11 => {
@@ -288,7 +297,11 @@ fn request_fin_reset_and_bare_fin_through_the_proxy_to_redis() {
     for upstream_tls in [false, true] {
         for threads in Threads::BOTH {
             for side in ClientSide::BOTH {
-                for ending in [Ending::RequestThenFin, Ending::RequestThenReset, Ending::BareFin] {
+                for ending in [
+                    Ending::RequestThenFin,
+                    Ending::RequestThenReset,
+                    Ending::BareFin,
+                ] {
                     let what = format!(
                         "{ending:?}, {threads:?}, client {side:?}, upstream TLS {upstream_tls}"
                     );

@@ -85,10 +85,7 @@ impl Tagged {
                 return;
             }
             stream.set_read_timeout(None).unwrap();
-            let sender = waiting
-                .lock()
-                .unwrap()
-                .remove(&u64::from_le_bytes(tag));
+            let sender = waiting.lock().unwrap().remove(&u64::from_le_bytes(tag));
             if let Some(sender) = sender {
                 let _ = sender.send(stream);
             }
