@@ -64,6 +64,21 @@ impl ProxyServer {
         self.handle.stats()
     }
 
+    /// Waits until the proxy has accepted `n` connections: a client that
+    /// resets at once may be done before the proxy even accepted it, and
+    /// "nothing open" means nothing then.
+    pub fn wait_accepted(&self, n: u64, what: &str) {
+        let start = Instant::now();
+        while self.stats().connections_accepted < n {
+            assert!(
+                start.elapsed() < SETTLE,
+                "{what}: the proxy accepted {} of {n} connections",
+                self.stats().connections_accepted
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// Waits until the proxy has no connection open (client or upstream).
     pub fn wait_idle(&self, what: &str) {
         let start = Instant::now();

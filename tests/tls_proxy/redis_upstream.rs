@@ -324,6 +324,7 @@ fn request_fin_reset_and_bare_fin_through_the_proxy_to_redis() {
                             std::panic::resume_unwind(e);
                         }
                     }
+                    proxy.wait_accepted(8, &what);
                     let report = settle(proxy, baseline, &what);
                     if !matches!(ending, Ending::RequestThenReset) {
                         assert_eq!(report.service.counters.clients, 8, "{what}");
