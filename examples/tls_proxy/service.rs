@@ -153,7 +153,15 @@ impl Service for Proxy {
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, _: ConnId, peer: Peer, reason: CloseReason) {
-        if peer.side == Side::Upstream && !matches!(reason, CloseReason::PeerClosed) {
+        // Not an upstream error: a clean end, or a close the proxy chose (its
+        // client ended first, or a shutdown). When the upstream ended first,
+        // the client's end closes the client at once and then this side by
+        // service, before its own write shutdown completes.
+        let clean = matches!(
+            reason,
+            CloseReason::PeerClosed | CloseReason::ByService | CloseReason::Shutdown
+        );
+        if peer.side == Side::Upstream && !clean {
             self.counters.upstream_errors += 1;
         }
         if let Some(other) = peer.other {

@@ -144,6 +144,7 @@ pub fn thread_names() -> Vec<String> {
 }
 
 pub mod differential;
+pub mod fake_upstream;
 pub mod faults;
 pub mod heap;
 pub mod lines;

@@ -21,6 +21,12 @@ impl RealRedis {
     /// it): a differential test that skipped its oracle would pass while
     /// asserting nothing.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with more arguments for redis-server (a TLS
+    /// port, for example); the plain port stays, for the readiness check.
+    pub fn start_with(extra: &[&str]) -> Self {
         assert!(
             Command::new("redis-server")
                 .arg("--version")
@@ -40,6 +46,7 @@ impl RealRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(&dir)
             .stdout(Stdio::null())
