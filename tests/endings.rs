@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use baton::tls::rustls::pki_types::ServerName;
 use baton::tls::rustls::{ClientConnection, StreamOwned};
-use baton::{CloseReason, Config, IoActivation, StatsSnapshot};
+use baton::{CloseReason, Config, ConnId, Ctx, IoActivation, Service, StatsSnapshot};
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use util::faults::{Stream, Workload};
 use util::workloads::{resp, EchoWorkload, KvWorkload};
@@ -1319,5 +1319,71 @@ fn a_request_behind_urgent_data_is_answered_without_more_input() {
             assert_eq!(&replies, b"+PONG\r\n+PONG\r\n");
         }
         server.stop(Duration::from_secs(5));
+    }
+}
+
+/// A request followed at once by a reset is the client's request all the
+/// same: a blocking reader gets the data before the error (and Redis runs
+/// the command). The service holds the loop while one client's request and
+/// reset both arrive, so one read step meets the data and then the error:
+/// the data is delivered, then the connection closes with the reset.
+#[test]
+fn a_request_then_a_reset_read_in_one_step_is_still_delivered() {
+    use std::sync::mpsc;
+
+    /// Records every frame; a frame starting with `block` holds the loop.
+    struct Holder(mpsc::Sender<(ConnId, Vec<u8>)>);
+    impl Service for Holder {
+        type Codec = baton::ByteStream;
+        type ConnState = ();
+        type Command = ();
+        fn codec(&mut self, _: &baton::ConnInfo) -> baton::ByteStream {
+            baton::ByteStream::default()
+        }
+        fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
+        fn on_frame(&mut self, _: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), f: Vec<u8>) {
+            if f.starts_with(b"block") {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let _ = self.0.send((conn, f));
+        }
+    }
+
+    let _serial = serial();
+    for io_threads in [0, 2] {
+        let (tx, frames) = mpsc::channel();
+        let server = spawn_server(config(io_threads, None), move || Holder(tx));
+        let mut victim = TcpStream::connect(server.addr).unwrap();
+        let mut holder = TcpStream::connect(server.addr).unwrap();
+        server.wait_for("both open", Duration::from_secs(20), |s| {
+            s.connections_open == 2
+        });
+        holder.write_all(b"block").unwrap();
+        // The loop is inside the callback now (it sleeps 300 ms): the
+        // request and the reset both wait in the victim's socket.
+        std::thread::sleep(Duration::from_millis(100));
+        victim.write_all(b"request").unwrap();
+        reset(victim);
+        let mut got = Vec::new();
+        while !got.iter().any(|f| f == b"request") {
+            match frames.recv_timeout(Duration::from_secs(5)) {
+                Ok((_, frame)) => got.push(frame),
+                Err(_) => break,
+            }
+        }
+        assert!(
+            got.iter().any(|f| f == b"request"),
+            "io threads {io_threads}: the request before the reset was delivered: {got:?}"
+        );
+        server.wait_for(
+            "the reset connection closed",
+            Duration::from_secs(20),
+            |s| {
+                s.connections_open == 1
+                    && s.closed_for(&CloseReason::Io(std::io::ErrorKind::ConnectionReset)) == 1
+            },
+        );
+        drop(holder);
+        server.stop(Duration::from_secs(1));
     }
 }

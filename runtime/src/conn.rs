@@ -70,6 +70,10 @@ pub(crate) struct Conn<C: Codec> {
     undecoded: bool,
     /// A fatal error: close with this reason, now.
     pub(crate) failed: Option<CloseReason>,
+    /// A socket error a read ended with (a request, then a reset): what
+    /// was read before it is the peer's and is decoded and delivered; then
+    /// the connection closes with this reason ([`failure`](Self::failure)).
+    read_error: Option<CloseReason>,
     pub(crate) span: tracing::Span,
 }
 
@@ -113,6 +117,7 @@ impl<C: Codec> Conn<C> {
             peer_eof: false,
             undecoded: false,
             failed: None,
+            read_error: None,
             span,
         }
     }
@@ -128,7 +133,26 @@ impl<C: Codec> Conn<C> {
     /// The peer's end was read and every frame before it was handed over:
     /// nothing it sent is left to decode or deliver.
     pub(crate) fn input_finished(&self) -> bool {
-        self.peer_eof && !self.undecoded && self.frames.is_empty() && self.decode_error.is_none()
+        self.read_error.is_none() && self.peer_eof && self.input_delivered()
+    }
+
+    /// Nothing read is left to decode or deliver.
+    fn input_delivered(&self) -> bool {
+        !self.undecoded && self.frames.is_empty() && self.decode_error.is_none()
+    }
+
+    /// Why the connection must close now: a fatal error, or a read's socket
+    /// error once everything read before it was delivered.
+    pub(crate) fn failure(&self) -> Option<CloseReason> {
+        self.failed
+            .clone()
+            .or_else(|| self.read_error.clone().filter(|_| self.input_delivered()))
+    }
+
+    /// A read ended with a socket error and input read before it is still
+    /// to be delivered.
+    pub(crate) fn delivering_before_error(&self) -> bool {
+        self.read_error.is_some() && self.failed.is_none() && !self.input_delivered()
     }
 
     /// Output bytes held for this connection.
@@ -155,7 +179,7 @@ impl<C: Codec> Conn<C> {
             peer_eof: self.peer_eof,
             keep_open: false,
             closing: false,
-            failed: self.failed.is_some(),
+            failed: self.failure().is_some(),
         }
     }
 
@@ -298,7 +322,19 @@ impl<C: Codec> Conn<C> {
         } else {
             ReadMode::ShortReadDrains
         };
+        let before = recv.len();
         match self.transport.read_with(recv, limits.read_budget, mode) {
+            // A socket error after data (a request, then a reset): the data
+            // came first and is the peer's, as a blocking reader would see
+            // it; it is decoded and delivered, then the connection closes
+            // with the error. (Redis, too, runs a command read before a
+            // reset.)
+            Err(TransportError::Io(e)) if recv.len() > before => {
+                report.bytes_in += (recv.len() - before) as u64;
+                self.edges.readable = false;
+                self.peer_eof = true;
+                self.read_error = Some(CloseReason::Io(e.kind()));
+            }
             Ok(progress) => {
                 report.bytes_in += progress.bytes as u64;
                 match progress.state {
@@ -487,6 +523,35 @@ mod tests {
         conn.run_step(READ, LIMITS);
         assert_eq!(conn.frames.len(), 2);
         assert!(conn.peer_eof, "the FIN behind the data was read");
+    }
+
+    #[test]
+    fn data_read_before_a_reset_is_decoded_and_the_reset_waits_for_its_delivery() {
+        // A request, then a reset (SO_LINGER 0): the request is the peer's
+        // and must be served, as a blocking reader (and Redis) would.
+        let (mut conn, mut client) = conn_and_client();
+        client.write_all(b"abc").unwrap();
+        let mut peek = [0u8; 4];
+        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < 3 {
+            std::thread::yield_now();
+        }
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        conn.edges.read_to_would_block = true;
+        let report = conn.run_step(READ, LIMITS);
+        assert_eq!(report.bytes_in, 3);
+        assert_eq!(conn.frames.iter().copied().collect::<Vec<_>>(), b"abc");
+        assert_eq!(conn.failure(), None, "not before the frames are delivered");
+        assert!(conn.delivering_before_error() && !conn.input_finished());
+        conn.frames.clear();
+        assert_eq!(
+            conn.failure(),
+            Some(CloseReason::Io(std::io::ErrorKind::ConnectionReset))
+        );
+        assert!(conn.facts().failed);
     }
 
     #[test]

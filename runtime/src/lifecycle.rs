@@ -105,6 +105,19 @@ impl<S: Service> Server<S> {
             self.open(id);
         }
         self.deliver_frames(id);
+        let delivering = self
+            .core
+            .table
+            .get(id)
+            .and_then(|e| e.home())
+            .is_some_and(Conn::delivering_before_error);
+        if delivering {
+            // Frames read before a reset wait only as long as a closing
+            // connection's output would (a paused service could hold them
+            // for ever).
+            let timeout = self.core.config.close_flush_timeout;
+            self.core.arm_close_flush(id, timeout);
+        }
         self.core.schedule(id);
     }
 
@@ -188,7 +201,7 @@ impl<S: Service> Server<S> {
         let over_soft_limit = conn.output_bytes() >= soft;
         let mut facts = conn.facts();
         let output_empty = conn.output_bytes() == 0;
-        let failed = conn.failed.clone();
+        let failed = conn.failure();
         if over_soft_limit != entry.over_soft_limit {
             entry.over_soft_limit = over_soft_limit;
             if over_soft_limit {
