@@ -8,10 +8,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+#[cfg(test)]
+use std::sync::Arc;
 
 use rustls::Connection;
 
-use crate::transport::{progress, IoState, Progress, TransportError};
+use crate::transport::{progress, IoState, Progress, ReadMode, TransportError};
 use crate::RecvBuf;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -48,23 +50,35 @@ impl TlsStream {
         &mut self,
         dst: &mut RecvBuf,
         budget: usize,
+        mode: ReadMode,
     ) -> Result<Progress, TransportError> {
         self.check_failed()?;
         let mut total = 0;
+        let mut short = false;
         loop {
             // Plaintext rustls already holds comes first.
             match self.drain_plaintext(dst, &mut total)? {
                 Some(state) => return Ok(progress(total, state)),
                 None if total >= budget => return Ok(progress(total, IoState::Ready)),
+                // The last socket read was short: the socket is empty (see
+                // `ReadMode::ShortReadDrains` for when that may be trusted).
+                None if short => return Ok(progress(total, IoState::Drained)),
                 None => {}
             }
-            match self.conn.read_tls(&mut self.sock) {
+            let mut probe = ShortReadProbe {
+                sock: &mut self.sock,
+                short: false,
+            };
+            match self.conn.read_tls(&mut probe) {
                 Ok(0) => {
                     self.process()?;
                     self.drain_plaintext(dst, &mut total)?;
                     return Ok(progress(total, IoState::Eof));
                 }
-                Ok(_) => self.process()?,
+                Ok(_) => {
+                    short = probe.short && mode == ReadMode::ShortReadDrains;
+                    self.process()?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(progress(total, IoState::Drained));
                 }
@@ -131,5 +145,138 @@ impl TlsStream {
             }
         }
         Ok(IoState::Ready)
+    }
+}
+
+/// The socket as rustls reads it, noting whether the last read returned
+/// less than the space offered (a short read: the receive queue held no
+/// more data at that moment).
+struct ShortReadProbe<'a> {
+    sock: &'a mut TcpStream,
+    short: bool,
+}
+
+impl Read for ShortReadProbe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Shutdown, TcpListener};
+    use std::time::Duration;
+
+    use rustls::pki_types::ServerName;
+
+    use crate::{client_config_trusting, generate_self_signed, ReadMode, TlsSettings, Transport};
+
+    use super::*;
+
+    /// A TLS server transport and a client transport over loopback, with
+    /// the handshake done.
+    fn tls_pair(name: &str) -> (Transport, Transport) {
+        let dir =
+            std::env::temp_dir().join(format!("baton-tls-unit-{name}-{}", std::process::id()));
+        let (cert, key) = generate_self_signed(&dir).unwrap();
+        let server_config = TlsSettings::from_files(&cert, &key).build().unwrap();
+        let client_config = Arc::new(client_config_trusting(&cert, &[]).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        client.set_nonblocking(true).unwrap();
+        let mut server = Transport::tls_server(server, server_config).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut client = Transport::tls_client(client, client_config, name).unwrap();
+        let mut sink = RecvBuf::new();
+        for _ in 0..10_000 {
+            if !server.is_handshaking() && !client.is_handshaking() && !server.wants_write() {
+                return (server, client);
+            }
+            client.flush().unwrap();
+            server.read(&mut sink, 1 << 20).unwrap();
+            server.flush().unwrap();
+            client.read(&mut sink, 1 << 20).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("no handshake");
+    }
+
+    /// Sends `bytes` as one record, then a FIN without close_notify, and
+    /// waits until the server's socket holds the record.
+    fn record_then_fin(server: &Transport, client: &mut Transport, bytes: &[u8]) {
+        client.write(bytes).unwrap();
+        client.flush().unwrap();
+        client.socket().shutdown(Shutdown::Write).unwrap();
+        let mut peek = [0u8; 64];
+        while server.socket().peek(&mut peek).unwrap_or(0) < bytes.len() {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_short_tls_read_drains_the_step_and_leaves_a_queued_fin_for_its_edge() {
+        // The same kernel behaviour as a plain short read (transport.rs):
+        // the record is read short, the FIN behind it is not seen, so the
+        // shortcut is only sound while no edge reported the end.
+        let (mut server, mut client) = tls_pair("short");
+        record_then_fin(&server, &mut client, b"PING\r\n");
+        let mut buf = RecvBuf::new();
+        let first = server
+            .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+            .unwrap();
+        assert_eq!(first, progress(6, IoState::Drained));
+        assert_eq!(buf.as_slice(), b"PING\r\n");
+        let second = server
+            .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+            .unwrap();
+        assert_eq!(second, progress(0, IoState::Eof), "the FIN was still there");
+    }
+
+    #[test]
+    fn a_tls_read_until_would_block_sees_the_record_and_the_fin_in_one_step() {
+        let (mut server, mut client) = tls_pair("until");
+        record_then_fin(&server, &mut client, b"PING\r\n");
+        let mut buf = RecvBuf::new();
+        let read = server
+            .read_with(&mut buf, 1 << 20, ReadMode::UntilWouldBlock)
+            .unwrap();
+        assert_eq!(read, progress(6, IoState::Eof));
+    }
+
+    #[test]
+    fn a_tls_read_that_fills_the_space_offered_reads_on() {
+        // More than rustls reads at once, all of it queued in the server's
+        // socket (well under its receive buffer): full reads are not short,
+        // so one step takes everything queued (a second sees the FIN).
+        let (mut server, mut client) = tls_pair("full");
+        let sent = vec![b'x'; 40_000];
+        let mut written = 0;
+        while written < sent.len() {
+            written += client.write(&sent[written..]).unwrap().bytes;
+            client.flush().unwrap();
+        }
+        client.socket().shutdown(Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let mut buf = RecvBuf::new();
+        let mut got = 0;
+        let mut steps = 0;
+        loop {
+            let read = server
+                .read_with(&mut buf, 1 << 20, ReadMode::ShortReadDrains)
+                .unwrap();
+            got += read.bytes;
+            steps += 1;
+            if read.state == IoState::Eof || steps > 100 {
+                break;
+            }
+        }
+        assert_eq!(got, sent.len());
+        assert!(steps <= 2, "{steps} steps: full reads must not end a step");
     }
 }

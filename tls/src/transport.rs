@@ -50,7 +50,9 @@ pub enum ReadMode {
     ///   no new edge comes for that data. Use `UntilWouldBlock` once an edge
     ///   reported either.
     ///
-    /// TLS reads ignore it: rustls is always read until `WouldBlock`.
+    /// For TLS the same holds of the socket reads rustls makes: a short one
+    /// ends the step once the plaintext it completed is drained (a record
+    /// cut short waits in rustls for the bytes a later edge brings).
     ShortReadDrains,
 }
 
@@ -183,7 +185,7 @@ impl Transport {
             Transport::Plain(stream) => {
                 read_socket(stream, dst, budget, mode).map_err(TransportError::Io)
             }
-            Transport::Tls(tls) => tls.read(dst, budget),
+            Transport::Tls(tls) => tls.read(dst, budget, mode),
         }
     }
 
