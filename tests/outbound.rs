@@ -9,6 +9,9 @@
 
 mod util;
 
+#[path = "../examples/echo/service.rs"]
+mod echo;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -310,20 +313,7 @@ fn connect_refuses_at_once_over_the_connection_limit() {
 
 /// A TLS echo server of baton's own, for the outbound TLS tests.
 fn tls_echo(cert: &TestCert) -> util::TestServer<()> {
-    struct Echo;
-    impl Service for Echo {
-        type Codec = ByteStream;
-        type ConnState = ();
-        type Command = ();
-        fn codec(&mut self, _: &ConnInfo) -> ByteStream {
-            ByteStream::default()
-        }
-        fn on_open(&mut self, _: &mut Ctx<'_, Self>, _: ConnId) {}
-        fn on_frame(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut (), f: Vec<u8>) {
-            let _ = ctx.send(conn, f);
-        }
-    }
-    util::spawn_tls_server(Config::default(), cert.server_config(), || Echo)
+    util::spawn_tls_server(Config::default(), cert.server_config(), || echo::Echo)
 }
 
 fn tls_target(addr: SocketAddr, trusted: &TestCert) -> Connect {
