@@ -555,6 +555,33 @@ mod tests {
     }
 
     #[test]
+    fn review_data_before_a_reset_is_delivered_even_when_the_step_writes_first() {
+        // Review: replies are queued (the peer is not reading), the peer
+        // sends a request and resets. The RST edge reports writable too, so
+        // the step is read+write and writes first.
+        let (mut conn, client) = conn_and_client();
+        let mut c = &client;
+        c.write_all(b"abc").unwrap();
+        let mut peek = [0u8; 4];
+        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < 3 {
+            std::thread::yield_now();
+        }
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(client);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        conn.output.queue(b'x', 1);
+        conn.edges.read_to_would_block = true;
+        conn.edges.readable = true;
+        conn.edges.writable = true;
+        let both = Step { read: true, write: true };
+        let report = conn.run_step(both, LIMITS);
+        eprintln!("failed={:?} bytes_in={} frames={:?}", conn.failed, report.bytes_in, conn.frames);
+        assert_eq!(conn.frames.iter().copied().collect::<Vec<_>>(), b"abc");
+    }
+
+    #[test]
     fn without_a_reported_end_a_short_read_ends_the_step() {
         // The other side of the shortcut: one system call fewer per request
         // while the edge said nothing of an end (the FIN is left for the
