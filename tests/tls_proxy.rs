@@ -37,6 +37,8 @@ mod pair_deaths;
 mod redis_upstream;
 #[path = "tls_proxy/slow_readers.rs"]
 mod slow_readers;
+#[path = "tls_proxy/review_reset_while_uploading.rs"]
+mod review_reset_while_uploading;
 #[path = "tls_proxy/upstream_failures.rs"]
 mod upstream_failures;
 

@@ -1,0 +1,68 @@
+//! Review scratch: an upstream that answers an error and resets (a server
+//! closing with unread input) while its client is still uploading.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use baton::Connect;
+
+use crate::harness::{serial, ProxyServer, Threads};
+use crate::util::fake_upstream::FakeUpstream;
+use crate::util::reset;
+
+const REPLY: &[u8] = b"-ERR too much\r\n";
+
+#[test]
+fn review_an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() {
+    let _serial = serial();
+    let upstream = FakeUpstream::spawn(|mut stream| {
+        let mut request = [0u8; 5];
+        if stream.read_exact(&mut request).is_err() {
+            return;
+        }
+        // Stop reading: the proxy's output for this side backs up.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = stream.write_all(REPLY);
+        reset(stream);
+    });
+    let mut lost = 0;
+    let mut total = 0;
+    for threads in Threads::BOTH {
+        let proxy = ProxyServer::start(threads.config(), None, Connect::plain(upstream.addr));
+        for _ in 0..10 {
+            let mut client = TcpStream::connect(proxy.addr).unwrap();
+            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let writer = client.try_clone().unwrap();
+            writer.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            let t = std::thread::spawn(move || {
+                let mut w = writer;
+                let chunk = vec![b'x'; 64 * 1024];
+                let _ = w.write_all(b"hello");
+                for _ in 0..256 {
+                    if w.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            loop {
+                match client.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            t.join().unwrap();
+            total += 1;
+            if got != REPLY {
+                lost += 1;
+                eprintln!("{threads:?}: got {:?}", String::from_utf8_lossy(&got));
+            }
+        }
+        proxy.wait_idle("review");
+        let report = proxy.stop();
+        eprintln!("{threads:?}: proxy forwarded {} bytes to clients; closed {:?}", report.service.counters.bytes_to_client, crate::harness::closed_by_name(&report.stats));
+    }
+    assert_eq!(lost, 0, "{lost} of {total} clients lost the upstream's reply sent before its reset");
+}
