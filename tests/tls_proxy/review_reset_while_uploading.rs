@@ -66,3 +66,33 @@ fn review_an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() 
     }
     assert_eq!(lost, 0, "{lost} of {total} clients lost the upstream's reply sent before its reset");
 }
+
+/// A client that half-closes, then resets, while its upstream (having read
+/// the end) stays silent and open: the reset is an error on one side, which
+/// should close both.
+#[test]
+fn review_a_reset_after_a_clients_fin_closes_the_pair() {
+    let _serial = serial();
+    let upstream = FakeUpstream::spawn(|mut stream| {
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        // Silent and open for a while after the client's end.
+        std::thread::sleep(Duration::from_secs(4));
+    });
+    for threads in Threads::BOTH {
+        let proxy = ProxyServer::start(threads.config(), None, Connect::plain(upstream.addr));
+        let mut client = TcpStream::connect(proxy.addr).unwrap();
+        client.write_all(b"hello").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let open_before = proxy.stats().connections_open;
+        reset(client);
+        let start = std::time::Instant::now();
+        while proxy.stats().connections_open > 0 && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let open_after = proxy.stats().connections_open;
+        eprintln!("{threads:?}: open before the reset {open_before}, 2 s after it {open_after}");
+        assert_eq!(open_after, 0, "{threads:?}: the client's reset did not close the pair");
+    }
+}
