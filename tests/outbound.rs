@@ -22,7 +22,7 @@ use baton::tls::rustls::pki_types::ServerName;
 use baton::tls::ClientTlsSettings;
 use baton::{
     AfterEof, ByteStream, CloseReason, Config, ConnId, ConnInfo, Connect, ConnectError, Ctx,
-    IoActivation, Origin, Service,
+    IoActivation, Origin, SendError, Service,
 };
 use util::TestCert;
 
@@ -41,11 +41,13 @@ enum Event {
     Closed(ConnId, CloseReason),
     ConnectRefused(String),
     Started(ConnId),
+    SendResult(Result<(), SendError>),
 }
 
 enum Command {
     Connect(Connect),
     Send(ConnId, Vec<u8>),
+    TrySend(ConnId, Vec<u8>),
     ShutdownWrite(ConnId),
     Close(ConnId),
 }
@@ -99,6 +101,9 @@ impl Service for Dialer {
                 let _ = self.events.send(event);
             }
             Command::Send(conn, bytes) => ctx.send(conn, bytes).expect("send"),
+            Command::TrySend(conn, bytes) => {
+                let _ = self.events.send(Event::SendResult(ctx.send(conn, bytes)));
+            }
             Command::ShutdownWrite(conn) => ctx.shutdown_write(conn).expect("shutdown_write"),
             Command::Close(conn) => ctx.close(conn).expect("close"),
         }
@@ -415,6 +420,13 @@ fn after_our_fin_reading_goes_on_until_the_peers_end() {
         };
         running.post(Command::Send(id, b"bye".to_vec()));
         running.post(Command::ShutdownWrite(id));
+        // Nothing may follow our FIN.
+        running.post(Command::TrySend(id, b"after".to_vec()));
+        assert_eq!(
+            running.next(),
+            Event::SendResult(Err(SendError::Closing)),
+            "{mode}"
+        );
         let mut got = Vec::new();
         client.read_to_end(&mut got).unwrap();
         assert_eq!(got, b"bye", "{mode}");

@@ -35,10 +35,10 @@ mod harness;
 mod pair_deaths;
 #[path = "tls_proxy/redis_upstream.rs"]
 mod redis_upstream;
+#[path = "tls_proxy/resets_while_relaying.rs"]
+mod resets_while_relaying;
 #[path = "tls_proxy/slow_readers.rs"]
 mod slow_readers;
-#[path = "tls_proxy/review_reset_while_uploading.rs"]
-mod review_reset_while_uploading;
 #[path = "tls_proxy/upstream_failures.rs"]
 mod upstream_failures;
 

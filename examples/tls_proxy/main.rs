@@ -70,7 +70,7 @@ fn main() -> ExitCode {
             tls: &args.tls,
         };
         println!("tls_proxy forwarding to {}", args.upstream.upstream);
-        let proxy = service::Proxy::new(target);
+        let proxy = service::Proxy::new(target, args.upstream.fin_timeout());
         let report = serve::serve_with("tls_proxy", listen, config, proxy, |handle| {
             upstream::print_stats_on_usr1(handle.clone())
         })?;

@@ -7,6 +7,7 @@
 //! never delivered to whichever connection took its place.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use baton::{AfterEof, ByteStream, CloseReason, ConnId, ConnInfo, Connect, Ctx, Origin, Service};
 
@@ -42,15 +43,19 @@ pub enum Command {
 
 pub struct Proxy {
     upstream: Connect,
+    /// How long a pair may stay half-closed (one side ended, the other
+    /// not yet): HAProxy's `timeout client-fin` / `server-fin`.
+    fin_timeout: Duration,
     /// Upstream connections not open yet, with the client each is for.
     pending: HashMap<ConnId, ConnId>,
     pub counters: Counters,
 }
 
 impl Proxy {
-    pub fn new(upstream: Connect) -> Self {
+    pub fn new(upstream: Connect, fin_timeout: Duration) -> Self {
         Self {
             upstream,
+            fin_timeout,
             pending: HashMap::new(),
             counters: Counters::default(),
         }
@@ -143,13 +148,23 @@ impl Service for Proxy {
         }
     }
 
-    fn on_peer_eof(&mut self, ctx: &mut Ctx<'_, Self>, _: ConnId, peer: &mut Peer) -> AfterEof {
+    fn on_peer_eof(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, peer: &mut Peer) -> AfterEof {
         // Pass the end on once everything before it is forwarded, and keep
         // relaying the other direction until that side ends too.
         match peer.other {
-            Some(other) if ctx.shutdown_write(other).is_ok() => AfterEof::KeepWriting,
+            Some(other) if ctx.shutdown_write(other).is_ok() => {
+                // A peer that ended its side and then vanished, with a
+                // silent other side, would hold the pair for ever.
+                let _ = ctx.set_conn_timer(conn, self.fin_timeout, 0);
+                AfterEof::KeepWriting
+            }
             _ => AfterEof::Close,
         }
+    }
+
+    fn on_conn_timer(&mut self, ctx: &mut Ctx<'_, Self>, conn: ConnId, _: &mut Peer, _: u64) {
+        tracing::debug!(?conn, "half-closed for too long; closing the pair");
+        let _ = ctx.close(conn);
     }
 
     fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, _: ConnId, peer: Peer, reason: CloseReason) {

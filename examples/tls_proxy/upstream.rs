@@ -33,11 +33,19 @@ pub struct UpstreamArgs {
     /// Give up an upstream connect after this long (the client is closed).
     #[arg(long, default_value_t = 5_000)]
     pub connect_timeout_ms: u64,
+    /// Close a pair this long after one side ended (FIN) if the other has
+    /// not ended too (HAProxy's `timeout client-fin`).
+    #[arg(long, default_value_t = 60_000)]
+    pub fin_timeout_ms: u64,
 }
 
 impl UpstreamArgs {
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn fin_timeout(&self) -> Duration {
+        Duration::from_millis(self.fin_timeout_ms)
     }
 
     /// The connection every client gets, resolved once at start.

@@ -141,18 +141,27 @@ impl<C: Codec> Conn<C> {
         !self.undecoded && self.frames.is_empty() && self.decode_error.is_none()
     }
 
-    /// Why the connection must close now: a fatal error, or a read's socket
-    /// error once everything read before it was delivered.
+    /// Why the connection must close now: a fatal error, or a socket error
+    /// once everything the peer sent before it was read and delivered.
     pub(crate) fn failure(&self) -> Option<CloseReason> {
-        self.failed
-            .clone()
-            .or_else(|| self.read_error.clone().filter(|_| self.input_delivered()))
+        self.failed.clone().or_else(|| {
+            let done = self.peer_eof && self.input_delivered();
+            self.read_error.clone().filter(|_| done)
+        })
     }
 
-    /// A read ended with a socket error and input read before it is still
-    /// to be delivered.
+    /// Whether a socket error ended the connection's IO (what the peer sent
+    /// before it may still be delivered): it takes no more output.
+    pub(crate) fn is_dead(&self) -> bool {
+        self.read_error.is_some()
+    }
+
+    /// A socket error ended the connection's IO and what the peer sent
+    /// before it is still to be read or delivered.
     pub(crate) fn delivering_before_error(&self) -> bool {
-        self.read_error.is_some() && self.failed.is_none() && !self.input_delivered()
+        self.read_error.is_some()
+            && self.failed.is_none()
+            && !(self.peer_eof && self.input_delivered())
     }
 
     /// Output bytes held for this connection.
@@ -172,7 +181,9 @@ impl<C: Codec> Conn<C> {
         ConnFacts {
             readable: self.edges.readable,
             writable: self.edges.writable,
-            has_output: self.app_output_ready() || self.transport.wants_write(),
+            // After a socket error nothing more is written.
+            has_output: self.read_error.is_none()
+                && (self.app_output_ready() || self.transport.wants_write()),
             undecoded: self.undecoded,
             pending_frames: !self.frames.is_empty() || self.decode_error.is_some(),
             hold_input: false,
@@ -195,6 +206,17 @@ impl<C: Codec> Conn<C> {
         let result = catch_unwind(AssertUnwindSafe(|| {
             if step.write {
                 self.flush(&mut report);
+                if let Some(CloseReason::Io(_)) = self.failed {
+                    // The peer is gone (reset), but what it sent before
+                    // still waits in the socket and is the peer's: read it
+                    // (the send consumed the error, so the reads end in
+                    // EOF), deliver it, then close with the write's error.
+                    // Nothing more is written.
+                    self.read_error = self.failed.take();
+                    self.output.discard();
+                    self.edges.readable = true;
+                    self.edges.read_to_would_block = true;
+                }
             }
             if step.read && self.failed.is_none() {
                 self.read_and_decode(limits, &mut report);
@@ -203,6 +225,7 @@ impl<C: Codec> Conn<C> {
             // handshake flight) or finished the handshake that held back
             // application output.
             if self.failed.is_none()
+                && self.read_error.is_none()
                 && self.edges.writable
                 && (self.transport.wants_write() || self.app_output_ready())
             {
@@ -341,6 +364,15 @@ impl<C: Codec> Conn<C> {
                     IoState::Ready => {}
                     IoState::Drained => self.edges.readable = false,
                     IoState::Eof => {
+                        if self.peer_eof {
+                            // A read after the end (a half-closed connection
+                            // kept open): only a reset or an error raises an
+                            // edge now, and Linux reports it in SO_ERROR, not
+                            // to the read (EPIPE for a reset in CLOSE_WAIT).
+                            if let Ok(Some(e)) = self.transport.socket().take_error() {
+                                self.failed = Some(CloseReason::Io(e.kind()));
+                            }
+                        }
                         self.edges.readable = false;
                         self.peer_eof = true;
                     }
@@ -555,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn review_data_before_a_reset_is_delivered_even_when_the_step_writes_first() {
+    fn data_before_a_reset_is_delivered_even_when_the_step_writes_first() {
         // Review: replies are queued (the peer is not reading), the peer
         // sends a request and resets. The RST edge reports writable too, so
         // the step is read+write and writes first.
@@ -575,9 +607,15 @@ mod tests {
         conn.edges.read_to_would_block = true;
         conn.edges.readable = true;
         conn.edges.writable = true;
-        let both = Step { read: true, write: true };
+        let both = Step {
+            read: true,
+            write: true,
+        };
         let report = conn.run_step(both, LIMITS);
-        eprintln!("failed={:?} bytes_in={} frames={:?}", conn.failed, report.bytes_in, conn.frames);
+        eprintln!(
+            "failed={:?} bytes_in={} frames={:?}",
+            conn.failed, report.bytes_in, conn.frames
+        );
         assert_eq!(conn.frames.iter().copied().collect::<Vec<_>>(), b"abc");
     }
 

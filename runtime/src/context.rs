@@ -90,7 +90,8 @@ impl<S: Service> Ctx<'_, S> {
     }
 
     /// Whether `conn` is closing: a close was requested or decided (output
-    /// limit, a socket error, a timeout), so it takes no more output. `false`
+    /// limit, a socket error, a timeout) or its sending side is shut down,
+    /// so it takes no more output. `false`
     /// for a connection that is not open. A service can stop working for a
     /// connection whose replies would be refused.
     pub fn is_closing(&self, conn: ConnId) -> bool {
@@ -129,7 +130,8 @@ impl<S: Service> Ctx<'_, S> {
 
     /// Asks for one [`Service::on_drained`] call once `conn`'s output is
     /// at or below `mark` bytes (at once, on the loop's next pass, if it
-    /// already is). The way to stream a response larger than the output
+    /// already is; never once the connection is closing or its sending side
+    /// is shut down). The way to stream a response larger than the output
     /// limits: send until [`output_len`](Self::output_len) passes a high
     /// mark, ask here, send more from `on_drained`. A later call replaces
     /// the mark. `Err(Gone)` if `conn` is closed.

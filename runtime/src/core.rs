@@ -185,10 +185,8 @@ impl<S: Service> Core<S> {
         self.stats.connects.add(1);
         self.stats.open.add(1);
         let timeout = target.timeout.unwrap_or(self.config.connect_timeout);
+        // The idle timeout starts once connected (`advance_connect`).
         self.set_deadline(id, ConnTimer::Connect, timeout);
-        if let Some(timeout) = self.config.idle_timeout {
-            self.set_deadline(id, ConnTimer::Idle, timeout);
-        }
         // Looked at in this iteration: a connect that completed (or was
         // refused) at once raises no edge to wait for.
         self.schedule(id);

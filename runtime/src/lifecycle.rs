@@ -91,7 +91,13 @@ impl<S: Service> Server<S> {
             entry.last_active = now;
         }
         let conn = entry.home().expect("a step's connection is home after it");
-        if !entry.opened && conn.failed.is_none() && !conn.transport.is_handshaking() {
+        // A close asked for before the handshake finished (a service giving
+        // up a connect, a shutdown) wins: it never opens.
+        if !entry.opened
+            && entry.closing.is_none()
+            && conn.failed.is_none()
+            && !conn.transport.is_handshaking()
+        {
             if let Some(info) = conn.transport.tls_info() {
                 tracing::debug!(
                     parent: &conn.span,
@@ -198,6 +204,10 @@ impl<S: Service> Server<S> {
         let Some(conn) = entry.home_mut() else {
             return;
         };
+        if conn.is_dead() {
+            // Sent while it was away, to a peer that is gone.
+            conn.output.discard();
+        }
         let over_soft_limit = conn.output_bytes() >= soft;
         let mut facts = conn.facts();
         let output_empty = conn.output_bytes() == 0;
@@ -272,8 +282,12 @@ impl<S: Service> Server<S> {
                     let handshaking = conn.transport.is_handshaking();
                     tracing::debug!(parent: &conn.span, "connected");
                     entry.connecting = false;
+                    entry.last_active = self.core.now;
                     if let Some(timer) = entry.deadlines.take(ConnTimer::Connect) {
                         self.core.timers.cancel(timer);
+                    }
+                    if let Some(idle) = self.core.config.idle_timeout {
+                        self.core.set_deadline(id, ConnTimer::Idle, idle);
                     }
                     if handshaking {
                         self.core

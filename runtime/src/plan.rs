@@ -55,7 +55,9 @@ pub(crate) fn next(f: ConnFacts) -> Next {
         return Next::Close;
     }
     let write = f.has_output && f.writable;
-    let input = (f.readable && !f.peer_eof) || f.undecoded;
+    // After the peer's end, a new edge on a connection kept open for
+    // writing can only be a reset or error: one read finds out which.
+    let input = (f.readable && (!f.peer_eof || f.keep_open)) || f.undecoded;
     let read = input && !f.closing && !f.hold_input;
     if read || write {
         Next::Io(Step { read, write })

@@ -380,6 +380,29 @@ mod kernel_edges {
         assert!(got.len() == 1 && got[0].writable, "{got:?}");
     }
 
+    #[test]
+    fn a_reset_after_a_fin_that_was_read_raises_an_edge_but_only_so_error_tells() {
+        // A half-closed connection kept open for writing: the peer's FIN was
+        // read, then the peer resets. Linux raises an edge, but a read still
+        // returns EOF (the FIN came first); the reset is in SO_ERROR
+        // (`conn.rs` checks it on a read after the end).
+        let (mut reactor, mut server, client) = registered();
+        client.shutdown(Shutdown::Write).unwrap();
+        let _ = events(&mut reactor);
+        let mut buf = [0u8; 16];
+        assert_eq!(server.read(&mut buf).unwrap(), 0, "the FIN");
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        std::thread::sleep(Duration::from_millis(20));
+        let got = events(&mut reactor);
+        assert!(got.len() == 1 && got[0].readable, "{got:?}");
+        assert_eq!(server.read(&mut buf).unwrap(), 0, "still only the end");
+        let error = server.take_error().unwrap().expect("the reset");
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+
     // Outbound connects (`connect.rs`) take no step until an edge comes,
     // then ask the kernel (`SO_ERROR`, the peer's address) what happened:
     // they rely only on an edge coming when the connect ends, either way,

@@ -235,7 +235,7 @@ impl<S: Service> Entry<S> {
         self.closing.is_some()
             || self.write_shutdown != WriteShutdown::Open
             || match &self.place {
-                Slot::Home(conn) => conn.failed.is_some(),
+                Slot::Home(conn) => conn.failed.is_some() || conn.is_dead(),
                 Slot::Away(away) => away.is_aborted(),
             }
     }

@@ -47,7 +47,9 @@ impl ProxyServer {
                     Some(tls) => builder.listen_tls(addr, tls),
                     None => builder.listen(addr),
                 };
-                let server = builder.build(Proxy::new(upstream)).expect("build proxy");
+                let server = builder
+                    .build(Proxy::new(upstream, Duration::from_secs(60)))
+                    .expect("build proxy");
                 tx.send((server.local_addrs()[0], server.handle())).unwrap();
                 server.run().expect("proxy run")
             })

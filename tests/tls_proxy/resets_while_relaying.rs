@@ -14,7 +14,7 @@ use crate::util::reset;
 const REPLY: &[u8] = b"-ERR too much\r\n";
 
 #[test]
-fn review_an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() {
+fn an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() {
     let _serial = serial();
     let upstream = FakeUpstream::spawn(|mut stream| {
         let mut request = [0u8; 5];
@@ -32,9 +32,13 @@ fn review_an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() 
         let proxy = ProxyServer::start(threads.config(), None, Connect::plain(upstream.addr));
         for _ in 0..10 {
             let mut client = TcpStream::connect(proxy.addr).unwrap();
-            client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
             let writer = client.try_clone().unwrap();
-            writer.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+            writer
+                .set_write_timeout(Some(Duration::from_secs(2)))
+                .unwrap();
             let t = std::thread::spawn(move || {
                 let mut w = writer;
                 let chunk = vec![b'x'; 64 * 1024];
@@ -60,18 +64,25 @@ fn review_an_upstream_error_reply_then_reset_reaches_a_client_still_uploading() 
                 eprintln!("{threads:?}: got {:?}", String::from_utf8_lossy(&got));
             }
         }
-        proxy.wait_idle("review");
+        proxy.wait_idle("resets while relaying");
         let report = proxy.stop();
-        eprintln!("{threads:?}: proxy forwarded {} bytes to clients; closed {:?}", report.service.counters.bytes_to_client, crate::harness::closed_by_name(&report.stats));
+        eprintln!(
+            "{threads:?}: proxy forwarded {} bytes to clients; closed {:?}",
+            report.service.counters.bytes_to_client,
+            crate::harness::closed_by_name(&report.stats)
+        );
     }
-    assert_eq!(lost, 0, "{lost} of {total} clients lost the upstream's reply sent before its reset");
+    assert_eq!(
+        lost, 0,
+        "{lost} of {total} clients lost the upstream's reply sent before its reset"
+    );
 }
 
 /// A client that half-closes, then resets, while its upstream (having read
 /// the end) stays silent and open: the reset is an error on one side, which
 /// should close both.
 #[test]
-fn review_a_reset_after_a_clients_fin_closes_the_pair() {
+fn a_reset_after_a_clients_fin_closes_the_pair() {
     let _serial = serial();
     let upstream = FakeUpstream::spawn(|mut stream| {
         let mut all = Vec::new();
@@ -93,6 +104,9 @@ fn review_a_reset_after_a_clients_fin_closes_the_pair() {
         }
         let open_after = proxy.stats().connections_open;
         eprintln!("{threads:?}: open before the reset {open_before}, 2 s after it {open_after}");
-        assert_eq!(open_after, 0, "{threads:?}: the client's reset did not close the pair");
+        assert_eq!(
+            open_after, 0,
+            "{threads:?}: the client's reset did not close the pair"
+        );
     }
 }
