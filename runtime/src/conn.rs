@@ -557,14 +557,12 @@ mod tests {
         assert!(conn.peer_eof, "the FIN behind the data was read");
     }
 
-    #[test]
-    fn data_read_before_a_reset_is_decoded_and_the_reset_waits_for_its_delivery() {
-        // A request, then a reset (SO_LINGER 0): the request is the peer's
-        // and must be served, as a blocking reader (and Redis) would.
-        let (mut conn, mut client) = conn_and_client();
-        client.write_all(b"abc").unwrap();
-        let mut peek = [0u8; 4];
-        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < 3 {
+    /// Sends `bytes`, then resets (SO_LINGER 0), and waits until the
+    /// server socket holds both.
+    fn data_then_reset(conn: &mut Conn<Bytes>, mut client: TcpStream, bytes: &[u8]) {
+        client.write_all(bytes).unwrap();
+        let mut peek = vec![0u8; bytes.len() + 1];
+        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < bytes.len() {
             std::thread::yield_now();
         }
         socket2::SockRef::from(&client)
@@ -573,6 +571,14 @@ mod tests {
         drop(client);
         std::thread::sleep(std::time::Duration::from_millis(20));
         conn.edges.read_to_would_block = true;
+    }
+
+    #[test]
+    fn data_read_before_a_reset_is_decoded_and_the_reset_waits_for_its_delivery() {
+        // A request, then a reset: the request is the peer's and must be
+        // served, as a blocking reader (and Redis) would.
+        let (mut conn, client) = conn_and_client();
+        data_then_reset(&mut conn, client, b"abc");
         let report = conn.run_step(READ, LIMITS);
         assert_eq!(report.bytes_in, 3);
         assert_eq!(conn.frames.iter().copied().collect::<Vec<_>>(), b"abc");
@@ -588,35 +594,25 @@ mod tests {
 
     #[test]
     fn data_before_a_reset_is_delivered_even_when_the_step_writes_first() {
-        // Review: replies are queued (the peer is not reading), the peer
-        // sends a request and resets. The RST edge reports writable too, so
-        // the step is read+write and writes first.
+        // Replies are queued (the peer is not reading), the peer sends a
+        // request and resets. The reset's edge reports writable too, so the
+        // step reads and writes, and writes first: the write meets the
+        // reset, and the request must still be read.
         let (mut conn, client) = conn_and_client();
-        let mut c = &client;
-        c.write_all(b"abc").unwrap();
-        let mut peek = [0u8; 4];
-        while conn.transport.socket().peek(&mut peek).unwrap_or(0) < 3 {
-            std::thread::yield_now();
-        }
-        socket2::SockRef::from(&client)
-            .set_linger(Some(std::time::Duration::ZERO))
-            .unwrap();
-        drop(client);
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        data_then_reset(&mut conn, client, b"abc");
         conn.output.queue(b'x', 1);
-        conn.edges.read_to_would_block = true;
         conn.edges.readable = true;
         conn.edges.writable = true;
         let both = Step {
             read: true,
             write: true,
         };
-        let report = conn.run_step(both, LIMITS);
-        eprintln!(
-            "failed={:?} bytes_in={} frames={:?}",
-            conn.failed, report.bytes_in, conn.frames
-        );
+        conn.run_step(both, LIMITS);
         assert_eq!(conn.frames.iter().copied().collect::<Vec<_>>(), b"abc");
+        assert_eq!(conn.output_bytes(), 0, "nothing more goes to a reset peer");
+        assert!(!conn.facts().has_output);
+        conn.frames.clear();
+        assert!(matches!(conn.failure(), Some(CloseReason::Io(_))));
     }
 
     #[test]
