@@ -37,6 +37,17 @@ impl ProxyServer {
     /// Listens on 127.0.0.1 (TLS with `tls`, else plain) and forwards to
     /// `upstream`.
     pub fn start(config: Config, tls: Option<Arc<ServerConfig>>, upstream: Connect) -> Self {
+        Self::start_with_fin_timeout(config, tls, upstream, Duration::from_secs(60))
+    }
+
+    /// [`start`](Self::start), closing a pair that stays half-closed for
+    /// `fin_timeout`.
+    pub fn start_with_fin_timeout(
+        config: Config,
+        tls: Option<Arc<ServerConfig>>,
+        upstream: Connect,
+        fin_timeout: Duration,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("proxy-loop".into())
@@ -48,7 +59,7 @@ impl ProxyServer {
                     None => builder.listen(addr),
                 };
                 let server = builder
-                    .build(Proxy::new(upstream, Duration::from_secs(60)))
+                    .build(Proxy::new(upstream, fin_timeout))
                     .expect("build proxy");
                 tx.send((server.local_addrs()[0], server.handle())).unwrap();
                 server.run().expect("proxy run")

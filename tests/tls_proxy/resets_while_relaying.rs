@@ -110,3 +110,35 @@ fn a_reset_after_a_clients_fin_closes_the_pair() {
         );
     }
 }
+
+/// A client that half-closes and then goes silent for good, in front of an
+/// upstream that never ends its side either: the pair is closed once it has
+/// been half-closed for the fin timeout (HAProxy's `timeout client-fin`),
+/// instead of living for ever.
+#[test]
+fn a_pair_left_half_closed_is_closed_after_the_fin_timeout() {
+    let _serial = serial();
+    let upstream = FakeUpstream::spawn(|mut stream| {
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+        // Never answers, never closes (until the proxy closes it).
+        let _ = stream.read(&mut [0u8; 1]);
+    });
+    for threads in Threads::BOTH {
+        let proxy = ProxyServer::start_with_fin_timeout(
+            threads.config(),
+            None,
+            Connect::plain(upstream.addr),
+            Duration::from_millis(300),
+        );
+        let mut client = TcpStream::connect(proxy.addr).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        client.write_all(b"hello").unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        // The proxy closes the pair: the client reads the end.
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "{threads:?}: {rest:?}");
+        proxy.wait_idle("a pair left half-closed");
+    }
+}
