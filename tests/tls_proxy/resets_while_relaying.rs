@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use baton::Connect;
+use baton::{CloseReason, Connect};
 
 use crate::harness::{serial, ProxyServer, Threads};
 use crate::util::fake_upstream::FakeUpstream;
@@ -121,8 +121,9 @@ fn a_pair_left_half_closed_is_closed_after_the_fin_timeout() {
     let upstream = FakeUpstream::spawn(|mut stream| {
         let mut all = Vec::new();
         let _ = stream.read_to_end(&mut all);
-        // Never answers, never closes (until the proxy closes it).
-        let _ = stream.read(&mut [0u8; 1]);
+        // Silent and open long after the fin timeout (it ends by itself,
+        // so a test without the timer ends too, and fails below).
+        std::thread::sleep(Duration::from_secs(2));
     });
     for threads in Threads::BOTH {
         let proxy = ProxyServer::start_with_fin_timeout(
@@ -132,7 +133,9 @@ fn a_pair_left_half_closed_is_closed_after_the_fin_timeout() {
             Duration::from_millis(300),
         );
         let mut client = TcpStream::connect(proxy.addr).unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         client.write_all(b"hello").unwrap();
         client.shutdown(std::net::Shutdown::Write).unwrap();
         // The proxy closes the pair: the client reads the end.
@@ -140,5 +143,13 @@ fn a_pair_left_half_closed_is_closed_after_the_fin_timeout() {
         client.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "{threads:?}: {rest:?}");
         proxy.wait_idle("a pair left half-closed");
+        // Closed by the proxy's timer (the client side, then its partner),
+        // not by the upstream finally ending its side.
+        assert_eq!(
+            proxy.stats().closed_for(&CloseReason::ByService),
+            2,
+            "{threads:?}: {:?}",
+            proxy.stats().closed
+        );
     }
 }
