@@ -20,8 +20,13 @@ const ENCODE_BATCH: usize = 64 * 1024;
 /// A write buffer larger than this is released once empty, so an idle
 /// connection does not keep the memory of its largest reply.
 const KEEP_WRITE_BUF: usize = 64 * 1024;
-/// Same for the receive buffers.
+/// Same for a connection's receive buffer.
 const KEEP_RECV_BUF: usize = 64 * 1024;
+/// The thread's read buffer (one per thread, not per connection) keeps what
+/// a step's reads grow it to (at most about twice the read budget): released
+/// at 64 KiB, a step reading 64 KiB (4 KiB x 16 echoed) grew it to 128 KiB,
+/// released it, and allocated and zeroed it again on the next step.
+const KEEP_SCRATCH: usize = 1 << 20;
 /// Frames one step decodes at most. Bytes are bounded by the read budget,
 /// but a budget of tiny frames (`PING\r\n` is 6 bytes) would be tens of
 /// thousands of decoded frames held at once; past this the rest of the
@@ -315,7 +320,7 @@ impl<C: Codec> Conn<C> {
                     let kept = scratch.len();
                     scratch.consume(kept);
                 }
-                scratch.shrink_if_idle(KEEP_RECV_BUF);
+                scratch.shrink_if_idle(KEEP_SCRATCH);
             });
         } else {
             let mut recv = std::mem::take(&mut self.recv);
