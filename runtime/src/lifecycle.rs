@@ -91,6 +91,7 @@ impl<S: Service> Server<S> {
             entry.last_active = now;
         }
         let conn = entry.home().expect("a step's connection is home after it");
+        let dead = conn.is_dead();
         // A close asked for before the handshake finished (a service giving
         // up a connect, a shutdown) wins: it never opens.
         if !entry.opened
@@ -111,12 +112,14 @@ impl<S: Service> Server<S> {
             self.open(id);
         }
         self.deliver_frames(id);
-        let delivering = self
-            .core
-            .table
-            .get(id)
-            .and_then(|e| e.home())
-            .is_some_and(Conn::delivering_before_error);
+        // Looked up again only after a socket error (rare), not every step.
+        let delivering = dead
+            && self
+                .core
+                .table
+                .get(id)
+                .and_then(|e| e.home())
+                .is_some_and(Conn::delivering_before_error);
         if delivering {
             // Frames read before a reset wait only as long as a closing
             // connection's output would (a paused service could hold them
