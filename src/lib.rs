@@ -5,6 +5,7 @@
 // runtime crate makes public for its own tests leaks into this crate's
 // semver promise.
 pub use baton_io_threads::WorkerStats;
+pub use baton_runtime::recycle_buffer;
 pub use baton_runtime::{
     AfterEof, Builder, ByteStream, CloseReason, ClosedCounts, Codec, Config, ConnId, ConnInfo,
     Connect, ConnectError, Ctx, IoActivation, LoopHandle, NoCodec, Origin, ProtocolError,

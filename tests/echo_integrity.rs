@@ -6,9 +6,12 @@ mod util;
 #[path = "../examples/echo/service.rs"]
 mod echo;
 
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
-use baton::{Codec, Config, IoActivation, RecvBuf};
+use baton::tls::Transport;
+use baton::{recycle_buffer, Codec, Config, IoActivation, RecvBuf};
 use util::{run_echo_clients, spawn_server, EchoPlan};
 
 const CLIENTS: usize = 500;
@@ -96,4 +99,55 @@ fn the_echo_codec_reuses_the_written_buffer_and_never_its_bytes() {
     codec.encode(second, &mut wbuf);
     assert_eq!(wbuf, b"first frame2nd");
     assert_eq!(codec.decode(&mut src).unwrap(), None);
+}
+
+/// A large read is the frame itself: the receive buffer's storage is handed
+/// over, not copied, and sent as it is; once written, the runtime gives it
+/// back to the thread's pool (`recycle_buffer`) and the next read takes it
+/// from there. A stream of large frames neither copies nor allocates.
+#[test]
+fn a_large_read_is_the_frame_itself_and_its_buffer_serves_the_next_read() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (server, _) = listener.accept().unwrap();
+    server.set_nonblocking(true).unwrap();
+    let mut server = Transport::Plain(server);
+    let mut codec = echo::EchoCodec::default();
+    let mut src = RecvBuf::new();
+    let pooled = Vec::with_capacity(128 * 1024);
+    let storage = pooled.as_ptr();
+    recycle_buffer(pooled);
+    for round in 0..3u8 {
+        let batch: Vec<u8> = (0..100_000u32).map(|i| (i as u8) ^ round).collect();
+        client.write_all(&batch).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while src.len() < batch.len() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the batch never arrived"
+            );
+            server.read(&mut src, 1 << 20).unwrap();
+        }
+        assert_eq!(
+            src.as_slice().as_ptr(),
+            storage,
+            "round {round}: read into the pooled buffer"
+        );
+        let frame = codec.decode(&mut src).unwrap().expect("a frame");
+        assert!(src.is_empty());
+        assert_eq!(
+            frame, batch,
+            "round {round}: every byte, none of an earlier round"
+        );
+        assert_eq!(
+            frame.as_ptr(),
+            storage,
+            "round {round}: handed over, not copied"
+        );
+        let mut wbuf = Vec::new();
+        codec.encode(frame, &mut wbuf);
+        assert_eq!(wbuf.as_ptr(), storage, "round {round}: sent as it is");
+        // What `Conn::flush` does once a large write buffer is written out.
+        recycle_buffer(wbuf);
+    }
 }

@@ -31,6 +31,10 @@ pub struct PoolConfig {
     pub spin: u32,
     /// Thread name prefix (`{name}-{i}`).
     pub name: String,
+    /// Called on a worker right before it parks (its queue empty, its spin
+    /// done): the place to give back per-thread caches an idle thread should
+    /// not hold (baton's runtime releases the thread's receive-buffer pool).
+    pub before_park: fn(),
 }
 
 impl Default for PoolConfig {
@@ -40,6 +44,7 @@ impl Default for PoolConfig {
             queue_capacity: 1024,
             spin: 2000,
             name: "baton-io".into(),
+            before_park: || {},
         }
     }
 }
@@ -105,6 +110,7 @@ struct Shared<J> {
     /// every job dispatched before the shutdown is run and sent home.
     stop: AtomicBool,
     spin: u32,
+    before_park: fn(),
 }
 
 /// A job handed back to the loop by a worker: always the job itself, so its
@@ -164,6 +170,7 @@ impl<J: Send + 'static> IoPool<J> {
             signal,
             stop: AtomicBool::new(false),
             spin: config.spin,
+            before_park: config.before_park,
         });
         let handler = Arc::new(handler);
         let mut threads = Vec::with_capacity(config.threads);
@@ -285,6 +292,9 @@ where
             continue;
         }
         counters.parks.fetch_add(1, Ordering::Relaxed);
+        // A notify from here on is not lost: it unparks the token, and
+        // `park` returns at once.
+        (shared.before_park)();
         // Spurious returns are fine: the loop drains and re-checks. An unpark
         // that came before this call is remembered by the thread's token.
         me.parker.park();
@@ -427,5 +437,45 @@ mod tests {
         seen.extend(pool.shutdown().into_iter().map(|c| c.job));
         seen.sort_unstable();
         assert_eq!(seen, vec![100, 101, 102, 103, 104]);
+    }
+
+    #[test]
+    fn a_worker_runs_before_park_on_its_own_thread_each_time_it_parks() {
+        use std::cell::Cell;
+        thread_local! { static ON_THIS_THREAD: Cell<u32> = const { Cell::new(0) }; }
+        fn count() {
+            ON_THIS_THREAD.with(|c| c.set(c.get() + 1));
+        }
+        let config = PoolConfig {
+            threads: 1,
+            spin: 1,
+            before_park: count,
+            ..PoolConfig::default()
+        };
+        let signal = Arc::new(LoopSignal::new(NoWake));
+        let pool = IoPool::new(&config, signal, |_, job: &mut u32| {
+            // The job sees how often this thread ran the hook. The park was
+            // counted before the hook ran, but the job runs only after `park`
+            // returns, so by then the hook has run.
+            *job = ON_THIS_THREAD.with(Cell::get);
+        })
+        .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let stats = pool.stats_reader();
+        while stats.worker_stats()[0].parks == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle worker never parked"
+            );
+            std::thread::yield_now();
+        }
+        pool.dispatch(0, 0).unwrap();
+        let done = pop_n(&pool, 1);
+        assert!(
+            done[0].job >= 1,
+            "the hook ran on the worker's thread before it parked"
+        );
+        assert_eq!(ON_THIS_THREAD.with(Cell::get), 0, "not on the caller's");
+        assert!(pool.shutdown().is_empty());
     }
 }

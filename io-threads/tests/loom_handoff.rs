@@ -75,6 +75,7 @@ fn config(threads: usize, queue_capacity: usize) -> PoolConfig {
         queue_capacity,
         spin: 1,
         name: "model".into(),
+        before_park: || {},
     }
 }
 

@@ -7,23 +7,30 @@ use crate::{Codec, ProtocolError, RecvBuf};
 /// boundary, so nothing is ever malformed or too large (a frame is at most
 /// one read budget).
 ///
-/// Allocation-free in steady state, and the bytes are not copied on the way
-/// out: a frame's buffer becomes the connection's write buffer when it is
-/// encoded (unless bytes are already waiting there, which it then joins),
-/// and the written-out buffer it replaces is kept to receive the next
-/// frame. A frame forwarded to another connection moves there the same
-/// way. The codec travels with its connection, so nothing is shared between
-/// threads.
+/// Allocation-free in steady state, and the bytes are copied neither on the
+/// way in nor on the way out:
+/// * a large read becomes the frame itself: the receive buffer's storage is
+///   handed over ([`RecvBuf::take_all`]); a small one is copied into a
+///   recycled buffer of this codec's (at most 4 KiB), so a frame never holds
+///   more than twice its bytes;
+/// * a frame's buffer becomes the connection's write buffer when it is
+///   encoded (unless bytes are already waiting there, which it then joins),
+///   and once written the buffer goes back to the thread's pool
+///   ([`recycle_buffer`](crate::recycle_buffer)) for the next read. A frame forwarded to
+///   another connection moves there the same way.
+///
+/// The codec travels with its connection, so nothing is shared between
+/// threads; the pool is per thread.
 #[derive(Debug, Default)]
 pub struct ByteStream {
-    /// An empty buffer to decode the next frame into.
+    /// An empty buffer to decode the next small frame into.
     spare: Vec<u8>,
 }
 
 /// Largest spare buffer a connection keeps between frames: a page, enough
 /// for a batch of small messages; an idle connection holds at most this
 /// much more than without recycling (the write buffer is the runtime's,
-/// bounded by it).
+/// bounded by it). Larger input is taken without a copy instead.
 const KEEP_SPARE: usize = 4 * 1024;
 
 impl Codec for ByteStream {
@@ -34,6 +41,9 @@ impl Codec for ByteStream {
         if src.is_empty() {
             return Ok(None);
         }
+        if src.len() > KEEP_SPARE {
+            return Ok(Some(src.take_all()));
+        }
         let mut frame = std::mem::take(&mut self.spare);
         frame.extend_from_slice(src.as_slice());
         src.consume(src.len());
@@ -43,13 +53,18 @@ impl Codec for ByteStream {
     fn encode(&mut self, mut frame: Vec<u8>, dst: &mut Vec<u8>) {
         if dst.is_empty() {
             // The frame's buffer is sent as it is; the one it replaces (empty:
-            // written out) is kept for the next decode.
+            // written out) is kept for the next small decode, or pooled.
             std::mem::swap(dst, &mut frame);
-            if frame.capacity() <= KEEP_SPARE && frame.capacity() > self.spare.capacity() {
+        } else {
+            dst.extend_from_slice(&frame);
+            frame.clear();
+        }
+        if frame.capacity() <= KEEP_SPARE {
+            if frame.capacity() > self.spare.capacity() {
                 self.spare = frame;
             }
         } else {
-            dst.extend_from_slice(&frame);
+            crate::recycle_buffer(frame);
         }
     }
 

@@ -277,7 +277,10 @@ impl<C: Codec> Conn<C> {
             Err(e) => self.failed = Some(failure(e)),
         }
         if self.output.wbuf.capacity() > KEEP_WRITE_BUF {
-            self.output.wbuf = Vec::new();
+            // To this thread's pool: a reply this large is often a frame
+            // that was a receive buffer (`ByteStream`), and the next read
+            // takes the storage back from there instead of allocating.
+            crate::recycle_buffer(std::mem::take(&mut self.output.wbuf));
         }
     }
 

@@ -49,7 +49,7 @@ mod timers;
 mod tls_failure;
 
 pub use activation::IoActivation;
-pub use baton_tls::RecvBuf;
+pub use baton_tls::{recycle as recycle_buffer, RecvBuf};
 pub use builder::{Builder, NoCodec};
 pub use byte_stream::ByteStream;
 pub use close_reason::CloseReason;

@@ -105,7 +105,15 @@ pub struct Server<S: Service> {
     pub(crate) batch: Vec<ConnId>,
     /// Connections closed by the shutdown deadline without being flushed.
     pub(crate) closed_at_deadline: usize,
+    /// When the last iteration with readiness events ended: this thread's
+    /// receive-buffer pool is released a second after it.
+    io_seen_at: Instant,
 }
+
+/// How long the loop keeps its thread's receive-buffer pool
+/// (`baton_tls::recycle`) without IO: long enough to span the pauses of a
+/// busy server, short enough that an idle one gives the memory back.
+const POOL_IDLE: Duration = Duration::from_secs(1);
 
 impl<S: Service> std::fmt::Debug for Server<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,6 +176,7 @@ impl<S: Service> Server<S> {
                 queue_capacity: config.io_queue_capacity,
                 spin: config.io_spin,
                 name: "baton-io".into(),
+                before_park: baton_tls::release_pooled,
             };
             Some(IoPool::new(
                 &pool_config,
@@ -221,6 +230,7 @@ impl<S: Service> Server<S> {
             events: Vec::with_capacity(1024),
             batch: Vec::new(),
             closed_at_deadline: 0,
+            io_seen_at: Instant::now(),
         })
     }
 
@@ -286,6 +296,7 @@ impl<S: Service> Server<S> {
             self.drain_mailbox();
             self.fire_timers();
             self.advance_scheduled();
+            self.release_pool_when_idle();
             if self.shutdown_finished() {
                 return Ok(());
             }
@@ -316,11 +327,26 @@ impl<S: Service> Server<S> {
 
     /// How long the next wait may block: zero while work is pending, else
     /// until the next timer (or forever).
+    /// Frees this thread's receive-buffer pool once the loop has had no
+    /// readiness event for `POOL_IDLE` (the wait is cut to that while the
+    /// pool holds anything: `next_timeout`).
+    fn release_pool_when_idle(&mut self) {
+        if !self.events.is_empty() {
+            self.io_seen_at = self.core.now;
+        } else if self.core.now.saturating_duration_since(self.io_seen_at) >= POOL_IDLE {
+            baton_tls::release_pooled();
+        }
+    }
+
     fn next_timeout(&mut self) -> Option<Duration> {
         if !self.core.scheduled.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut deadline = self.core.timers.next_deadline();
+        if baton_tls::pooled_bytes() > 0 {
+            let release = self.io_seen_at + POOL_IDLE;
+            deadline = Some(deadline.map_or(release, |d| d.min(release)));
+        }
         // Once the deadline has passed (and was acted on at the end of the
         // last iteration), only connections on IO threads remain: their
         // completions wake the loop, so it sleeps instead of spinning.

@@ -8,8 +8,10 @@
 //! a flag that can drift. The caller (baton's runtime) turns that into
 //! readiness it waits for.
 //!
-//! No threads, no poller, no `unsafe`: this crate cannot reach an event loop,
-//! so code running it on an IO thread cannot either.
+//! No threads, no poller: this crate cannot reach an event loop, so code
+//! running it on an IO thread cannot either. One `unsafe` block, in
+//! `socket_read.rs`: a plain socket read into a buffer's spare capacity,
+//! so a buffer handed on as a frame is not replaced by zeroed storage.
 //!
 //! Contract shared by every step: it must be called repeatedly until it
 //! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
@@ -19,11 +21,12 @@
 //! only sound with **edge-triggered** readiness, which baton's runtime uses,
 //! and for reads only while no edge has reported the peer's end or urgent
 //! data.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod client_config;
 mod config;
 mod recv_buf;
+mod socket_read;
 mod tls_stream;
 mod transport;
 
@@ -32,7 +35,7 @@ pub use config::{
     client_config_trusting, crypto_provider, generate_self_signed, CertSource, ClientAuth, SniCert,
     TlsConfigError, TlsSettings,
 };
-pub use recv_buf::RecvBuf;
+pub use recv_buf::{pooled_bytes, recycle, release_pooled, RecvBuf};
 pub use rustls;
 pub use tls_stream::TlsStream;
 pub use transport::{IoState, Progress, ReadMode, TlsInfo, Transport, TransportError};

@@ -6,7 +6,7 @@
 //! alert, then the stream is done. What rustls wants next (`wants_write`,
 //! `is_handshaking`) is asked of rustls every time, never cached.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::net::TcpStream;
 #[cfg(test)]
 use std::sync::Arc;
@@ -15,8 +15,6 @@ use rustls::Connection;
 
 use crate::transport::{progress, IoState, Progress, ReadMode, TransportError};
 use crate::RecvBuf;
-
-const READ_CHUNK: usize = 16 * 1024;
 
 /// A TLS session over a socket; both are owned here. Reached through
 /// [`Transport::Tls`](crate::Transport::Tls).
@@ -95,12 +93,16 @@ impl TlsStream {
         dst: &mut RecvBuf,
         total: &mut usize,
     ) -> Result<Option<IoState>, TransportError> {
+        // Copied from rustls's buffer straight into `dst`'s spare capacity
+        // (`fill_buf`, not `read`: `read` wants initialised space).
+        let mut reader = self.conn.reader();
         loop {
-            let spare = dst.spare(READ_CHUNK);
-            match self.conn.reader().read(spare) {
-                Ok(0) => return Ok(Some(IoState::Eof)),
-                Ok(n) => {
-                    dst.filled(n);
+            match reader.fill_buf() {
+                Ok([]) => return Ok(Some(IoState::Eof)),
+                Ok(chunk) => {
+                    let n = chunk.len();
+                    dst.spare(n).extend_from_slice(chunk);
+                    reader.consume(n);
                     *total += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

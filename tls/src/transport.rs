@@ -1,7 +1,7 @@
 //! The transport over one socket: plain TCP or rustls.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use rustls::{
     ClientConfig, ClientConnection, Connection, HandshakeKind, ServerConfig, ServerConnection,
 };
 
+use crate::socket_read::recv_into_spare;
 use crate::tls_stream::TlsStream;
 use crate::RecvBuf;
 
@@ -311,12 +312,11 @@ fn read_socket(
 ) -> io::Result<Progress> {
     let mut total = 0;
     while total < budget {
-        let spare = dst.spare(READ_CHUNK);
-        let offered = spare.len();
-        match stream.read(spare) {
+        let buf = dst.spare(READ_CHUNK);
+        let offered = buf.capacity() - buf.len();
+        match recv_into_spare(stream, buf) {
             Ok(0) => return Ok(progress(total, IoState::Eof)),
             Ok(n) => {
-                dst.filled(n);
                 total += n;
                 if n < offered && mode == ReadMode::ShortReadDrains {
                     return Ok(progress(total, IoState::Drained));
