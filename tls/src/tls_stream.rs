@@ -6,15 +6,31 @@
 //! alert, then the stream is done. What rustls wants next (`wants_write`,
 //! `is_handshaking`) is asked of rustls every time, never cached.
 
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::net::TcpStream;
 #[cfg(test)]
 use std::sync::Arc;
 
+use std::cell::Cell;
+
 use rustls::Connection;
 
+use crate::socket_read::recv_into_spare;
 use crate::transport::{progress, IoState, Progress, ReadMode, TransportError};
 use crate::RecvBuf;
+
+/// Most ciphertext one socket read takes: a 64 KiB batch of application
+/// data as records (16 x 4,118 bytes for 4 KiB messages) with room to spare,
+/// so the read that returns it is short and ends the step; below the
+/// allocator's 128 KiB threshold for mapping fresh pages.
+const CIPHERTEXT_READ: usize = 96 * 1024;
+
+thread_local! {
+    /// This thread's ciphertext buffer: filled by one socket read and handed
+    /// to rustls whole before the read returns, so it is empty between
+    /// calls and no connection's bytes can reach another's.
+    static CIPHERTEXT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
 
 /// A TLS session over a socket; both are owned here. Reached through
 /// [`Transport::Tls`](crate::Transport::Tls).
@@ -63,27 +79,82 @@ impl TlsStream {
                 None if short => return Ok(progress(total, IoState::Drained)),
                 None => {}
             }
-            let mut probe = ShortReadProbe {
-                sock: &mut self.sock,
-                short: false,
-            };
-            match self.conn.read_tls(&mut probe) {
+            let mut ciphertext = CIPHERTEXT.take();
+            let fed = self.read_and_feed(&mut ciphertext, dst, &mut total);
+            // Empty even after an error: no bytes outlive the call.
+            ciphertext.clear();
+            CIPHERTEXT.set(ciphertext);
+            match fed? {
+                Fed::Records { short_read } => {
+                    short = short_read && mode == ReadMode::ShortReadDrains;
+                }
+                Fed::Nothing => return Ok(progress(total, IoState::Drained)),
+                Fed::End => return Ok(progress(total, IoState::Eof)),
+            }
+        }
+    }
+
+    /// One socket read into `buf` (this thread's, empty on return), every
+    /// byte of it handed to rustls and decrypted into `dst` at once.
+    ///
+    /// rustls reads the socket itself only into the free space of its
+    /// record buffer, 4 KiB at a time when it holds no partial record: a
+    /// 4 KiB message (4,118 bytes as a record) took two `recv` calls, a
+    /// 64 KiB batch about eight. One `recv` of up to `CIPHERTEXT_READ`
+    /// bytes here, then rustls copies from memory.
+    fn read_and_feed(
+        &mut self,
+        buf: &mut Vec<u8>,
+        dst: &mut RecvBuf,
+        total: &mut usize,
+    ) -> Result<Fed, TransportError> {
+        buf.clear();
+        buf.reserve_exact(CIPHERTEXT_READ);
+        let offered = buf.capacity();
+        let n = loop {
+            match recv_into_spare(&self.sock, buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fed::Nothing),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TransportError::Io(e)),
+            }
+        };
+        if n == 0 {
+            // The peer's FIN: an empty read tells rustls, which then says
+            // whether a close_notify came first.
+            let _ = self.conn.read_tls(&mut io::empty());
+            self.process()?;
+            self.drain_plaintext(dst, total)?;
+            return Ok(Fed::End);
+        }
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            // rustls takes what fits its record buffer (always some: it
+            // holds at most one partial record once the complete ones are
+            // processed); decrypted bytes are drained each round, so its
+            // plaintext buffer never fills and refuses more.
+            match self.conn.read_tls(&mut rest) {
                 Ok(0) => {
-                    self.process()?;
-                    self.drain_plaintext(dst, &mut total)?;
-                    return Ok(progress(total, IoState::Eof));
+                    return Err(TransportError::Io(io::Error::other(
+                        "rustls took no ciphertext",
+                    )))
                 }
                 Ok(_) => {
-                    short = probe.short && mode == ReadMode::ShortReadDrains;
                     self.process()?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(progress(total, IoState::Drained));
+                    // After close_notify, whatever follows is not the peer's
+                    // data: the stream ends here.
+                    if self.drain_plaintext(dst, total)?.is_some() {
+                        return Ok(Fed::End);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(TransportError::Io(e)),
             }
         }
+        buf.clear();
+        Ok(Fed::Records {
+            short_read: n < offered,
+        })
     }
 
     /// Moves decrypted bytes into `dst`. `Some(Eof)` once the peer closed
@@ -150,20 +221,16 @@ impl TlsStream {
     }
 }
 
-/// The socket as rustls reads it, noting whether the last read returned
-/// less than the space offered (a short read: the receive queue held no
-/// more data at that moment).
-struct ShortReadProbe<'a> {
-    sock: &'a mut TcpStream,
-    short: bool,
-}
-
-impl Read for ShortReadProbe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.sock.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
+/// What one socket read gave rustls.
+enum Fed {
+    /// Records were read and processed; `short_read`: fewer bytes than
+    /// offered (the socket held no more at that moment).
+    Records { short_read: bool },
+    /// The socket had nothing (`WouldBlock`).
+    Nothing,
+    /// The peer's end: a FIN, or a close_notify (what came before it is in
+    /// `dst`).
+    End,
 }
 
 #[cfg(test)]
@@ -280,5 +347,47 @@ mod tests {
         }
         assert_eq!(got, sent.len());
         assert!(steps <= 2, "{steps} steps: full reads must not end a step");
+    }
+
+    #[test]
+    fn more_ciphertext_than_one_socket_read_arrives_whole_then_close_notify_ends_it() {
+        // Over three times what one socket read takes, in records of every
+        // size, interleaved with the server's reads; then close_notify and
+        // FIN. Every byte arrives once, in order, and the stream ends.
+        let (mut server, mut client) = tls_pair("bulk");
+        let sent: Vec<u8> = (0..3 * CIPHERTEXT_READ as u32 + 777)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut buf = RecvBuf::new();
+        let mut written = 0;
+        let mut chunk = 1;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while buf.len() < sent.len() {
+            assert!(std::time::Instant::now() < deadline, "stalled at {}", buf.len());
+            if written < sent.len() {
+                let end = (written + chunk).min(sent.len());
+                written += client.write(&sent[written..end]).unwrap().bytes;
+                client.flush().unwrap();
+                chunk = chunk * 3 % 40_000 + 1;
+            }
+            server
+                .read_with(&mut buf, 1 << 20, ReadMode::UntilWouldBlock)
+                .unwrap();
+        }
+        assert!(buf.as_slice() == &sent[..], "bytes differ");
+        assert!(client.begin_close());
+        client.flush().unwrap();
+        client.socket().shutdown(Shutdown::Write).unwrap();
+        let end = loop {
+            assert!(std::time::Instant::now() < deadline, "no end seen");
+            let read = server
+                .read_with(&mut buf, 1 << 20, ReadMode::UntilWouldBlock)
+                .unwrap();
+            if read.state == IoState::Eof {
+                break read;
+            }
+        };
+        assert_eq!(end.bytes, 0);
+        assert_eq!(buf.len(), sent.len(), "nothing after the data");
     }
 }
