@@ -25,15 +25,30 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 const BUSY: usize = 200;
-const NEVER_READ: usize = 50;
+const NEVER_READ: usize = 8;
+
+/// The most a socket's send buffer grows to (Linux autotuning up to
+/// `tcp_wmem`'s maximum). Output held for a client that never reads is
+/// unflushable only beyond it: with less, the kernel takes it all and the
+/// shutdown flushes that client after all.
+fn max_send_buffer() -> usize {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20)
+}
 
 #[test]
 fn shutdown_under_load_meets_its_deadline_and_joins_io_threads() {
     let _serial = one_at_a_time();
+    // Each never-reader's output reaches the soft limit before its reading
+    // pauses: 2 MiB more than its socket can ever take, so it cannot be
+    // flushed by the deadline. (At 256 KiB the kernel sometimes took all of
+    // it, and the shutdown rightly flushed and closed those clients.)
     let config = Config::default()
         .io_threads(2)
         .io_activation(IoActivation::Always)
-        .output_soft_limit(256 << 10);
+        .output_soft_limit(max_send_buffer() + (2 << 20));
     let server = spawn_server(config, || echo::Echo);
     let addr = server.addr;
     let started = Arc::new(AtomicBool::new(false));
