@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use baton_tls::{RecvBuf, TlsInfo};
 
-use crate::{CloseReason, ConnId, Ctx, TimerId};
+use crate::{CloseReason, ConnId, Ctx, OutBuf, TimerId};
 
 /// Turns bytes into frames and frames into bytes for one connection.
 ///
@@ -35,6 +35,25 @@ pub trait Codec: Send + 'static {
 
     /// Appends the encoding of `frame` to `dst`.
     fn encode(&mut self, frame: Self::Out, dst: &mut Vec<u8>);
+
+    /// Appends the encoding of `frame` to the connection's output; what the
+    /// runtime calls. The default appends [`encode`](Self::encode)'s bytes
+    /// to [`OutBuf::bytes_mut`], so a codec that only implements `encode`
+    /// works as it always did.
+    ///
+    /// Override it to send large buffers the application already holds
+    /// behind an `Arc` without copying them into the write buffer: append
+    /// the bytes before such a buffer, [`OutBuf::push_shared`] it, and go
+    /// on appending. Bytes leave in exactly that order; a shared buffer is
+    /// then copied once, by the kernel from `writev` (plain TCP) or by
+    /// rustls into its records (TLS). It is called on the same thread, at
+    /// the same moment, as `encode` would be (see the trait's
+    /// documentation), for the frames of a batch in order; the encoding
+    /// must take exactly the bytes `encode` would (and at most
+    /// [`encoded_len`](Self::encoded_len)).
+    fn encode_into(&mut self, frame: Self::Out, dst: &mut OutBuf) {
+        self.encode(frame, dst.bytes_mut());
+    }
 
     /// Bytes `frame` will take once encoded (an upper bound is fine). Used for
     /// output-buffer limits on the loop, where the codec itself may be away.

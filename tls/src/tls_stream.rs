@@ -6,7 +6,7 @@
 //! alert, then the stream is done. What rustls wants next (`wants_write`,
 //! `is_handshaking`) is asked of rustls every time, never cached.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
 #[cfg(test)]
 use std::sync::Arc;
@@ -127,6 +127,22 @@ impl TlsStream {
     pub(crate) fn write(&mut self, src: &[u8]) -> Result<Progress, TransportError> {
         self.check_failed()?;
         let taken = self.conn.writer().write(src).map_err(TransportError::Io)?;
+        let state = self.flush()?;
+        Ok(progress(taken, state))
+    }
+
+    /// [`write`](Self::write) of `bufs` in order: rustls copies them into
+    /// its records without their being joined first.
+    pub(crate) fn write_vectored(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+    ) -> Result<Progress, TransportError> {
+        self.check_failed()?;
+        let taken = self
+            .conn
+            .writer()
+            .write_vectored(bufs)
+            .map_err(TransportError::Io)?;
         let state = self.flush()?;
         Ok(progress(taken, state))
     }
