@@ -16,7 +16,8 @@ use crate::plan::{ConnFacts, Step};
 use crate::{CloseReason, Codec, ConnId, ProtocolError, ProtocolErrorKind, TlsFailure};
 
 /// Encode queued frames into the write buffer in batches of about this many
-/// bytes, so a deep queue is not copied all at once.
+/// bytes (copied ones: shared chunks are not counted), so a deep queue is
+/// not copied all at once.
 const ENCODE_BATCH: usize = 64 * 1024;
 /// Shared chunks one batch queues at most (each is an `iovec` or two).
 const SHARED_PER_BATCH: usize = 32;
@@ -303,8 +304,7 @@ impl<C: Codec> Conn<C> {
             return;
         };
         let out = &mut self.output;
-        while out.buf.bytes_mut().len() < ENCODE_BATCH && out.buf.shared_chunks() < SHARED_PER_BATCH
-        {
+        while out.buf.owned_len() < ENCODE_BATCH && out.buf.shared_chunks() < SHARED_PER_BATCH {
             let Some(frame) = out.frames.pop_front() else {
                 break;
             };

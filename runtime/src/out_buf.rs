@@ -95,6 +95,12 @@ impl OutBuf {
         self.segments()
     }
 
+    /// Owned bytes held (written or not: encoding happens only once all
+    /// are written and cleared).
+    pub(crate) fn owned_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Shared chunks queued and not fully written.
     pub(crate) fn shared_chunks(&self) -> usize {
         self.shared.len()

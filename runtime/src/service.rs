@@ -46,11 +46,14 @@ pub trait Codec: Send + 'static {
     /// the bytes before such a buffer, [`OutBuf::push_shared`] it, and go
     /// on appending. Bytes leave in exactly that order; a shared buffer is
     /// then copied once, by the kernel from `writev` (plain TCP) or by
-    /// rustls into its records (TLS). It is called on the same thread, at
-    /// the same moment, as `encode` would be (see the trait's
-    /// documentation), for the frames of a batch in order; the encoding
-    /// must take exactly the bytes `encode` would (and at most
-    /// [`encoded_len`](Self::encoded_len)).
+    /// rustls into its records (TLS). It runs where `encode` would (an IO
+    /// thread or the loop, one thread at a time), once per frame, in the
+    /// order frames were sent; `dst` holds only earlier frames' bytes not
+    /// yet written, which must be left as they are. The bytes should be
+    /// those `encode` writes: [`encoded_len`](Self::encoded_len) is the
+    /// size of both, and a shared buffer counts in the connection's output
+    /// (limits, `Ctx::output_len`) by its length until its last byte is
+    /// written.
     fn encode_into(&mut self, frame: Self::Out, dst: &mut OutBuf) {
         self.encode(frame, dst.bytes_mut());
     }
