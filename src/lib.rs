@@ -8,7 +8,7 @@ pub use baton_io_threads::WorkerStats;
 pub use baton_runtime::recycle_buffer;
 pub use baton_runtime::{
     AfterEof, Builder, ByteStream, CloseReason, ClosedCounts, Codec, Config, ConnId, ConnInfo,
-    Connect, ConnectError, Ctx, IoActivation, LoopHandle, NoCodec, Origin, ProtocolError,
+    Connect, ConnectError, Ctx, IoActivation, LoopHandle, NoCodec, Origin, OutBuf, ProtocolError,
     ProtocolErrorKind, RecvBuf, RunReport, SendError, Server, Service, StatsSnapshot, Stopped,
     TimerId, TlsFailure,
 };

@@ -8,8 +8,10 @@
 //! are copied into a reply without allocating.
 //!
 //! Longer values are shared, not copied, with the replies that read them:
-//! a GET clones the reference (a count), and the reply's encoding copies the
-//! bytes once, into the connection's write buffer. A value is never changed
+//! a GET clones the reference (a count). The reply's encoding copies a
+//! value under 16 KiB into the connection's write buffer; a longer one is
+//! queued by reference (`protocol.rs`, `OutBuf::push_shared`) and copied
+//! once, into the socket (or into rustls's record). A value is never changed
 //! while shared: editing one (`make_mut`) takes a copy first, so a reply
 //! still queued or on an IO thread keeps the bytes it read.
 //!

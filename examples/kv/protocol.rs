@@ -18,10 +18,15 @@
 //! in `expected '$', got 'X'` is sent as a character (two bytes in UTF-8
 //! for bytes from 0x80) where Redis sends the raw byte.
 
-use baton::{Codec, ProtocolError, RecvBuf};
+use baton::{Codec, OutBuf, ProtocolError, RecvBuf};
 
 use crate::blob::Blob;
 
+/// A stored value at least this long is sent from the keyspace's own copy
+/// (`OutBuf::push_shared`) instead of being copied into the write buffer:
+/// a GET of a 64 KiB value then copies it once, into the socket (or into
+/// rustls's record). Shorter values cost less to copy than an `iovec`.
+const SHARE_AT_LEAST: usize = 16 * 1024;
 /// Redis's limit on the number of arguments in one request (`INT_MAX`).
 const MAX_ARRAY_LEN: i64 = i32::MAX as i64;
 /// Redis's limit on an inline request or a `*`/`$` line
@@ -460,6 +465,10 @@ impl Codec for Resp {
         encode(&reply, dst);
     }
 
+    fn encode_into(&mut self, reply: Reply, dst: &mut OutBuf) {
+        encode_sharing(reply, dst);
+    }
+
     fn encoded_len(reply: &Reply) -> usize {
         encoded_len(reply)
     }
@@ -488,6 +497,36 @@ fn encode(reply: &Reply, dst: &mut Vec<u8>) {
         }
         Reply::NilArray => dst.extend_from_slice(b"*-1\r\n"),
         other => crate::resp3::encode(other, dst, encode),
+    }
+}
+
+/// [`encode`], sharing large stored values (at the top, or in an array:
+/// GET, GETDEL, MGET) with the keyspace instead of copying them; the bytes
+/// are the same.
+fn encode_sharing(reply: Reply, dst: &mut OutBuf) {
+    match reply {
+        Reply::Stored(Blob::Heap(value)) if value.len() >= SHARE_AT_LEAST => {
+            let len = value.len();
+            line(
+                dst.bytes_mut(),
+                b'$',
+                itoa::Buffer::new().format(len).as_bytes(),
+            );
+            dst.push_shared(value);
+            dst.extend_from_slice(b"\r\n");
+        }
+        Reply::Array(items) => {
+            let n = items.len();
+            line(
+                dst.bytes_mut(),
+                b'*',
+                itoa::Buffer::new().format(n).as_bytes(),
+            );
+            for item in items {
+                encode_sharing(item, dst);
+            }
+        }
+        other => encode(&other, dst.bytes_mut()),
     }
 }
 
@@ -855,6 +894,41 @@ mod tests {
                 "ERR Protocol error: invalid multibulk length".into()
             ))
         );
+    }
+
+    /// What `encode_into` hands the runtime, as slices in order.
+    fn encoded_into(reply: Reply) -> (Vec<u8>, Vec<*const u8>) {
+        let mut out = OutBuf::default();
+        Resp::new(512 << 20).encode_into(reply, &mut out);
+        let bytes = out.slices().flatten().copied().collect();
+        (bytes, out.slices().map(<[u8]>::as_ptr).collect())
+    }
+
+    #[test]
+    fn a_large_stored_value_is_shared_with_the_reply_not_copied_and_the_bytes_are_the_same() {
+        let value: Vec<u8> = (0..=255).cycle().take(64 * 1024 + 3).collect();
+        let stored = Blob::from(value.clone());
+        let Blob::Heap(shared) = &stored else {
+            panic!("a long value is shared")
+        };
+        let at = shared.as_ptr();
+        let reply = Reply::Array(vec![
+            Reply::Int(1),
+            Reply::Stored(stored.clone()),
+            Reply::Nil,
+            Reply::Stored(Blob::from(&b"short"[..])),
+        ]);
+        let mut copied = Vec::new();
+        encode(&reply, &mut copied);
+        assert_eq!(copied.len(), encoded_len(&reply));
+        let (bytes, slices) = encoded_into(reply);
+        assert_eq!(bytes, copied, "the same bytes either way");
+        assert_eq!(slices.len(), 3, "header, the value, the rest");
+        assert_eq!(slices[1], at, "the keyspace's own bytes");
+        for len in [SHARE_AT_LEAST - 1, SHARE_AT_LEAST] {
+            let (_, slices) = encoded_into(Reply::Stored(Blob::from(vec![b'v'; len])));
+            assert_eq!(slices.len() == 3, len >= SHARE_AT_LEAST, "{len} bytes");
+        }
     }
 
     #[test]

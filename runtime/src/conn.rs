@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use baton_tls::{IoState, ReadMode, RecvBuf, Transport, TransportError};
@@ -15,8 +16,14 @@ use crate::plan::{ConnFacts, Step};
 use crate::{CloseReason, Codec, ConnId, ProtocolError, ProtocolErrorKind, TlsFailure};
 
 /// Encode queued frames into the write buffer in batches of about this many
-/// bytes, so a deep queue is not copied all at once.
+/// bytes (copied ones: shared chunks are not counted), so a deep queue is
+/// not copied all at once.
 const ENCODE_BATCH: usize = 64 * 1024;
+/// Shared chunks one batch queues at most (each is an `iovec` or two).
+const SHARED_PER_BATCH: usize = 32;
+/// `iovec`s one vectored write offers: a batch's chunks and the bytes
+/// between them, at most.
+const WRITE_IOVECS: usize = 2 * SHARED_PER_BATCH + 1;
 /// A write buffer larger than this is released once empty, so an idle
 /// connection does not keep the memory of its largest reply.
 const KEEP_WRITE_BUF: usize = 64 * 1024;
@@ -246,19 +253,26 @@ impl<C: Codec> Conn<C> {
 
     fn flush(&mut self, report: &mut StepReport) {
         while self.transport.accepts_app_data() {
-            let out = &mut self.output;
-            if out.wpos == out.wbuf.len() {
-                out.wbuf.clear();
-                out.wpos = 0;
+            if self.output.buf.is_empty() {
                 self.encode_batch();
-                if self.output.wbuf.is_empty() {
+                if self.output.buf.is_empty() {
                     break;
                 }
             }
-            let out = &mut self.output;
-            match self.transport.write(&out.wbuf[out.wpos..]) {
+            let buf = &self.output.buf;
+            let written = match buf.contiguous() {
+                Some(bytes) => self.transport.write(bytes),
+                // Shared chunks among the bytes: one `writev` (or one
+                // vectored write into rustls) takes them in order, uncopied.
+                None => {
+                    let mut iov = [IoSlice::new(&[]); WRITE_IOVECS];
+                    let n = buf.gather(&mut iov);
+                    self.transport.write_vectored(&iov[..n])
+                }
+            };
+            match written {
                 Ok(progress) => {
-                    out.wpos += progress.bytes;
+                    self.output.buf.consume(progress.bytes);
                     report.bytes_out += progress.bytes as u64;
                     if progress.state == IoState::Drained {
                         self.edges.writable = false;
@@ -276,14 +290,13 @@ impl<C: Codec> Conn<C> {
             Ok(_) => {}
             Err(e) => self.failed = Some(failure(e)),
         }
-        if self.output.wbuf.capacity() > KEEP_WRITE_BUF {
-            // To this thread's pool: a reply this large is often a frame
-            // that was a receive buffer (`ByteStream`), and the next read
-            // takes the storage back from there instead of allocating.
-            crate::recycle_buffer(std::mem::take(&mut self.output.wbuf));
-        }
+        self.output.buf.release_if_larger(KEEP_WRITE_BUF);
     }
 
+    /// Encodes queued frames into the (empty) output buffer: until the
+    /// owned bytes reach `ENCODE_BATCH`, or `SHARED_PER_BATCH` chunks are
+    /// queued. Shared chunks are not counted in the batch's bytes: they
+    /// are not copied, so encoding them ahead costs nothing.
     fn encode_batch(&mut self) {
         // Output is only ever queued to an open connection, which has its
         // codec.
@@ -291,12 +304,12 @@ impl<C: Codec> Conn<C> {
             return;
         };
         let out = &mut self.output;
-        while out.wbuf.len() < ENCODE_BATCH {
+        while out.buf.owned_len() < ENCODE_BATCH && out.buf.shared_chunks() < SHARED_PER_BATCH {
             let Some(frame) = out.frames.pop_front() else {
                 break;
             };
             out.queued -= C::encoded_len(&frame);
-            codec.encode(frame, &mut out.wbuf);
+            codec.encode_into(frame, &mut out.buf);
         }
     }
 
@@ -435,8 +448,10 @@ fn failure(error: TransportError) -> CloseReason {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use crate::OutBuf;
+    use std::io::{Read, Write};
     use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
 
     /// One byte per frame.
     struct Bytes;
@@ -536,6 +551,109 @@ mod tests {
                 "{sent} bytes held"
             );
         }
+    }
+
+    /// Each frame is a shared chunk between `<` and `>`, queued uncopied.
+    struct Shares;
+
+    impl Codec for Shares {
+        type In = ();
+        type Out = Arc<[u8]>;
+        fn decode(&mut self, _: &mut RecvBuf) -> Result<Option<()>, ProtocolError> {
+            Ok(None)
+        }
+        fn encode(&mut self, frame: Arc<[u8]>, dst: &mut Vec<u8>) {
+            dst.push(b'<');
+            dst.extend_from_slice(&frame);
+            dst.push(b'>');
+        }
+        fn encode_into(&mut self, frame: Arc<[u8]>, dst: &mut OutBuf) {
+            dst.extend_from_slice(b"<");
+            dst.push_shared(frame);
+            dst.extend_from_slice(b">");
+        }
+        fn encoded_len(frame: &Arc<[u8]>) -> usize {
+            frame.len() + 2
+        }
+    }
+
+    const WRITE: Step = Step {
+        read: false,
+        write: true,
+    };
+
+    /// A reader that does not keep up: the socket fills inside a shared
+    /// chunk, the rest waits (counted exactly) and leaves, in order, as the
+    /// reader drains it.
+    #[test]
+    fn a_slow_reader_gets_every_shared_chunk_in_order_after_the_socket_fills_mid_chunk() {
+        let (conn, mut client) = conn_and_client();
+        socket2::SockRef::from(conn.transport.socket())
+            .set_send_buffer_size(16 * 1024)
+            .unwrap();
+        let mut conn = Conn::new(conn.id, conn.transport, Some(Shares), tracing::Span::none());
+        // More frames than one batch takes, large chunks among small ones.
+        let chunks: Vec<Arc<[u8]>> = (0..70u32)
+            .map(|i| {
+                let len = if i % 10 == 3 {
+                    256 * 1024 + i as usize
+                } else {
+                    1 + i as usize
+                };
+                (0..len).map(|j| (i as usize * 7 + j) as u8).collect()
+            })
+            .collect();
+        let mut want = Vec::new();
+        for chunk in &chunks {
+            Shares.encode(chunk.clone(), &mut want);
+            conn.output.queue(chunk.clone(), chunk.len() + 2);
+        }
+        assert_eq!(conn.output_bytes(), want.len());
+        let inside_a_chunk = |conn: &Conn<Shares>| {
+            let Some(next) = conn.output.buf.slices().next() else {
+                return false;
+            };
+            let at = next.as_ptr() as usize;
+            chunks.iter().any(|c| {
+                let start = c.as_ptr() as usize;
+                at > start && at < start + c.len()
+            })
+        };
+        // Nobody reads yet: the first step fills the socket.
+        let mut sent = conn.run_step(WRITE, LIMITS).bytes_out as usize;
+        assert!(!conn.edges.writable, "a full socket ends the step");
+        assert!(sent > 0 && sent < want.len());
+        assert_eq!(
+            conn.output_bytes(),
+            want.len() - sent,
+            "held, counted exactly"
+        );
+        let mut mid_chunk = usize::from(inside_a_chunk(&conn));
+        let total = want.len();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0; total];
+            let mut filled = 0;
+            while filled < total {
+                let end = (filled + 4096).min(total);
+                filled += client.read(&mut got[filled..end]).unwrap();
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+            got
+        });
+        while conn.output_bytes() > 0 {
+            conn.edges.writable = true;
+            sent += conn.run_step(WRITE, LIMITS).bytes_out as usize;
+            assert!(conn.failed.is_none());
+            assert_eq!(conn.output_bytes(), want.len() - sent);
+            mid_chunk += usize::from(inside_a_chunk(&conn));
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        assert!(reader.join().unwrap() == want, "every byte, in order");
+        assert!(mid_chunk > 0, "some step ended inside a shared chunk");
+        assert!(
+            chunks.iter().all(|c| Arc::strong_count(c) == 1),
+            "each chunk released once written"
+        );
     }
 
     #[test]

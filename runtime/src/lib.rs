@@ -37,6 +37,7 @@ mod deliver;
 mod handle;
 mod lifecycle;
 mod listener;
+mod out_buf;
 mod output;
 mod plan;
 mod reactor;
@@ -58,6 +59,7 @@ pub use conn_id::ConnId;
 pub use connect::{Connect, ConnectError};
 pub use context::Ctx;
 pub use handle::{LoopHandle, Stopped};
+pub use out_buf::OutBuf;
 pub use server::{RunReport, Server};
 pub use service::{
     AfterEof, Codec, ConnInfo, Origin, ProtocolError, ProtocolErrorKind, SendError, Service,

@@ -5,15 +5,16 @@
 
 use std::collections::VecDeque;
 
+use crate::OutBuf;
+
 /// Output held for a connection: frames not encoded yet, then encoded bytes
 /// not written yet.
 pub(crate) struct Output<O> {
     pub(crate) frames: VecDeque<O>,
     /// Sum of `encoded_len` over `frames`.
     pub(crate) queued: usize,
-    /// Encoded bytes; `wbuf[wpos..]` is not yet written.
-    pub(crate) wbuf: Vec<u8>,
-    pub(crate) wpos: usize,
+    /// Encoded output not yet written (owned bytes and shared chunks).
+    pub(crate) buf: OutBuf,
 }
 
 impl<O> Default for Output<O> {
@@ -21,8 +22,7 @@ impl<O> Default for Output<O> {
         Self {
             frames: VecDeque::new(),
             queued: 0,
-            wbuf: Vec::new(),
-            wpos: 0,
+            buf: OutBuf::default(),
         }
     }
 }
@@ -31,7 +31,7 @@ impl<O> Output<O> {
     /// Bytes held (queued frames by their `encoded_len`, and encoded bytes
     /// not yet written).
     pub(crate) fn bytes(&self) -> usize {
-        self.queued + (self.wbuf.len() - self.wpos)
+        self.queued + self.buf.len()
     }
 
     /// Queues a frame; `len` is its `encoded_len`.
@@ -44,8 +44,7 @@ impl<O> Output<O> {
     pub(crate) fn discard(&mut self) {
         self.frames.clear();
         self.queued = 0;
-        self.wbuf = Vec::new();
-        self.wpos = 0;
+        self.buf.discard();
     }
 
     /// Frames queued, oldest first (for tests of the join).
@@ -84,9 +83,11 @@ mod tests {
     fn bytes_held_are_queued_frames_plus_encoded_bytes_not_yet_written() {
         let mut out: Output<&str> = Output::default();
         out.queue("abc", 3);
-        out.wbuf = b"0123456789".to_vec();
-        out.wpos = 4;
-        assert_eq!(out.bytes(), 3 + 6);
+        out.buf.extend_from_slice(b"0123");
+        out.buf.push_shared(std::sync::Arc::from(&b"456"[..]));
+        out.buf.extend_from_slice(b"789");
+        out.buf.consume(4);
+        assert_eq!(out.bytes(), 3 + 6, "a shared chunk counts as its bytes");
         out.discard();
         assert_eq!(out.bytes(), 0);
         assert_eq!(out.frames().count(), 0);

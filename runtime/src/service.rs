@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use baton_tls::{RecvBuf, TlsInfo};
 
-use crate::{CloseReason, ConnId, Ctx, TimerId};
+use crate::{CloseReason, ConnId, Ctx, OutBuf, TimerId};
 
 /// Turns bytes into frames and frames into bytes for one connection.
 ///
@@ -35,6 +35,28 @@ pub trait Codec: Send + 'static {
 
     /// Appends the encoding of `frame` to `dst`.
     fn encode(&mut self, frame: Self::Out, dst: &mut Vec<u8>);
+
+    /// Appends the encoding of `frame` to the connection's output; what the
+    /// runtime calls. The default appends [`encode`](Self::encode)'s bytes
+    /// to [`OutBuf::bytes_mut`], so a codec that only implements `encode`
+    /// works as it always did.
+    ///
+    /// Override it to send large buffers the application already holds
+    /// behind an `Arc` without copying them into the write buffer: append
+    /// the bytes before such a buffer, [`OutBuf::push_shared`] it, and go
+    /// on appending. Bytes leave in exactly that order; a shared buffer is
+    /// then copied once, by the kernel from `writev` (plain TCP) or by
+    /// rustls into its records (TLS). It runs where `encode` would (an IO
+    /// thread or the loop, one thread at a time), once per frame, in the
+    /// order frames were sent; `dst` holds only earlier frames' bytes not
+    /// yet written, which must be left as they are. The bytes should be
+    /// those `encode` writes: [`encoded_len`](Self::encoded_len) is the
+    /// size of both, and a shared buffer counts in the connection's output
+    /// (limits, `Ctx::output_len`) by its length until its last byte is
+    /// written.
+    fn encode_into(&mut self, frame: Self::Out, dst: &mut OutBuf) {
+        self.encode(frame, dst.bytes_mut());
+    }
 
     /// Bytes `frame` will take once encoded (an upper bound is fine). Used for
     /// output-buffer limits on the loop, where the codec itself may be away.

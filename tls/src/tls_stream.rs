@@ -6,7 +6,7 @@
 //! alert, then the stream is done. What rustls wants next (`wants_write`,
 //! `is_handshaking`) is asked of rustls every time, never cached.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead, IoSlice, Write};
 use std::net::TcpStream;
 #[cfg(test)]
 use std::sync::Arc;
@@ -204,6 +204,22 @@ impl TlsStream {
         Ok(progress(taken, state))
     }
 
+    /// [`write`](Self::write) of `bufs` in order: rustls copies them into
+    /// its records without their being joined first.
+    pub(crate) fn write_vectored(
+        &mut self,
+        bufs: &[IoSlice<'_>],
+    ) -> Result<Progress, TransportError> {
+        self.check_failed()?;
+        let taken = self
+            .conn
+            .writer()
+            .write_vectored(bufs)
+            .map_err(TransportError::Io)?;
+        let state = self.flush()?;
+        Ok(progress(taken, state))
+    }
+
     /// Writes queued records until none are left (`Ready`) or the socket is
     /// full (`Drained`).
     pub(crate) fn flush(&mut self) -> Result<IoState, TransportError> {
@@ -363,7 +379,11 @@ mod tests {
         let mut chunk = 1;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while buf.len() < sent.len() {
-            assert!(std::time::Instant::now() < deadline, "stalled at {}", buf.len());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "stalled at {}",
+                buf.len()
+            );
             if written < sent.len() {
                 let end = (written + chunk).min(sent.len());
                 written += client.write(&sent[written..end]).unwrap().bytes;

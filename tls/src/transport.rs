@@ -1,7 +1,7 @@
 //! The transport over one socket: plain TCP or rustls.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
@@ -200,6 +200,19 @@ impl Transport {
         }
     }
 
+    /// Writes as much of `bufs`, in order, as the transport takes, without
+    /// first joining them: one `writev(2)` for plain TCP; for TLS, rustls
+    /// copies them into its records as it does any plaintext. `bytes` and
+    /// `Drained` as for [`write`](Self::write) (a short `writev` on a stream
+    /// socket means its send buffer is full, as a short `write` does).
+    /// Call only when [`accepts_app_data`](Self::accepts_app_data) is true.
+    pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<Progress, TransportError> {
+        match self {
+            Transport::Plain(stream) => writev_socket(stream, bufs).map_err(TransportError::Io),
+            Transport::Tls(tls) => tls.write_vectored(bufs),
+        }
+    }
+
     /// Whether application data can be written now: always for plain TCP;
     /// for TLS once the handshake is complete (until then only handshake
     /// records move, and application output waits outside the transport).
@@ -349,6 +362,25 @@ fn write_socket(stream: &mut TcpStream, src: &[u8]) -> io::Result<Progress> {
     }
     Ok(progress(total, IoState::Ready))
 }
+/// One `writev`: `Ready` if it took everything offered, `Drained` if it
+/// took less or nothing (the send buffer is full; see above).
+fn writev_socket(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Progress> {
+    let offered: usize = bufs.iter().map(|b| b.len()).sum();
+    if offered == 0 {
+        return Ok(progress(0, IoState::Ready));
+    }
+    loop {
+        return match stream.write_vectored(bufs) {
+            Ok(0) => Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) if n < offered => Ok(progress(n, IoState::Drained)),
+            Ok(n) => Ok(progress(n, IoState::Ready)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(progress(0, IoState::Drained)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +509,41 @@ mod tests {
         socket2::SockRef::from(stream)
             .set_linger(Some(std::time::Duration::ZERO))
             .unwrap();
+    }
+
+    #[test]
+    fn a_vectored_write_stops_at_a_full_socket_inside_a_slice_and_then_sends_the_rest_in_order() {
+        let (mut transport, mut client) = pair();
+        let large: Vec<u8> = (0..=255).cycle().take(16 << 20).collect();
+        let bufs = [vec![1; 100], large, vec![3; 10]];
+        let want = bufs.concat();
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        // Nobody reads yet: the socket fills inside the large slice.
+        let first = transport.write_vectored(&slices).unwrap();
+        assert_eq!(first.state, IoState::Drained);
+        assert!(
+            first.bytes > 100 && first.bytes < 100 + (16 << 20),
+            "{first:?}"
+        );
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut rest = &mut slices[..];
+        IoSlice::advance_slices(&mut rest, first.bytes);
+        let mut sent = first.bytes;
+        while sent < want.len() {
+            let p = transport.write_vectored(rest).unwrap();
+            assert_eq!(p.state == IoState::Ready, sent + p.bytes == want.len());
+            IoSlice::advance_slices(&mut rest, p.bytes);
+            sent += p.bytes;
+            if p.state == IoState::Drained {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        drop(transport);
+        assert!(reader.join().unwrap() == want, "every byte, in order");
     }
 
     #[test]
