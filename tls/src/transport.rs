@@ -384,6 +384,7 @@ fn writev_socket(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Pro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use std::net::TcpListener;
 
     fn pair() -> (Transport, TcpStream) {
