@@ -34,6 +34,8 @@ pub struct PoolConfig {
     /// Called on a worker right before it parks (its queue empty, its spin
     /// done): the place to give back per-thread caches an idle thread should
     /// not hold (baton's runtime releases the thread's receive-buffer pool).
+    /// It must not panic: it runs outside the catch that guards jobs, and a
+    /// panic there ends the worker.
     pub before_park: fn(),
 }
 

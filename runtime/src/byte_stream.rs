@@ -10,9 +10,9 @@ use crate::{Codec, ProtocolError, RecvBuf};
 /// Allocation-free in steady state, and the bytes are copied neither on the
 /// way in nor on the way out:
 /// * a large read becomes the frame itself: the receive buffer's storage is
-///   handed over ([`RecvBuf::take_all`]); a small one is copied into a
-///   recycled buffer of this codec's (at most 4 KiB), so a frame never holds
-///   more than twice its bytes;
+///   handed over ([`RecvBuf::take_all`]) when it fills at least half of it,
+///   so such a frame holds at most twice its bytes; a small one is copied
+///   into a recycled buffer of this codec's (at most 4 KiB);
 /// * a frame's buffer becomes the connection's write buffer when it is
 ///   encoded (unless bytes are already waiting there, which it then joins),
 ///   and once written the buffer goes back to the thread's pool

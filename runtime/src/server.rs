@@ -257,6 +257,8 @@ impl<S: Service> Server<S> {
     pub fn run(mut self) -> io::Result<RunReport<S>> {
         let result = self.run_loop();
         self.finish_shutdown();
+        // The thread may go on to other work: it keeps no buffers of ours.
+        baton_tls::release_pooled();
         result?;
         Ok(RunReport {
             stats: self.core.stats_source.snapshot(),
@@ -325,8 +327,6 @@ impl<S: Service> Server<S> {
         core.stats.io_trials.add(core.activation.trials() - trials);
     }
 
-    /// How long the next wait may block: zero while work is pending, else
-    /// until the next timer (or forever).
     /// Frees this thread's receive-buffer pool once the loop has had no
     /// readiness event for `POOL_IDLE` (the wait is cut to that while the
     /// pool holds anything: `next_timeout`).
@@ -338,6 +338,8 @@ impl<S: Service> Server<S> {
         }
     }
 
+    /// How long the next wait may block: zero while work is pending, else
+    /// until the next timer or the pool's release (or forever).
     fn next_timeout(&mut self) -> Option<Duration> {
         if !self.core.scheduled.is_empty() {
             return Some(Duration::ZERO);

@@ -12,13 +12,20 @@ use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 
-/// Reads what the socket holds into `buf`'s spare capacity (all of it) and
-/// appends it; returns the bytes read, 0 at EOF. Errors (`WouldBlock`
-/// included) leave `buf` unchanged. The caller offers spare capacity: with
-/// none, 0 would be indistinguishable from EOF.
-pub(crate) fn recv_into_spare(sock: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
+/// Reads what the socket holds into `buf`'s spare capacity (at most `max`
+/// bytes of it) and appends it; returns the bytes read, 0 at EOF. Errors
+/// (`WouldBlock` included) leave `buf` unchanged. The caller offers space
+/// (spare capacity and `max` above 0): with none, 0 would be
+/// indistinguishable from EOF.
+pub(crate) fn recv_into_spare(
+    sock: &TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<usize> {
     let len = buf.len();
     let spare = buf.spare_capacity_mut();
+    let offered = max.min(spare.len());
+    let spare = &mut spare[..offered];
     if spare.is_empty() {
         return Err(io::ErrorKind::InvalidInput.into());
     }
@@ -60,23 +67,25 @@ mod tests {
         client.write_all(b"world").unwrap();
         let mut buf = Vec::with_capacity(64);
         buf.extend_from_slice(b"hello ");
-        let n = recv_into_spare(&server, &mut buf).unwrap();
+        let n = recv_into_spare(&server, &mut buf, usize::MAX).unwrap();
         assert_eq!(n, 5);
         assert_eq!(buf, b"hello world");
         // Nothing more sent: WouldBlock, and the vector is as it was.
         server.set_nonblocking(true).unwrap();
-        let e = recv_into_spare(&server, &mut buf).unwrap_err();
+        let e = recv_into_spare(&server, &mut buf, usize::MAX).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
         assert_eq!(buf, b"hello world");
         // A vector with no spare capacity is refused, never read as EOF.
         let mut full = Vec::new();
         assert_eq!(
-            recv_into_spare(&server, &mut full).unwrap_err().kind(),
+            recv_into_spare(&server, &mut full, usize::MAX)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::InvalidInput
         );
         drop(client);
         server.set_nonblocking(false).unwrap();
-        assert_eq!(recv_into_spare(&server, &mut buf).unwrap(), 0);
+        assert_eq!(recv_into_spare(&server, &mut buf, usize::MAX).unwrap(), 0);
         assert_eq!(buf, b"hello world");
     }
 }

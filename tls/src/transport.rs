@@ -327,7 +327,7 @@ fn read_socket(
     while total < budget {
         let buf = dst.spare(READ_CHUNK);
         let offered = buf.capacity() - buf.len();
-        match recv_into_spare(stream, buf) {
+        match recv_into_spare(stream, buf, usize::MAX) {
             Ok(0) => return Ok(progress(total, IoState::Eof)),
             Ok(n) => {
                 total += n;
