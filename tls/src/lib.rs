@@ -27,6 +27,8 @@ mod client_config;
 mod config;
 mod recv_buf;
 mod socket_read;
+#[cfg(test)]
+mod test_sockets;
 mod tls_stream;
 mod transport;
 
