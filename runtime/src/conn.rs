@@ -262,7 +262,7 @@ impl<C: Codec> Conn<C> {
             let buf = &self.output.buf;
             let written = match buf.contiguous() {
                 Some(bytes) => self.transport.write(bytes),
-                // Shared chunks among the bytes: one `writev` (or one
+                // Shared chunks among the bytes: one `sendmsg` (or one
                 // vectored write into rustls) takes them in order, uncopied.
                 None => {
                     let mut iov = [IoSlice::new(&[]); WRITE_IOVECS];

@@ -3,7 +3,7 @@
 //! A large value the application already holds behind an `Arc` (a stored
 //! string a GET reads) need not be copied into the write buffer: the codec
 //! queues the reference ([`OutBuf::push_shared`]) and the write hands it to
-//! the socket as one element of a `writev` (plain TCP) or to rustls, which
+//! the socket as one element of a `sendmsg` (plain TCP) or to rustls, which
 //! copies plaintext into its records anyway (TLS). Either way the value's
 //! bytes are copied once, into the kernel or into the record.
 

@@ -45,7 +45,7 @@ pub trait Codec: Send + 'static {
     /// behind an `Arc` without copying them into the write buffer: append
     /// the bytes before such a buffer, [`OutBuf::push_shared`] it, and go
     /// on appending. Bytes leave in exactly that order; a shared buffer is
-    /// then copied once, by the kernel from `writev` (plain TCP) or by
+    /// then copied once, by the kernel from `sendmsg` (plain TCP) or by
     /// rustls into its records (TLS). It runs where `encode` would (an IO
     /// thread or the loop, one thread at a time), once per frame, in the
     /// order frames were sent; `dst` holds only earlier frames' bytes not

@@ -9,9 +9,11 @@
 //! readiness it waits for.
 //!
 //! No threads, no poller: this crate cannot reach an event loop, so code
-//! running it on an IO thread cannot either. One `unsafe` block, in
-//! `socket_read.rs`: a plain socket read into a buffer's spare capacity,
-//! so a buffer handed on as a frame is not replaced by zeroed storage.
+//! running it on an IO thread cannot either. The socket's system calls are in
+//! `socket_io.rs`, made directly (not through glibc's cancellation-point
+//! wrappers), with the one `unsafe` block: a read into a buffer's spare
+//! capacity, so a buffer handed on as a frame is not replaced by zeroed
+//! storage.
 //!
 //! Contract shared by every step: it must be called repeatedly until it
 //! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
@@ -26,7 +28,7 @@
 mod client_config;
 mod config;
 mod recv_buf;
-mod socket_read;
+mod socket_io;
 #[cfg(test)]
 mod test_sockets;
 mod tls_stream;

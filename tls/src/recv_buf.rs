@@ -5,7 +5,7 @@ use std::cell::RefCell;
 /// Bytes received but not yet consumed by a decoder.
 ///
 /// The transport reads straight into the vector's spare capacity (plain TCP
-/// without zeroing it first, see `socket_read.rs`); consumed bytes are
+/// without zeroing it first, see `socket_io.rs`); consumed bytes are
 /// reclaimed by moving the unconsumed tail to the front only when the spare
 /// capacity runs out. [`take_all`](Self::take_all) hands the storage itself
 /// to a decoder whose frame is the bytes as received (no copy), and the

@@ -15,7 +15,7 @@ use std::cell::Cell;
 
 use rustls::Connection;
 
-use crate::socket_read::recv_into_spare;
+use crate::socket_io::{recv_into_spare, SocketWriter};
 use crate::transport::{progress, IoState, Progress, ReadMode, TransportError};
 use crate::RecvBuf;
 
@@ -199,7 +199,7 @@ impl TlsStream {
     fn process(&mut self) -> Result<(), TransportError> {
         if let Err(e) = self.conn.process_new_packets() {
             // Sticky and fatal: try once to send the alert rustls queued.
-            let _ = self.conn.write_tls(&mut self.sock);
+            let _ = self.conn.write_tls(&mut SocketWriter(&self.sock));
             self.failed = Some(e.clone());
             return Err(TransportError::Tls(e));
         }
@@ -235,7 +235,7 @@ impl TlsStream {
     pub(crate) fn flush(&mut self) -> Result<IoState, TransportError> {
         self.check_failed()?;
         while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.sock) {
+            match self.conn.write_tls(&mut SocketWriter(&self.sock)) {
                 Ok(0) => return Err(TransportError::Io(io::ErrorKind::WriteZero.into())),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(IoState::Drained),

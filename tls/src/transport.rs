@@ -1,7 +1,7 @@
 //! The transport over one socket: plain TCP or rustls.
 
 use std::fmt;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::net::{Shutdown, TcpStream};
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use rustls::{
     ClientConfig, ClientConnection, Connection, HandshakeKind, ServerConfig, ServerConnection,
 };
 
-use crate::socket_read::recv_into_spare;
+use crate::socket_io::{recv_into_spare, send, send_vectored};
 use crate::tls_stream::TlsStream;
 use crate::RecvBuf;
 
@@ -201,14 +201,16 @@ impl Transport {
     }
 
     /// Writes as much of `bufs`, in order, as the transport takes, without
-    /// first joining them: one `writev(2)` for plain TCP; for TLS, rustls
+    /// first joining them: one `sendmsg(2)` for plain TCP; for TLS, rustls
     /// copies them into its records as it does any plaintext. `bytes` and
-    /// `Drained` as for [`write`](Self::write) (a short `writev` on a stream
+    /// `Drained` as for [`write`](Self::write) (a short `sendmsg` on a stream
     /// socket means its send buffer is full, as a short `write` does).
     /// Call only when [`accepts_app_data`](Self::accepts_app_data) is true.
     pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<Progress, TransportError> {
         match self {
-            Transport::Plain(stream) => writev_socket(stream, bufs).map_err(TransportError::Io),
+            Transport::Plain(stream) => {
+                send_vectored_socket(stream, bufs).map_err(TransportError::Io)
+            }
             Transport::Tls(tls) => tls.write_vectored(bufs),
         }
     }
@@ -345,11 +347,11 @@ fn read_socket(
     Ok(progress(total, IoState::Ready))
 }
 
-fn write_socket(stream: &mut TcpStream, src: &[u8]) -> io::Result<Progress> {
+fn write_socket(stream: &TcpStream, src: &[u8]) -> io::Result<Progress> {
     let mut total = 0;
     while total < src.len() {
         let offered = src.len() - total;
-        match stream.write(&src[total..]) {
+        match send(stream, &src[total..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) if n < offered => return Ok(progress(total + n, IoState::Drained)),
             Ok(n) => total += n,
@@ -362,15 +364,16 @@ fn write_socket(stream: &mut TcpStream, src: &[u8]) -> io::Result<Progress> {
     }
     Ok(progress(total, IoState::Ready))
 }
-/// One `writev`: `Ready` if it took everything offered, `Drained` if it
+
+/// One `sendmsg`: `Ready` if it took everything offered, `Drained` if it
 /// took less or nothing (the send buffer is full; see above).
-fn writev_socket(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Progress> {
+fn send_vectored_socket(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Progress> {
     let offered: usize = bufs.iter().map(|b| b.len()).sum();
     if offered == 0 {
         return Ok(progress(0, IoState::Ready));
     }
     loop {
-        return match stream.write_vectored(bufs) {
+        return match send_vectored(stream, bufs) {
             Ok(0) => Err(io::ErrorKind::WriteZero.into()),
             Ok(n) if n < offered => Ok(progress(n, IoState::Drained)),
             Ok(n) => Ok(progress(n, IoState::Ready)),
@@ -384,7 +387,7 @@ fn writev_socket(stream: &mut TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Pro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     fn pair() -> (Transport, TcpStream) {
         let listener = crate::test_sockets::roomy_listener();
