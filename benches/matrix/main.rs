@@ -174,8 +174,19 @@ fn machine(args: &Args) -> String {
             })
             .unwrap_or_default()
     };
+    // The commit measured, and whether the tree had changes beyond it.
+    let commit = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_string(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        );
     format!(
-        "## Run\n\n- machine: {cpu}, {cores} cores; {}\n- {}\n- {}\n- baton: aws-lc-rs provider, release build\n- {} rounds x {:.1} s measured (+{:.1} s warm-up) per run, contenders alternating; medians\n- load generator: `examples/loadgen` in the runner's process, 1 thread, closed loop, same machine\n",
+        "## Run\n\n- machine: {cpu}, {cores} cores; {}\n- {}\n- {}\n- baton: commit {commit}, aws-lc-rs provider, release build\n- {} rounds x {:.1} s measured (+{:.1} s warm-up) per run, contenders alternating; medians\n- load generator: `examples/loadgen` in the runner's process, 1 thread, closed loop, same machine\n",
         version("uname", "-sr"),
         version("redis-server", "--version"),
         version("valkey-server", "--version"),
