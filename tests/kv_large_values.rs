@@ -1,6 +1,6 @@
 //! Large values through the KV example: a GET of a value of 16 KiB or more
 //! is sent from the keyspace's own copy (`Codec::encode_into`,
-//! `OutBuf::push_shared`), in one `writev` with the bytes around it (plain)
+//! `OutBuf::push_shared`), in one vectored `sendmsg` with the bytes around it (plain)
 //! or handed to rustls in order (TLS). What a client relies on is the
 //! bytes: the same as redis-server sends for the same pipelined requests,
 //! plain and TLS, inline and on IO threads, and when the client reads so

@@ -9,9 +9,9 @@
 //! readiness it waits for.
 //!
 //! No threads, no poller: this crate cannot reach an event loop, so code
-//! running it on an IO thread cannot either. The socket's system calls are in
-//! `socket_io.rs`, made directly (not through glibc's cancellation-point
-//! wrappers), with the one `unsafe` block: a read into a buffer's spare
+//! running it on an IO thread cannot either. The data path's socket calls
+//! (`recv`, `send`, `sendmsg`) are in `socket_io.rs`, made directly (not
+//! through glibc's cancellation-point wrappers), with the one `unsafe` block: a read into a buffer's spare
 //! capacity, so a buffer handed on as a frame is not replaced by zeroed
 //! storage.
 //!

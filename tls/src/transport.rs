@@ -10,7 +10,7 @@ use rustls::{
     ClientConfig, ClientConnection, Connection, HandshakeKind, ServerConfig, ServerConnection,
 };
 
-use crate::socket_io::{recv_into_spare, send, send_vectored};
+use crate::socket_io::{recv_into_spare, send, send_vectored, MAX_SLICES};
 use crate::tls_stream::TlsStream;
 use crate::RecvBuf;
 
@@ -204,7 +204,9 @@ impl Transport {
     /// first joining them: one `sendmsg(2)` for plain TCP; for TLS, rustls
     /// copies them into its records as it does any plaintext. `bytes` and
     /// `Drained` as for [`write`](Self::write) (a short `sendmsg` on a stream
-    /// socket means its send buffer is full, as a short `write` does).
+    /// socket means its send buffer is full, as a short `write` does). A
+    /// plain socket is offered at most 1,024 slices per call (the kernel's
+    /// limit): `Ready` with fewer bytes than `bufs` hold means call again.
     /// Call only when [`accepts_app_data`](Self::accepts_app_data) is true.
     pub fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> Result<Progress, TransportError> {
         match self {
@@ -368,6 +370,9 @@ fn write_socket(stream: &TcpStream, src: &[u8]) -> io::Result<Progress> {
 /// One `sendmsg`: `Ready` if it took everything offered, `Drained` if it
 /// took less or nothing (the send buffer is full; see above).
 fn send_vectored_socket(stream: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<Progress> {
+    // Slices past the kernel's limit wait for the next call: `Ready` with
+    // fewer bytes than the caller has says "call again", not "drained".
+    let bufs = &bufs[..bufs.len().min(MAX_SLICES)];
     let offered: usize = bufs.iter().map(|b| b.len()).sum();
     if offered == 0 {
         return Ok(progress(0, IoState::Ready));
@@ -549,6 +554,22 @@ mod tests {
         }
         drop(transport);
         assert!(reader.join().unwrap() == want, "every byte, in order");
+    }
+
+    #[test]
+    fn more_slices_than_the_kernel_takes_are_sent_over_two_calls_in_order() {
+        let (mut transport, mut client) = pair();
+        let bytes: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8).collect();
+        let mut slices: Vec<IoSlice<'_>> = bytes.chunks(1).map(IoSlice::new).collect();
+        let first = transport.write_vectored(&slices).unwrap();
+        assert_eq!((first.bytes, first.state), (1024, IoState::Ready));
+        let mut rest = &mut slices[..];
+        IoSlice::advance_slices(&mut rest, first.bytes);
+        let second = transport.write_vectored(rest).unwrap();
+        assert_eq!((second.bytes, second.state), (476, IoState::Ready));
+        let mut got = vec![0; bytes.len()];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, bytes);
     }
 
     #[test]
