@@ -141,7 +141,7 @@ fn the_alert_for_a_peers_garbage_is_written_without_a_signal() {
     server.socket().shutdown(Shutdown::Write).unwrap();
     // Not a TLS record: the server's read fails and it tries to send the
     // alert rustls queued, into a socket that can no longer send.
-    (&*client.socket()).write_all(&[0xff; 64]).unwrap();
+    client.socket().write_all(&[0xff; 64]).unwrap();
     let raised = raises_sigpipe(|| {
         let mut input = RecvBuf::new();
         for _ in 0..1000 {
