@@ -5,7 +5,7 @@
 //! with more than one thread (any baton server with IO threads, or with a
 //! thread that waits for signals) glibc 2.36 brackets each call with pthread
 //! cancellation bookkeeping, two atomic read-modify-writes on the thread's
-//! state (libc was 3.4% of the echo server's samples, 0.7% after; see
+//! state (libc was 3.4% of the echo server's samples, 1.1% after; see
 //! BENCHMARKS.md). baton never cancels a thread, so `rustix` makes the
 //! system calls itself (with its default raw-syscall backend). Sends carry
 //! `MSG_NOSIGNAL`, vectored ones too (`sendmsg`, where `writev` has no
