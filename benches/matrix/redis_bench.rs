@@ -69,6 +69,7 @@ impl Load<'_> {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
+                let _ = std::fs::remove_file(&out);
                 return Err(format!(
                     "redis-benchmark -t {} -P {} -n {} still running after {:.0} s; killed",
                     self.tests,

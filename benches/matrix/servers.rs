@@ -103,6 +103,14 @@ pub struct Env {
     pub dir: PathBuf,
 }
 
+/// The scratch directory goes with the run (certificate, peers' configs,
+/// redis's working files), whether it ends well or not.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 const PLAIN_PORT: u16 = 16500;
 const TLS_PORT: u16 = 16501;
 
