@@ -11,9 +11,9 @@
 //! No threads, no poller: this crate cannot reach an event loop, so code
 //! running it on an IO thread cannot either. The data path's socket calls
 //! (`recv`, `send`, `sendmsg`) are in `socket_io.rs`, made directly (not
-//! through glibc's cancellation-point wrappers), with the one `unsafe` block: a read into a buffer's spare
-//! capacity, so a buffer handed on as a frame is not replaced by zeroed
-//! storage.
+//! through glibc's cancellation-point wrappers), with the one `unsafe`
+//! block: a read into a buffer's spare capacity, so a buffer handed on as a
+//! frame is not replaced by zeroed storage.
 //!
 //! Contract shared by every step: it must be called repeatedly until it
 //! reports [`IoState::Drained`] (or `Eof`) before waiting for readiness;
