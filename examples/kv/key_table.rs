@@ -80,6 +80,28 @@ impl<V> KeyTable<V> {
         self.get(key).is_some()
     }
 
+    /// Starts loading `key`'s bucket into the cache, so a lookup of it soon
+    /// after finds it there. Reads only the table's control bytes (small,
+    /// usually cached): the bucket prefetched is the first whose hash tag
+    /// matches, which is `key`'s unless a tag collides (then the prefetch is
+    /// wasted, never wrong). A hundred thousand keys' buckets are several
+    /// MiB, so a lookup of a random key otherwise waits on memory; a
+    /// pipelined batch prefetched first waits once, not once per request.
+    pub fn prefetch(&self, key: &[u8]) {
+        if let Some(bucket) = self
+            .likely_slot(key)
+            .and_then(|slot| self.table.get_bucket(slot))
+        {
+            prefetch_lines(bucket);
+        }
+    }
+
+    /// The first slot whose hash tag matches `key`'s, found without
+    /// reading any bucket: `key`'s own slot unless a tag collides.
+    fn likely_slot(&self, key: &[u8]) -> Option<usize> {
+        self.table.find_bucket_index(self.hash(key), |_| true)
+    }
+
     /// Adds `key`, which the caller checked is absent.
     pub fn insert_new(&mut self, key: Key, value: V) {
         if self.table.len() == self.table.capacity() {
@@ -174,6 +196,29 @@ impl<V> KeyTable<V> {
             .take(count)
             .map(|(k, v)| (k, v))
     }
+}
+
+/// Asks the CPU to load the cache lines `value` spans; returns at once.
+fn prefetch_lines<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        const LINE: usize = 64;
+        let start = (value as *const T).cast::<i8>();
+        let size = size_of::<T>().max(1);
+        // One address in each line: every LINE bytes, and the last byte
+        // (whose line the steps miss when `value` is not line-aligned).
+        let offsets = (0..size).step_by(LINE).chain([size - 1]);
+        for offset in offsets {
+            // SAFETY: SSE is part of the x86_64 baseline, so the target
+            // feature `_mm_prefetch` needs is always there; a prefetch is a
+            // hint that never faults and reads nothing into the program
+            // (and these addresses are inside `value`).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
 }
 
 #[cfg(test)]
@@ -327,5 +372,29 @@ mod tests {
         t.clear();
         t.insert_new(key(1), 1);
         assert_eq!(t.scan(cursor, 10).1.len(), 1, "after clearing");
+    }
+
+    #[test]
+    fn the_prefetched_slot_is_the_key_s_own_but_for_rare_tag_collisions() {
+        let mut table = KeyTable::default();
+        let keys: Vec<Vec<u8>> = (0..10_000)
+            .map(|i| format!("key:{i:012}").into_bytes())
+            .collect();
+        for key in &keys {
+            table.insert_new(Key::from(&key[..]), ());
+        }
+        let hits = keys
+            .iter()
+            .filter(|key| table.likely_slot(key) == table.slot(key))
+            .count();
+        // An earlier entry's 7-bit tag matches about one time in two
+        // hundred (54 of 10,000 in one run; the hasher is random).
+        assert!(
+            hits * 50 >= keys.len() * 49,
+            "{hits} of {} slots",
+            keys.len()
+        );
+        table.prefetch(b"no such key");
+        KeyTable::<()>::default().prefetch(b"empty");
     }
 }

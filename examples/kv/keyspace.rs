@@ -230,6 +230,12 @@ impl Db {
         self.used = (self.used + after).saturating_sub(before);
     }
 
+    /// Starts loading `key`'s entry into the cache (see
+    /// `KeyTable::prefetch`); changes nothing.
+    pub fn prefetch(&self, key: &[u8]) {
+        self.map.prefetch(key);
+    }
+
     pub fn get(&mut self, key: &[u8], now: i64) -> Option<&Value> {
         let slot = self.live_slot(key, now)?;
         let (clock, touch) = (self.clock, !self.no_touch);

@@ -255,6 +255,23 @@ impl Service for Kv {
         })
     }
 
+    /// A pipelined batch: start loading each request's first key before
+    /// the first runs, so the lookups overlap their waits on memory.
+    fn frames_ahead(&mut self, client: &Box<Client>, requests: &mut dyn Iterator<Item = &Request>) {
+        let db = self.db_ref(client.session.db);
+        for request in requests {
+            let key = request.first().and_then(|name| commands::lookup(name));
+            let position = key.map_or(0, |spec| spec.keys.0);
+            if let Some(key) = usize::try_from(position)
+                .ok()
+                .filter(|&p| p > 0)
+                .and_then(|p| request.get(p))
+            {
+                db.prefetch(key);
+            }
+        }
+    }
+
     fn on_frame(
         &mut self,
         ctx: &mut Ctx<'_, Self>,

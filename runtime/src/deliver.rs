@@ -5,6 +5,9 @@
 use crate::core::catch;
 use crate::{CloseReason, Codec, ConnId, ProtocolError, Server, Service};
 
+/// How many frames [`Service::frames_ahead`] sees at a time.
+const FRAMES_AHEAD: usize = 16;
+
 impl<S: Service> Server<S> {
     /// Hands decoded frames to the service in order, while the connection's
     /// output is under the soft limit and the service has not paused it:
@@ -30,6 +33,8 @@ impl<S: Service> Server<S> {
             return;
         };
         let mut delivered = 0;
+        // Frames already shown to `frames_ahead` and not yet delivered.
+        let mut foreseen = 0;
         let mut finished = false;
         while let Some(entry) = self.core.table.get_mut(id) {
             let ending = entry.closing.is_some();
@@ -48,10 +53,25 @@ impl<S: Service> Server<S> {
                 // Paused: the decode error (if any) waits for its frames.
                 break;
             }
+            if foreseen == 0 && conn.frames.len() > 1 {
+                // In windows of FRAMES_AHEAD: each frame is shown about
+                // once however long the pipeline, and what is prefetched
+                // is used before it can be evicted.
+                let window = &mut conn.frames.iter().take(FRAMES_AHEAD);
+                let service = &mut self.service;
+                if catch(|| service.frames_ahead(&state, window)).is_none() {
+                    self.core.stats.service_panics.add(1);
+                    tracing::error!(conn = ?id, "service callback panicked");
+                    self.core.abort(id, CloseReason::ServicePanic);
+                    break;
+                }
+                foreseen = conn.frames.len().min(FRAMES_AHEAD);
+            }
             let Some(frame) = conn.frames.pop_front() else {
                 finished = true;
                 break;
             };
+            foreseen = foreseen.saturating_sub(1);
             delivered += 1;
             let mut panicked = true;
             self.call_service(Some(id), |s, ctx| {

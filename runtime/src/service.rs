@@ -190,9 +190,9 @@ pub enum AfterEof {
 ///
 /// # Panics
 /// A panic in a callback about a connection (`codec`, `on_open`,
-/// `on_frame`, `on_drained`, `on_conn_timer`, `on_peer_eof`) closes that
-/// connection (`ServicePanic`); its state is dropped without `on_close` if
-/// `on_open` never returned. A panic in `on_start`, `on_timer`,
+/// `frames_ahead`, `on_frame`, `on_drained`, `on_conn_timer`,
+/// `on_peer_eof`) closes that connection (`ServicePanic`); its state is
+/// dropped without `on_close` if `on_open` never returned. A panic in `on_start`, `on_timer`,
 /// `on_command`, `on_close` or `on_connect_failed` is about no open
 /// connection: the callback is abandoned there.
 /// Every panic is logged and counted (`service_panics`), and the loop goes
@@ -231,6 +231,25 @@ pub trait Service: Sized + 'static {
         state: &mut Self::ConnState,
         frame: <Self::Codec as Codec>::In,
     );
+
+    /// The next frames of a connection, in order, seen before the first
+    /// of them reaches [`on_frame`](Self::on_frame) whenever more than one
+    /// is waiting: up to 16 at a time (a long pipeline is shown window by
+    /// window, as its frames are delivered), so the work here stays
+    /// proportional to the frames. A hint, for starting what the batch
+    /// will need: the KV example prefetches the keys' hash buckets, so
+    /// sixteen pipelined lookups wait on memory together, not one after
+    /// another. A frame seen here may be held back (a close, a pause, the
+    /// output limit); it is seen again before it is delivered. It runs on
+    /// the loop, with no `Ctx`: it cannot send, close or change what is
+    /// delivered. A panic here closes the connection, as in `on_frame`.
+    fn frames_ahead(
+        &mut self,
+        state: &Self::ConnState,
+        frames: &mut dyn Iterator<Item = &<Self::Codec as Codec>::In>,
+    ) {
+        let _ = (state, frames);
+    }
 
     /// The connection's output fell to the mark given to
     /// [`Ctx::notify_drained`] (once per call to it): room to send more of a
