@@ -13,7 +13,7 @@ use std::net::TcpStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
-use baton::{Config, ConnId, Ctx, Service};
+use baton::{CloseReason, Config, ConnId, Ctx, Service};
 use util::lines::Lines;
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -24,6 +24,7 @@ const WINDOW: usize = 16;
 enum Seen {
     Ahead(Vec<Vec<u8>>),
     Frame(Vec<u8>),
+    Closed(CloseReason),
 }
 
 /// Reports every hint and every frame, in the order the loop made them;
@@ -57,6 +58,10 @@ impl Service for Foresight {
         reply.resize(reply.len() + self.padding, b'.');
         let _ = ctx.send(conn, reply);
     }
+
+    fn on_close(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: (), reason: CloseReason) {
+        let _ = self.seen.send(Seen::Closed(reason));
+    }
 }
 
 fn start(config: Config, padding: usize) -> (util::TestServer<()>, Receiver<Seen>) {
@@ -88,17 +93,22 @@ fn pipeline(stream: &mut TcpStream, count: usize, padding: usize) {
     }
 }
 
-/// Checks the contract against what the service saw: frames delivered in
-/// order, once each; every window in order, at most `WINDOW` long, starting
-/// at the next frame to be delivered. Returns (windows, frames shown in
-/// them, frames delivered after being shown).
+/// Checks the contract against what the service saw of one connection:
+/// frames delivered in order, once each; every window in order, at most
+/// `WINDOW` long, starting at the next frame to be delivered, and followed
+/// by a delivery (a window is shown only when a frame is about to be);
+/// one close, orderly. Returns (windows, frames shown in them, frames
+/// delivered after being shown).
 fn check(seen: &[Seen], count: usize) -> (usize, usize, usize) {
     let mut next = 0usize;
     let mut window: Vec<Vec<u8>> = Vec::new();
     let (mut windows, mut shown, mut foreseen) = (0, 0, 0);
+    let mut delivered_since_window = true;
     for event in seen {
         match event {
             Seen::Ahead(frames) => {
+                assert!(delivered_since_window, "a window with no delivery after it");
+                delivered_since_window = false;
                 assert!(frames.len() > 1, "a hint for a lone frame");
                 assert!(frames.len() <= WINDOW, "a window of {}", frames.len());
                 for (i, frame) in frames.iter().enumerate() {
@@ -108,7 +118,12 @@ fn check(seen: &[Seen], count: usize) -> (usize, usize, usize) {
                 shown += frames.len();
                 window = frames.clone();
             }
+            Seen::Closed(reason) => {
+                assert_eq!(*reason, CloseReason::PeerClosed, "the one close");
+                assert_eq!(next, count, "closed before every frame was delivered");
+            }
             Seen::Frame(frame) => {
+                delivered_since_window = true;
                 assert_eq!(frame, &next.to_string().into_bytes(), "delivery order");
                 if let Some(at) = window.iter().position(|f| f == frame) {
                     foreseen += 1;
@@ -119,6 +134,8 @@ fn check(seen: &[Seen], count: usize) -> (usize, usize, usize) {
         }
     }
     assert_eq!(next, count, "frames delivered");
+    let closes = seen.iter().filter(|s| matches!(s, Seen::Closed(_))).count();
+    assert_eq!(closes, 1, "on_close once");
     (windows, shown, foreseen)
 }
 
@@ -126,7 +143,9 @@ fn check(seen: &[Seen], count: usize) -> (usize, usize, usize) {
 fn a_pipelined_batch_is_shown_ahead_window_by_window_before_delivery() {
     let (server, rx) = start(Config::default(), 0);
     let mut client = connect(&server);
-    // 40 short lines in one write: one segment on loopback, read at once.
+    // 40 short lines in one write: one segment on Linux loopback, taken by
+    // one read (a split read would fail the window counts below, never
+    // pass them falsely).
     pipeline(&mut client, 40, 0);
     drop(client);
     server.wait_for("closed", IO_TIMEOUT, |s| s.connections_open == 0);
@@ -189,9 +208,18 @@ fn a_panic_in_frames_ahead_closes_that_connection_only() {
     server.wait_for("closed", IO_TIMEOUT, |s| s.connections_open == 0);
     let report = server.stop(Duration::from_secs(1));
     assert_eq!(report.stats.service_panics, 1);
-    let frames: Vec<Seen> = rx
-        .try_iter()
-        .filter(|s| matches!(s, Seen::Frame(_)))
+    let seen: Vec<Seen> = rx.try_iter().collect();
+    let frames = seen.iter().filter(|s| matches!(s, Seen::Frame(_))).count();
+    assert_eq!(frames, 3, "only the bystander's frames: {seen:?}");
+    // The victim's state came back to its entry: `on_close` ran for it,
+    // with the panic's reason, as it did for the bystander.
+    let mut closes: Vec<String> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Closed(reason) => Some(format!("{reason:?}")),
+            _ => None,
+        })
         .collect();
-    assert_eq!(frames.len(), 3, "only the bystander's frames: {frames:?}");
+    closes.sort();
+    assert_eq!(closes, ["PeerClosed", "ServicePanic"], "{seen:?}");
 }

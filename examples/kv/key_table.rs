@@ -211,9 +211,9 @@ fn prefetch_lines<T>(value: &T) {
         let offsets = (0..size).step_by(LINE).chain([size - 1]);
         for offset in offsets {
             // SAFETY: SSE is part of the x86_64 baseline, so the target
-            // feature `_mm_prefetch` needs is always there; a prefetch is a
-            // hint that never faults and reads nothing into the program
-            // (and these addresses are inside `value`).
+            // feature `_mm_prefetch` needs is always there; a prefetch of
+            // any address is a hint that never faults and reads nothing
+            // into the program (`wrapping_add` makes no claim either).
             unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
         }
     }

@@ -256,7 +256,10 @@ impl Service for Kv {
     }
 
     /// A pipelined batch: start loading each request's first key before
-    /// the first runs, so the lookups overlap their waits on memory.
+    /// the first runs, so the lookups overlap their waits on memory. Only
+    /// keys stored in place (22 bytes or less): a request may be shown
+    /// here up to 16 times, so hashing stays O(1) per showing, and a longer
+    /// key's lookup waits on its heap bytes anyway.
     fn frames_ahead(&mut self, client: &Box<Client>, requests: &mut dyn Iterator<Item = &Request>) {
         let db = self.db_ref(client.session.db);
         for request in requests {
@@ -266,6 +269,7 @@ impl Service for Kv {
                 .ok()
                 .filter(|&p| p > 0)
                 .and_then(|p| request.get(p))
+                .filter(|key| key.len() <= crate::key::Short::MAX)
             {
                 db.prefetch(key);
             }

@@ -54,9 +54,10 @@ impl<S: Service> Server<S> {
                 break;
             }
             if foreseen == 0 && conn.frames.len() > 1 {
-                // In windows of FRAMES_AHEAD: each frame is shown about
-                // once however long the pipeline, and what is prefetched
-                // is used before it can be evicted.
+                // In windows of FRAMES_AHEAD, so what is prefetched is used
+                // before it can be evicted: a frame is shown once while
+                // delivery runs on, and at most FRAMES_AHEAD times if it
+                // keeps stopping (each call that shows a window delivers).
                 let window = &mut conn.frames.iter().take(FRAMES_AHEAD);
                 let service = &mut self.service;
                 if catch(|| service.frames_ahead(&state, window)).is_none() {
