@@ -263,15 +263,15 @@ impl Service for Kv {
     fn frames_ahead(&mut self, client: &Box<Client>, requests: &mut dyn Iterator<Item = &Request>) {
         let db = self.db_ref(client.session.db);
         for request in requests {
-            let key = request.first().and_then(|name| commands::lookup(name));
-            let position = key.map_or(0, |spec| spec.keys.0);
-            if let Some(key) = usize::try_from(position)
-                .ok()
-                .filter(|&p| p > 0)
-                .and_then(|p| request.get(p))
-                .filter(|key| key.len() <= crate::key::Short::MAX)
-            {
-                db.prefetch(key);
+            let Some(spec) = request.first().and_then(|name| commands::lookup(name)) else {
+                continue;
+            };
+            // Position 0 is the name: a first key at 0 or below means none.
+            let key = usize::try_from(spec.keys.0).ok().filter(|&p| p > 0);
+            if let Some(key) = key.and_then(|p| request.get(p)) {
+                if key.len() <= crate::key::Short::MAX {
+                    db.prefetch(key);
+                }
             }
         }
     }

@@ -207,6 +207,16 @@ impl<S: Service> Core<S> {
         Ok(())
     }
 
+    /// After a service callback panicked: counts and logs it, and closes
+    /// `conn` if the callback was about one.
+    pub(crate) fn service_panicked(&mut self, conn: Option<ConnId>) {
+        self.stats.service_panics.add(1);
+        tracing::error!(?conn, "service callback panicked");
+        if let Some(conn) = conn {
+            self.abort(conn, CloseReason::ServicePanic);
+        }
+    }
+
     /// Closes `id` at once with `reason` (its output is dropped), home or away.
     pub(crate) fn abort(&mut self, id: ConnId, reason: CloseReason) {
         if let Some(entry) = self.table.get_mut(id) {

@@ -61,9 +61,7 @@ impl<S: Service> Server<S> {
                 let window = &mut conn.frames.iter().take(FRAMES_AHEAD);
                 let service = &mut self.service;
                 if catch(|| service.frames_ahead(&state, window)).is_none() {
-                    self.core.stats.service_panics.add(1);
-                    tracing::error!(conn = ?id, "service callback panicked");
-                    self.core.abort(id, CloseReason::ServicePanic);
+                    self.core.service_panicked(Some(id));
                     break;
                 }
                 foreseen = conn.frames.len().min(FRAMES_AHEAD);

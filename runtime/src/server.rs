@@ -370,11 +370,7 @@ impl<S: Service> Server<S> {
         };
         let service = &mut self.service;
         if catch_unwind(AssertUnwindSafe(|| f(service, &mut ctx))).is_err() {
-            self.core.stats.service_panics.add(1);
-            tracing::error!(?conn, "service callback panicked");
-            if let Some(conn) = conn {
-                self.core.abort(conn, crate::CloseReason::ServicePanic);
-            }
+            self.core.service_panicked(conn);
         }
     }
 

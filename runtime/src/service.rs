@@ -192,9 +192,9 @@ pub enum AfterEof {
 /// A panic in a callback about a connection (`codec`, `on_open`,
 /// `frames_ahead`, `on_frame`, `on_drained`, `on_conn_timer`,
 /// `on_peer_eof`) closes that connection (`ServicePanic`); its state is
-/// dropped without `on_close` if `on_open` never returned. A panic in `on_start`, `on_timer`,
-/// `on_command`, `on_close` or `on_connect_failed` is about no open
-/// connection: the callback is abandoned there.
+/// dropped without `on_close` if `on_open` never returned. A panic in
+/// `on_start`, `on_timer`, `on_command`, `on_close` or `on_connect_failed`
+/// is about no open connection: the callback is abandoned there.
 /// Every panic is logged and counted (`service_panics`), and the loop goes
 /// on: state the callback was changing may be half-changed, as after any
 /// caught panic.
@@ -238,10 +238,9 @@ pub trait Service: Sized + 'static {
     /// window, as its frames are delivered). A frame is shown once while
     /// delivery runs on; when it keeps stopping (the output limit), up to
     /// 16 times, so keep the work per frame small and bounded. A hint, for
-    /// starting what the batch
-    /// will need: the KV example prefetches the keys' hash buckets, so
-    /// sixteen pipelined lookups wait on memory together, not one after
-    /// another. A frame seen here may be held back (a close, a pause, the
+    /// starting what the batch will need: the KV example prefetches the
+    /// keys' hash buckets, so sixteen pipelined lookups wait on memory
+    /// together, not one after another. A frame seen here may be held back (a close, a pause, the
     /// output limit); it is seen again before it is delivered. It runs on
     /// the loop, with no `Ctx`: it cannot send, close or change what is
     /// delivered. A panic here closes the connection, as in `on_frame`.
