@@ -43,3 +43,62 @@ fn ipv4_and_ipv6_listeners_share_a_port() {
     let report = thread.join().unwrap();
     assert_eq!(report.stats.connections_accepted, 2);
 }
+
+/// Records each connection's own address as the runtime reports it.
+struct Locals(Vec<SocketAddr>);
+
+impl baton::Service for Locals {
+    type Codec = baton::ByteStream;
+    type ConnState = ();
+    type Command = ();
+
+    fn codec(&mut self, info: &baton::ConnInfo) -> baton::ByteStream {
+        self.0.push(info.local);
+        baton::ByteStream::default()
+    }
+
+    fn on_open(&mut self, _: &mut baton::Ctx<'_, Self>, _: baton::ConnId) {}
+
+    fn on_frame(
+        &mut self,
+        ctx: &mut baton::Ctx<'_, Self>,
+        conn: baton::ConnId,
+        _: &mut (),
+        frame: Vec<u8>,
+    ) {
+        let _ = ctx.send(conn, frame);
+    }
+}
+
+#[test]
+fn a_connection_s_own_address_is_the_one_the_client_reached_on_a_fixed_or_a_wildcard_listener() {
+    // On the listener bound to 127.0.0.1 the runtime takes the address from
+    // the listener (no `getsockname` per connection); on the wildcard one
+    // it must ask the socket, or it would report 0.0.0.0.
+    let fixed: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let wildcard: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let server = Server::builder()
+            .listen(fixed)
+            .listen(wildcard)
+            .build(Locals(Vec::new()))
+            .unwrap();
+        tx.send((server.local_addrs(), server.handle())).unwrap();
+        server.run().unwrap()
+    });
+    let (addrs, handle) = rx.recv().unwrap();
+    let reached: Vec<SocketAddr> = addrs
+        .iter()
+        .map(|a| SocketAddr::from(([127, 0, 0, 1], a.port())))
+        .collect();
+    for addr in &reached {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.write_all(b"ping").unwrap();
+        let mut back = [0; 4];
+        stream.read_exact(&mut back).unwrap();
+    }
+    handle.shutdown(Duration::from_secs(1));
+    let report = thread.join().unwrap();
+    assert_eq!(report.service.0, reached);
+}

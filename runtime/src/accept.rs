@@ -68,10 +68,14 @@ impl<S: Service> Server<S> {
             tracing::debug!(%peer, "connection rejected: max connections reached");
             return;
         }
-        let Ok(local) = stream.local_addr() else {
+        let listener = self.listeners[index].as_ref();
+        let Some(local) = listener
+            .and_then(|l| l.fixed_local)
+            .or_else(|| stream.local_addr().ok())
+        else {
             return;
         };
-        let tls = self.listeners[index].as_ref().and_then(|l| l.tls.clone());
+        let tls = listener.and_then(|l| l.tls.clone());
         let is_tls = tls.is_some();
         // Made before the socket is registered: a failure drops the socket,
         // which must not still be in the poller then.

@@ -30,6 +30,9 @@ use crate::{listener, ConnId, Ctx, LoopHandle, Service, StatsSnapshot};
 pub(crate) struct Listener {
     pub(crate) socket: TcpListener,
     pub(crate) tls: Option<Arc<ServerConfig>>,
+    /// Its connections' own address, when it is bound to one address
+    /// (see `listener::fixed_local_addr`); `None`: ask each socket.
+    pub(crate) fixed_local: Option<SocketAddr>,
     /// An accept retry timer is pending.
     pub(crate) retry_armed: bool,
     /// `accept` is failing: how many times since it last worked.
@@ -196,6 +199,7 @@ impl<S: Service> Server<S> {
             let socket = listener::bind(*addr, config.backlog)?;
             reactor.register(&socket, LISTENER_KEY + index)?;
             listeners.push(Some(Listener {
+                fixed_local: listener::fixed_local_addr(&socket),
                 socket,
                 tls: tls.clone(),
                 retry_armed: false,
