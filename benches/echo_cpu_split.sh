@@ -9,11 +9,15 @@
 #
 # Each run: a fresh server, `loadgen -w echo -c 64 -d SIZE -P PIPELINE
 # --seconds 5 --warmup 1`; the server's user and system time are read from
-# /proc/PID/stat at the start and the end of the 5 measured seconds and
-# divided by the messages of those seconds. The kernel counts them in clock
-# ticks (10 ms), so a server's user time, under a tenth of its CPU, is
-# known to about 5% in a run: hence 5 s, not the matrix's 2. Bounded: the
-# load generator stops by itself.
+# /proc/PID/stat 1 s after the load generator starts (its warm-up) and 5 s
+# later, and divided by the messages of its 5 measured seconds (the two
+# windows line up to within the load generator's start-up). The kernel
+# splits CPU time into user and system by sampling at each tick (4 ms
+# here), so at one message per round trip, where user space is under a
+# tenth of a server's CPU, one run's user figure is known to about 10%:
+# hence 5 s, not the matrix's 2, and medians. CPU is the median of each
+# run's total, so it need not equal the median user plus the median kernel
+# time. Bounded: the load generator stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n '2,9p' "$0" >&2; exit 2; }
@@ -33,6 +37,11 @@ for round in $(seq 1 "$rounds"); do
     "$server" --port 17300 --tls-port $tls_port >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+    # Another process on the port would answer the probe for a server that
+    # failed to start (and is now a zombie): check it is ours and alive.
+    if ! grep -q '^State:[[:space:]]*[RS]' /proc/$pid/status 2>/dev/null; then
+      echo "$who did not start (port $port taken?)" >&2; exit 1
+    fi
     # utime and stime are fields 14 and 15 of /proc/PID/stat.
     (sleep 1; a=$(cut -d' ' -f14,15 /proc/$pid/stat); sleep 5
      b=$(cut -d' ' -f14,15 /proc/$pid/stat); echo "$a $b" >"$out/times") &
@@ -61,7 +70,7 @@ awk -v tick="$tick" -v size="$size" -v p="$pipeline" -v tls="${tls:-plain}" '
       for (k = 1; k <= n[w]; k++) { r[k] = rate[w, k]; u[k] = user[w, k]; s[k] = sys[w, k]; t[k] = u[k] + s[k] }
       mr[w] = median(r, n[w]); mu[w] = median(u, n[w]); ms[w] = median(s, n[w]); mt[w] = median(t, n[w])
     }
-    printf "%s %s B x %s, medians of %d: baton %.0f msg/s, user %.3f + kernel %.3f = %.3f us/msg; tokio %.0f msg/s, user %.3f + kernel %.3f = %.3f us/msg; baton/tokio: %.2fx messages, %.2fx CPU, %.2fx kernel\n",
+    printf "%s %s B x %s, medians of %d: baton %.0f msg/s, user %.3f, kernel %.3f, CPU %.3f us/msg; tokio %.0f msg/s, user %.3f, kernel %.3f, CPU %.3f us/msg; baton/tokio: %.2fx messages, %.2fx CPU, %.2fx kernel\n",
       tls, size, p, n["baton"], mr["baton"], mu["baton"], ms["baton"], mt["baton"], mr["tokio"], mu["tokio"], ms["tokio"], mt["tokio"],
       mr["baton"] / mr["tokio"], mt["baton"] / mt["tokio"], ms["baton"] / ms["tokio"]
   }' "$out/runs"
