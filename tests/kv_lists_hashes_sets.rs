@@ -825,7 +825,9 @@ fn random_members_keep_redis_s_invariants() {
 
 /// A full SSCAN/HSCAN iteration of collections too big to answer at once
 /// returns every member, whatever COUNT, ends at cursor 0, and still
-/// returns the members that stay while others are added and removed.
+/// returns the members that stay while others are added and removed
+/// (removals move members inside kv's sets and hashes: the walk must not
+/// lose them).
 #[test]
 fn scans_of_large_collections_return_every_member() {
     let server = kv();
@@ -853,15 +855,31 @@ fn scans_of_large_collections_return_every_member() {
             ("HSCAN", "hash", &words[..600], "10"),
         ] {
             let mut seen = BTreeSet::new();
+            let mut removed = BTreeSet::new();
             let mut cursor = "0".to_string();
             let mut calls = 0;
             loop {
                 calls += 1;
                 assert!(calls < 10_000, "{command} {key} never ended");
-                // Churn: a member added and one removed between calls.
-                if command == "SSCAN" && key == "words" {
-                    c.call(&["SADD", "words", &format!("extra:{calls}")]);
-                    c.call(&["SREM", "words", &format!("extra:{}", calls - 1)]);
+                // Churn between calls: a member added, the one added
+                // before removed, and one of the original members removed
+                // (members move inside the collection as others go).
+                let (add, remove) = if command == "SSCAN" {
+                    ("SADD", "SREM")
+                } else {
+                    ("HSET", "HDEL")
+                };
+                let extra = format!("extra:{calls}");
+                let mut adding = vec![add, key, &extra];
+                if command == "HSCAN" {
+                    adding.push("v");
+                }
+                c.call(&adding);
+                c.call(&[remove, key, &format!("extra:{}", calls - 1)]);
+                if calls % 3 == 0 {
+                    let victim = &expected[(calls * 37) % expected.len()];
+                    c.call(&[remove, key, victim]);
+                    removed.insert(victim.as_bytes().to_vec());
                 }
                 let reply = call(&mut c, &[command, key, &cursor, "COUNT", count]);
                 let Resp::Many(_, parts) = &reply else {
@@ -880,10 +898,11 @@ fn scans_of_large_collections_return_every_member() {
             }
             for member in expected {
                 assert!(
-                    seen.contains(member.as_bytes()),
+                    seen.contains(member.as_bytes()) || removed.contains(member.as_bytes()),
                     "port {port}: {command} {key} missed {member}"
                 );
             }
+            assert!(!removed.is_empty());
             assert!(calls > 1, "port {port}: {command} {key} came in one reply");
         }
     }

@@ -139,15 +139,12 @@ pub struct ZSet {
     rng: u64,
     /// Whether Redis would still hold this set as a listpack.
     listpack: bool,
-    /// Orders members for ZSCAN cursors (fixed for the set's life).
-    scan_order: RandomState,
     /// Bytes of all members (for `memory.rs`).
     payload: usize,
 }
 
 impl Default for ZSet {
     fn default() -> Self {
-        let scan_order = RandomState::new();
         let head = Node {
             member: Vec::new(),
             score: 0.0,
@@ -163,7 +160,6 @@ impl Default for ZSet {
             level: 1,
             rng: RandomState::new().hash_one(0u8) | 1,
             listpack: true,
-            scan_order,
             payload: 0,
         }
     }
@@ -438,29 +434,23 @@ impl ZSet {
         doomed.len()
     }
 
-    /// ZSCAN over a large set: members whose scan hash is at least
-    /// `cursor`, in hash order, about `count` of them (members sharing the
-    /// last hash are never split), and the next cursor (0 at the end). A
-    /// member present for a whole iteration is returned at least once,
-    /// since the cursor only moves forward through hash space. Costs O(n)
-    /// a call, like the keyspace's SCAN here.
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&[u8], f64)>) {
-        let mut found: Vec<(u64, &[u8], f64)> = self
-            .scores
-            .iter()
-            .map(|(m, s)| (self.scan_order.hash_one(m), m.as_slice(), *s))
-            .filter(|(h, _, _)| *h >= cursor)
-            .collect();
-        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let mut end = count.max(1).min(found.len());
-        while end < found.len() && found[end].0 == found[end - 1].0 {
-            end += 1;
-        }
-        let next = found.get(end).map_or(0, |(h, _, _)| *h);
-        (
-            next,
-            found[..end].iter().map(|(_, m, s)| (*m, *s)).collect(),
-        )
+    /// Positions a ZSCAN walks over a large set: the node arena's slots,
+    /// all but the head's (see `commands::element_scan::walk`). A linked
+    /// node never moves to another slot: removing one frees its slot, a
+    /// new member takes a free slot or a new one at the end, and a score
+    /// change unlinks the member and links it again at once, into the slot
+    /// it just freed (the free list is last in, first out), or slot 1 if it
+    /// was the only member (the emptied arena is reset). So a member only
+    /// ever stays put or moves toward the front, as the walk needs.
+    pub fn scan_slots(&self) -> usize {
+        self.nodes.len() - 1
+    }
+
+    /// The member and score in scan slot `i`, or `None` for a free slot.
+    pub fn at_scan_slot(&self, i: usize) -> Option<(&[u8], f64)> {
+        let node = self.nodes.get(i.checked_add(1)?)?;
+        // A free slot has no links; a linked node has at least one.
+        (!node.links.is_empty()).then_some((node.member.as_slice(), node.score))
     }
 
     /// Whether node `x` orders after (score, member).
@@ -788,6 +778,60 @@ mod tests {
         assert_eq!(z.len(), 2);
         while z.pop_min().is_some() {}
         assert_eq!(z.nodes.len(), 1, "an empty set keeps only its head");
+    }
+
+    /// ZSCAN's walk over the node arena (`scan_slots`, `at_scan_slot`)
+    /// with members added, removed and re-scored between calls: every
+    /// member present throughout is returned, with its score at the time.
+    #[test]
+    fn a_scan_walk_returns_every_member_present_throughout_as_members_change() {
+        use crate::commands::element_scan::walk;
+        use std::collections::HashSet;
+        let mut rng = SmallRng::seed_from_u64(16);
+        for round in 0..10 {
+            let mut z = ZSet::default();
+            for i in 0..1500u32 {
+                z.insert(format!("m{i}").into_bytes(), f64::from(i));
+            }
+            let mut removed = HashSet::new();
+            let (mut cursor, mut seen) = (0, HashMap::new());
+            let mut next_new = 1500u32;
+            loop {
+                let (next, page) = walk(cursor, 11, z.scan_slots(), |i| z.at_scan_slot(i));
+                for (member, score) in page {
+                    assert_eq!(z.score(member), Some(score));
+                    seen.insert(member.to_vec(), score);
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+                for _ in 0..rng.random_range(0..4) {
+                    let victim = format!("m{}", rng.random_range(0..1500u32)).into_bytes();
+                    if z.remove(&victim) {
+                        removed.insert(victim);
+                    }
+                }
+                for _ in 0..rng.random_range(0..4) {
+                    // A new score for a member: unlinked and linked again.
+                    let member = format!("m{}", rng.random_range(0..1500u32)).into_bytes();
+                    if !removed.contains(&member) {
+                        z.insert(member, rng.random_range(-1e6..1e6));
+                    }
+                }
+                for _ in 0..rng.random_range(0..4) {
+                    z.insert(format!("n{next_new}").into_bytes(), 0.5);
+                    next_new += 1;
+                }
+            }
+            for i in 0..1500u32 {
+                let member = format!("m{i}").into_bytes();
+                assert!(
+                    removed.contains(&member) || seen.contains_key(&member),
+                    "round {round}: m{i} was present throughout and never returned"
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,10 @@
 //! SSCAN and HSCAN: cursors over the members of one set or hash.
 //!
 //! Redis answers a small collection (an intset, or a listpack hash) in one
-//! reply with cursor 0, whatever COUNT says; so does kv, and also for any
-//! collection no larger than COUNT (Redis's table walk finishes in one call
-//! then too). A larger one is walked in the order of a fixed hash of each
-//! member: the cursor is the hash to resume from, so a member present for
-//! the whole iteration is returned at least once, however the collection
-//! changes in between (as SCAN guarantees). Members sharing a hash are
-//! never split across replies. Each call costs O(members): a selection,
-//! not a sort.
-
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+//! reply with cursor 0, whatever COUNT says; so does kv. A larger one is
+//! walked by position, from its last item toward its first, COUNT positions
+//! a call (see [`walk`]): O(COUNT) a call, as Redis's table walk is, so
+//! iterating a collection of n items costs O(n) in all, not O(n) a call.
 
 use super::{int, SYNTAX};
 use crate::glob;
@@ -61,47 +55,64 @@ pub fn empty() -> Reply {
 }
 
 impl ScanArgs<'_> {
-    /// One page of `items` (named by `member`): the next cursor and the
-    /// items whose member matches the pattern. `small`: answer all at once.
-    pub fn page<T>(
+    /// All of a small collection at once (cursor 0), as Redis answers an
+    /// intset or a listpack.
+    pub fn all<T>(&self, items: Vec<T>, member: impl Fn(&T) -> &[u8]) -> (u64, Vec<T>) {
+        (0, self.matching(items, member))
+    }
+
+    /// One page of a collection of `len` items read by position through
+    /// `at` (see [`walk`]), filtered by the pattern.
+    pub fn walk<T>(
         &self,
-        items: Vec<T>,
+        len: usize,
+        at: impl Fn(usize) -> Option<T>,
         member: impl Fn(&T) -> &[u8],
-        small: bool,
     ) -> (u64, Vec<T>) {
-        let (next, page) = if small || items.len() <= self.count {
-            (0, items)
-        } else {
-            self.select(items, &member)
-        };
-        let page = match self.pattern {
-            None => page,
-            Some(pattern) => page
+        let (next, page) = walk(self.cursor, self.count, len, at);
+        (next, self.matching(page, member))
+    }
+
+    fn matching<T>(&self, items: Vec<T>, member: impl Fn(&T) -> &[u8]) -> Vec<T> {
+        match self.pattern {
+            None => items,
+            Some(pattern) => items
                 .into_iter()
                 .filter(|item| glob::matches(pattern, member(item)))
                 .collect(),
-        };
-        (next, page)
-    }
-
-    fn select<T>(&self, items: Vec<T>, member: &impl Fn(&T) -> &[u8]) -> (u64, Vec<T>) {
-        let order = BuildHasherDefault::<DefaultHasher>::default();
-        let mut hashed: Vec<(u64, T)> = items
-            .into_iter()
-            .map(|item| (order.hash_one(member(&item)), item))
-            .filter(|(h, _)| *h >= self.cursor)
-            .collect();
-        if hashed.len() <= self.count {
-            return (0, hashed.into_iter().map(|(_, item)| item).collect());
         }
-        // The `count` lowest hashes (and any that tie with the last one);
-        // the next page starts at the lowest hash left.
-        hashed.select_nth_unstable_by_key(self.count - 1, |(h, _)| *h);
-        let boundary = hashed[self.count - 1].0;
-        let (page, rest): (Vec<_>, Vec<_>) = hashed.into_iter().partition(|(h, _)| *h <= boundary);
-        let next = rest.iter().map(|(h, _)| *h).min().unwrap_or(0);
-        (next, page.into_iter().map(|(_, item)| item).collect())
     }
+}
+
+/// One page of a walk over positions `0..len`, from the last toward the
+/// first, `count` positions a call; `at` gives the item at a position
+/// (`None` for an empty one, skipped). The cursor is how many positions at
+/// the front are still to walk (0: all of them, a new walk); the next
+/// cursor is 0 once position 0 is walked.
+///
+/// Sound for a collection whose items only ever move toward the front
+/// (`IndexSet`/`IndexMap`: `swap_remove` moves the last item into the
+/// hole, `shift_remove` moves the ones after it one place forward) and
+/// which puts new items at the back or in empty positions (the ZSet's
+/// node arena): an item present for the whole walk stays in the part still
+/// to walk until it is walked, so it is returned at least once, as SCAN
+/// guarantees. An item moved forward out of the walked part may come
+/// twice; one added during the walk may or may not come; both as in Redis.
+/// A cursor past the end (the collection shrank, or a cursor from
+/// elsewhere) walks what there is.
+pub fn walk<T>(
+    cursor: u64,
+    count: usize,
+    len: usize,
+    at: impl Fn(usize) -> Option<T>,
+) -> (u64, Vec<T>) {
+    let unwalked = match cursor {
+        0 => len,
+        c => usize::try_from(c).unwrap_or(usize::MAX).min(len),
+    };
+    let from = unwalked.saturating_sub(count);
+    let page = (from..unwalked).rev().filter_map(at).collect();
+    (from as u64, page)
 }
 
 /// The reply: `[cursor, [items...]]`.
@@ -110,4 +121,101 @@ pub fn reply(next: u64, items: Vec<Vec<u8>>) -> Reply {
         Reply::bulk(next.to_string().into_bytes()),
         Reply::array_of_bulks(items),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::collections::HashSet;
+
+    use indexmap::IndexMap;
+
+    use super::walk;
+
+    /// A small deterministic generator (xorshift), so a failure repeats.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn a_walk_examines_count_positions_a_call_and_returns_each_item_once() {
+        let items: Vec<u32> = (0..1000).collect();
+        let examined = Cell::new(0);
+        let (mut cursor, mut seen, mut calls) = (0, Vec::new(), 0);
+        loop {
+            examined.set(0);
+            let (next, page) = walk(cursor, 7, items.len(), |i| {
+                examined.set(examined.get() + 1);
+                items.get(i).copied()
+            });
+            assert!(examined.get() <= 7, "a call looked at {}", examined.get());
+            seen.extend(page);
+            calls += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(calls, 1000_usize.div_ceil(7));
+        seen.sort_unstable();
+        assert_eq!(seen, items);
+    }
+
+    #[test]
+    fn a_walk_misses_nothing_present_throughout_however_items_are_removed_and_added() {
+        // Between calls: swap_remove and shift_remove of random members
+        // (IndexSet/IndexMap's two removals), and new members appended.
+        for seed in 1..20u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut items: IndexMap<u32, ()> = (0..2000).map(|i| (i, ())).collect();
+            let mut removed = HashSet::new();
+            let mut next_new = 2000;
+            let (mut cursor, mut seen) = (0, HashSet::new());
+            loop {
+                let (next, page) = walk(cursor, 13, items.len(), |i| {
+                    items.get_index(i).map(|(k, _)| *k)
+                });
+                seen.extend(page);
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+                for _ in 0..rng.below(6) {
+                    let at = rng.below(items.len());
+                    let (gone, _) = if rng.below(2) == 0 {
+                        items.swap_remove_index(at).unwrap()
+                    } else {
+                        items.shift_remove_index(at).unwrap()
+                    };
+                    removed.insert(gone);
+                }
+                for _ in 0..rng.below(6) {
+                    items.insert(next_new, ());
+                    next_new += 1;
+                }
+            }
+            for member in 0..2000 {
+                assert!(
+                    removed.contains(&member) || seen.contains(&member),
+                    "seed {seed}: {member} was present throughout and never returned"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cursor_past_the_end_walks_what_there_is() {
+        let items = [1, 2, 3];
+        let (next, page) = walk(u64::MAX, 2, items.len(), |i| items.get(i).copied());
+        assert_eq!((next, page), (1, vec![3, 2]));
+        let (next, page) = walk(next, 2, items.len(), |i| items.get(i).copied());
+        assert_eq!((next, page), (0, vec![1]));
+    }
 }

@@ -221,8 +221,11 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
                 && hash
                     .iter()
                     .all(|(k, v)| k.len() <= LISTPACK_VALUE && v.len() <= LISTPACK_VALUE);
-            let pairs: Vec<(&Vec<u8>, &Vec<u8>)> = hash.iter().collect();
-            let (next, page) = scan.page(pairs, |(k, _)| k.as_slice(), small);
+            let (next, page) = if small {
+                scan.all(hash.iter().collect(), |(k, _)| k.as_slice())
+            } else {
+                scan.walk(hash.len(), |i| hash.get_index(i), |(k, _)| k.as_slice())
+            };
             let items = page
                 .into_iter()
                 .flat_map(|(k, v)| [k.clone(), v.clone()])

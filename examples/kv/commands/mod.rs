@@ -2,7 +2,7 @@
 
 mod aggregate;
 pub mod config;
-mod element_scan;
+pub(crate) mod element_scan;
 mod hashes;
 mod keys;
 mod lcs;

@@ -220,8 +220,11 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             };
             let scan = element_scan::options(cursor, &a[2..])?;
             let small = set.len() <= INTSET_ENTRIES && set.iter().all(|m| int(m).is_ok());
-            let members = redis_order(set.iter().collect());
-            let (next, page) = scan.page(members, |m| m.as_slice(), small);
+            let (next, page) = if small {
+                scan.all(redis_order(set.iter().collect()), |m| m.as_slice())
+            } else {
+                scan.walk(set.len(), |i| set.get_index(i), |m| m.as_slice())
+            };
             Ok(element_scan::reply(
                 next,
                 page.into_iter().cloned().collect(),

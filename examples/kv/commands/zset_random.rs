@@ -10,8 +10,8 @@
 //!
 //! ZSCAN answers a small set (Redis's listpack encoding: at most 128
 //! members of at most 64 bytes, see `ZSet::is_listpack`) in one reply
-//! with cursor 0, in order, as Redis does; a larger one by cursor through
-//! the set's hash order.
+//! with cursor 0, in order, as Redis does; a larger one by cursor, walking
+//! its node arena's slots (`ZSet::scan_slots`), COUNT slots a call.
 
 use std::collections::HashSet;
 
@@ -140,7 +140,7 @@ pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (next, items) = if zset.is_listpack() {
         (0, zset.iter().collect())
     } else {
-        zset.scan(cursor, count)
+        super::element_scan::walk(cursor, count, zset.scan_slots(), |i| zset.at_scan_slot(i))
     };
     let mut out = Vec::new();
     for (member, score) in items {
