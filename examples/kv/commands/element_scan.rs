@@ -2,8 +2,8 @@
 //!
 //! Redis answers a small collection (an intset, or a listpack hash) in one
 //! reply with cursor 0, whatever COUNT says; so does kv. A larger one is
-//! walked by position, from its last item toward its first, COUNT positions
-//! a call (see [`walk`]): O(COUNT) a call, as Redis's table walk is, so
+//! walked by position, from its last item toward its first, COUNT items a
+//! call (see [`walk`]): O(COUNT) a call, as Redis's table walk is, so
 //! iterating a collection of n items costs O(n) in all, not O(n) a call.
 
 use super::{int, SYNTAX};
@@ -85,10 +85,12 @@ impl ScanArgs<'_> {
 }
 
 /// One page of a walk over positions `0..len`, from the last toward the
-/// first, `count` positions a call; `at` gives the item at a position
-/// (`None` for an empty one, skipped). The cursor is how many positions at
-/// the front are still to walk (0: all of them, a new walk); the next
-/// cursor is 0 once position 0 is walked.
+/// first: `count` items a call, or fewer if 10 x `count` positions held
+/// no more (as Redis bounds the empty buckets one SCAN call visits); `at`
+/// gives the item at a position, `None` for an empty one (the ZSet's
+/// freed arena slots). The cursor is how many positions at the front are
+/// still to walk (0: all of them, a new walk); the next cursor is 0 once
+/// position 0 is walked.
 ///
 /// Sound for a collection whose items only ever move toward the front
 /// (`IndexSet`/`IndexMap`: `swap_remove` moves the last item into the
@@ -110,9 +112,15 @@ pub fn walk<T>(
         0 => len,
         c => usize::try_from(c).unwrap_or(usize::MAX).min(len),
     };
-    let from = unwalked.saturating_sub(count);
-    let page = (from..unwalked).rev().filter_map(at).collect();
-    (from as u64, page)
+    let count = count.max(1);
+    let most = count.saturating_mul(10);
+    let mut page = Vec::new();
+    let mut pos = unwalked;
+    while pos > 0 && page.len() < count && unwalked - pos < most {
+        pos -= 1;
+        page.extend(at(pos));
+    }
+    (pos as u64, page)
 }
 
 /// The reply: `[cursor, [items...]]`.
@@ -208,6 +216,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_sparse_walk_visits_at_most_ten_positions_per_item_asked_for() {
+        // One position in 25 holds an item (a sorted set's arena after
+        // most of its members went).
+        let len = 5000;
+        let at = |i: usize| (i % 25 == 0).then_some(i);
+        let examined = Cell::new(0);
+        let (mut cursor, mut seen) = (0, Vec::new());
+        loop {
+            examined.set(0);
+            let (next, page) = walk(cursor, 4, len, |i| {
+                examined.set(examined.get() + 1);
+                at(i)
+            });
+            assert!(examined.get() <= 40, "a call looked at {}", examined.get());
+            assert!(page.len() <= 4);
+            seen.extend(page);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..len).filter(|i| i % 25 == 0).collect::<Vec<_>>());
     }
 
     #[test]

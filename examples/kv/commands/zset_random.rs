@@ -11,7 +11,7 @@
 //! ZSCAN answers a small set (Redis's listpack encoding: at most 128
 //! members of at most 64 bytes, see `ZSet::is_listpack`) in one reply
 //! with cursor 0, in order, as Redis does; a larger one by cursor, walking
-//! its node arena's slots (`ZSet::scan_slots`), COUNT slots a call.
+//! its node arena's slots (`ZSet::scan_slots`), COUNT members a call.
 
 use std::collections::HashSet;
 
