@@ -223,7 +223,7 @@ mod tests {
         // One position in 25 holds an item (a sorted set's arena after
         // most of its members went).
         let len = 5000;
-        let at = |i: usize| (i % 25 == 0).then_some(i);
+        let at = |i: usize| i.is_multiple_of(25).then_some(i);
         let examined = Cell::new(0);
         let (mut cursor, mut seen) = (0, Vec::new());
         loop {
@@ -241,7 +241,12 @@ mod tests {
             }
         }
         seen.sort_unstable();
-        assert_eq!(seen, (0..len).filter(|i| i % 25 == 0).collect::<Vec<_>>());
+        assert_eq!(
+            seen,
+            (0..len)
+                .filter(|i| i.is_multiple_of(25))
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
