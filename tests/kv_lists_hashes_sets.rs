@@ -908,6 +908,75 @@ fn scans_of_large_collections_return_every_member() {
     }
 }
 
+/// A scan across a command that replaces the scanned key with the same
+/// members in another order (SINTERSTORE and ZUNIONSTORE into one of their
+/// sources, COPY ... REPLACE onto it) still returns every member: kv's
+/// cursor names the collection, and one from the replaced collection
+/// starts the walk over rather than resuming at a position that now holds
+/// other members. Checked on redis-server too.
+#[test]
+fn a_scan_across_a_rebuild_of_its_key_returns_every_member() {
+    let server = kv();
+    let (_real, ports) = servers(server.addr);
+    let members: Vec<String> = (0..1000).map(|i| format!("member:{i}")).collect();
+    for port in ports {
+        let mut c = Raw::connect(port);
+        c.call(&["FLUSHALL"]);
+        let (mut sadd_s, mut sadd_t) = (vec!["SADD", "s"], vec!["SADD", "t"]);
+        let (mut zadd, mut hset_h, mut hset_g) =
+            (vec!["ZADD", "z"], vec!["HSET", "h"], vec!["HSET", "g"]);
+        for (i, m) in members.iter().enumerate() {
+            sadd_s.push(m);
+            sadd_t.push(&members[members.len() - 1 - i]);
+            zadd.extend(["1", m.as_str()]);
+            hset_h.extend([m.as_str(), "v"]);
+            hset_g.extend([members[members.len() - 1 - i].as_str(), "v"]);
+        }
+        for add in [&sadd_s, &sadd_t, &zadd, &hset_h, &hset_g] {
+            c.call(add);
+        }
+        for (command, key, rebuild) in [
+            ("SSCAN", "s", vec!["SINTERSTORE", "s", "t", "s"]),
+            ("ZSCAN", "z", vec!["ZUNIONSTORE", "z", "1", "z"]),
+            ("HSCAN", "h", vec!["COPY", "g", "h", "REPLACE"]),
+        ] {
+            let mut seen = BTreeSet::new();
+            let mut cursor = "0".to_string();
+            let mut calls = 0;
+            loop {
+                calls += 1;
+                assert!(calls < 10_000, "{command} never ended");
+                if calls == 10 {
+                    c.call(&rebuild);
+                }
+                let reply = call(&mut c, &[command, key, &cursor, "COUNT", "20"]);
+                let Resp::Many(_, parts) = &reply else {
+                    panic!("{reply:?}")
+                };
+                let Resp::Line(b'$', next) = &parts[0] else {
+                    panic!("{reply:?}")
+                };
+                let items = bulks(&parts[1]);
+                let step = if command == "SSCAN" { 1 } else { 2 };
+                seen.extend(items.iter().step_by(step).cloned());
+                cursor = String::from_utf8(next.clone()).unwrap();
+                if cursor == "0" {
+                    break;
+                }
+            }
+            assert!(
+                calls > 10,
+                "port {port}: {command} ended before the rebuild"
+            );
+            let missed = members
+                .iter()
+                .filter(|m| !seen.contains(m.as_bytes()))
+                .count();
+            assert_eq!(missed, 0, "port {port}: {command} across {rebuild:?}");
+        }
+    }
+}
+
 /// Counts and indices at the ends of i64 on large collections: answered
 /// at once, nothing allocated by the count, and the server still answers.
 /// (Redis itself tries to build a reply of |count| members for the

@@ -12,20 +12,57 @@
 
 use std::collections::VecDeque;
 use std::ops::{Deref, RangeBounds};
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use indexmap::{IndexMap, IndexSet};
 
 /// A collection and the total length of the byte strings it holds.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Measured<C> {
     items: C,
     payload: usize,
+    scan_tag: ScanTag,
+}
+
+/// Names one collection in its SSCAN/HSCAN/ZSCAN cursors, so a cursor
+/// handed out by a collection that a command has since replaced under the
+/// same key (`SINTERSTORE s t s` rebuilds `s` in another order) starts the
+/// walk over instead of resuming at a position that now means something
+/// else (`commands::element_scan::walk`). Every new collection, a clone
+/// included, takes the next value of a counter: two collections share a
+/// tag only 65,536 creations apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanTag(pub u16);
+
+static NEXT_SCAN_TAG: AtomicU16 = AtomicU16::new(1);
+
+impl Default for ScanTag {
+    fn default() -> Self {
+        // One counter for every thread that builds collections; the order
+        // of increments does not matter, only that successive ones differ.
+        Self(NEXT_SCAN_TAG.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl<C: Clone> Clone for Measured<C> {
+    fn clone(&self) -> Self {
+        Self {
+            items: self.items.clone(),
+            payload: self.payload,
+            scan_tag: ScanTag::default(),
+        }
+    }
 }
 
 impl<C> Measured<C> {
     /// Bytes of all elements (for hashes, fields and values).
     pub fn payload(&self) -> usize {
         self.payload
+    }
+
+    /// This collection's name in scan cursors.
+    pub fn scan_tag(&self) -> ScanTag {
+        self.scan_tag
     }
 }
 
@@ -50,6 +87,7 @@ impl List {
         Self {
             items: VecDeque::with_capacity(n),
             payload: 0,
+            scan_tag: ScanTag::default(),
         }
     }
 
@@ -158,7 +196,11 @@ impl Set {
 impl From<IndexSet<Vec<u8>>> for Set {
     fn from(items: IndexSet<Vec<u8>>) -> Self {
         let payload = total(items.iter());
-        Self { items, payload }
+        Self {
+            items,
+            payload,
+            scan_tag: ScanTag::default(),
+        }
     }
 }
 

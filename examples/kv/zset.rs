@@ -25,6 +25,8 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+
+use crate::measured::ScanTag;
 use std::hash::BuildHasher;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 members at p = 1/4.
@@ -139,6 +141,8 @@ pub struct ZSet {
     rng: u64,
     /// Whether Redis would still hold this set as a listpack.
     listpack: bool,
+    /// This set's name in ZSCAN cursors.
+    scan_tag: ScanTag,
     /// Bytes of all members (for `memory.rs`).
     payload: usize,
 }
@@ -160,6 +164,7 @@ impl Default for ZSet {
             level: 1,
             rng: RandomState::new().hash_one(0u8) | 1,
             listpack: true,
+            scan_tag: ScanTag::default(),
             payload: 0,
         }
     }
@@ -444,6 +449,11 @@ impl ZSet {
     /// ever stays put or moves toward the front, as the walk needs.
     pub fn scan_slots(&self) -> usize {
         self.nodes.len() - 1
+    }
+
+    /// This set's name in ZSCAN cursors (see `ScanTag`).
+    pub fn scan_tag(&self) -> ScanTag {
+        self.scan_tag
     }
 
     /// The member and score in scan slot `i`, or `None` for a free slot.
@@ -797,7 +807,9 @@ mod tests {
             let (mut cursor, mut seen) = (0, HashMap::new());
             let mut next_new = 1500u32;
             loop {
-                let (next, page) = walk(cursor, 11, z.scan_slots(), |i| z.at_scan_slot(i));
+                let (next, page) = walk(cursor, z.scan_tag(), 11, z.scan_slots(), |i| {
+                    z.at_scan_slot(i)
+                });
                 for (member, score) in page {
                     assert_eq!(z.score(member), Some(score));
                     seen.insert(member.to_vec(), score);

@@ -8,6 +8,7 @@
 
 use super::{int, SYNTAX};
 use crate::glob;
+use crate::measured::ScanTag;
 use crate::protocol::Reply;
 
 /// The arguments after the key: cursor, then MATCH and COUNT.
@@ -61,15 +62,16 @@ impl ScanArgs<'_> {
         (0, self.matching(items, member))
     }
 
-    /// One page of a collection of `len` items read by position through
-    /// `at` (see [`walk`]), filtered by the pattern.
+    /// One page of the collection named by `tag`, of `len` items read by
+    /// position through `at` (see [`walk`]), filtered by the pattern.
     pub fn walk<T>(
         &self,
+        tag: ScanTag,
         len: usize,
         at: impl Fn(usize) -> Option<T>,
         member: impl Fn(&T) -> &[u8],
     ) -> (u64, Vec<T>) {
-        let (next, page) = walk(self.cursor, self.count, len, at);
+        let (next, page) = walk(self.cursor, tag, self.count, len, at);
         (next, self.matching(page, member))
     }
 
@@ -84,13 +86,20 @@ impl ScanArgs<'_> {
     }
 }
 
-/// One page of a walk over positions `0..len`, from the last toward the
-/// first: `count` items a call, or fewer if 10 x `count` positions held
-/// no more (as Redis bounds the empty buckets one SCAN call visits); `at`
-/// gives the item at a position, `None` for an empty one (the ZSet's
-/// freed arena slots). The cursor is how many positions at the front are
-/// still to walk (0: all of them, a new walk); the next cursor is 0 once
-/// position 0 is walked.
+/// Cursor bits below this count positions still to walk; the bits above
+/// carry the collection's [`ScanTag`].
+const TAG_SHIFT: u32 = 48;
+
+/// One page of a walk over positions `0..len` of the collection named by
+/// `tag`, from the last position toward the first: `count` items a call,
+/// or fewer if 10 x `count` positions held no more (as Redis bounds the
+/// empty buckets one SCAN call visits); `at` gives the item at a position,
+/// `None` for an empty one (the ZSet's freed arena slots). The cursor is
+/// the tag and how many positions at the front are still to walk (0: a new
+/// walk); the next cursor is 0 once position 0 is walked. A cursor with
+/// another tag (the key now holds another collection, rebuilt in another
+/// order, or the cursor is garbage) starts the walk over, so members may
+/// repeat, as the keyspace's SCAN starts over after a resize.
 ///
 /// Sound for a collection whose items only ever move toward the front
 /// (`IndexSet`/`IndexMap`: `swap_remove` moves the last item into the
@@ -104,13 +113,18 @@ impl ScanArgs<'_> {
 /// elsewhere) walks what there is.
 pub fn walk<T>(
     cursor: u64,
+    tag: ScanTag,
     count: usize,
     len: usize,
     at: impl Fn(usize) -> Option<T>,
 ) -> (u64, Vec<T>) {
-    let unwalked = match cursor {
-        0 => len,
-        c => usize::try_from(c).unwrap_or(usize::MAX).min(len),
+    let tag_bits = u64::from(tag.0) << TAG_SHIFT;
+    let unwalked = if cursor == 0 || cursor & !position_mask() != tag_bits {
+        len
+    } else {
+        usize::try_from(cursor & position_mask())
+            .unwrap_or(usize::MAX)
+            .min(len)
     };
     let count = count.max(1);
     let most = count.saturating_mul(10);
@@ -120,7 +134,12 @@ pub fn walk<T>(
         pos -= 1;
         page.extend(at(pos));
     }
-    (pos as u64, page)
+    let next = if pos == 0 { 0 } else { tag_bits | pos as u64 };
+    (next, page)
+}
+
+fn position_mask() -> u64 {
+    (1 << TAG_SHIFT) - 1
 }
 
 /// The reply: `[cursor, [items...]]`.
@@ -139,6 +158,9 @@ mod tests {
     use indexmap::IndexMap;
 
     use super::walk;
+    use crate::measured::ScanTag;
+
+    const TAG: ScanTag = ScanTag(7);
 
     /// A small deterministic generator (xorshift), so a failure repeats.
     struct Rng(u64);
@@ -159,7 +181,7 @@ mod tests {
         let (mut cursor, mut seen, mut calls) = (0, Vec::new(), 0);
         loop {
             examined.set(0);
-            let (next, page) = walk(cursor, 7, items.len(), |i| {
+            let (next, page) = walk(cursor, TAG, 7, items.len(), |i| {
                 examined.set(examined.get() + 1);
                 items.get(i).copied()
             });
@@ -187,7 +209,7 @@ mod tests {
             let mut next_new = 2000;
             let (mut cursor, mut seen) = (0, HashSet::new());
             loop {
-                let (next, page) = walk(cursor, 13, items.len(), |i| {
+                let (next, page) = walk(cursor, TAG, 13, items.len(), |i| {
                     items.get_index(i).map(|(k, _)| *k)
                 });
                 seen.extend(page);
@@ -228,7 +250,7 @@ mod tests {
         let (mut cursor, mut seen) = (0, Vec::new());
         loop {
             examined.set(0);
-            let (next, page) = walk(cursor, 4, len, |i| {
+            let (next, page) = walk(cursor, TAG, 4, len, |i| {
                 examined.set(examined.get() + 1);
                 at(i)
             });
@@ -252,9 +274,14 @@ mod tests {
     #[test]
     fn a_cursor_past_the_end_walks_what_there_is() {
         let items = [1, 2, 3];
-        let (next, page) = walk(u64::MAX, 2, items.len(), |i| items.get(i).copied());
-        assert_eq!((next, page), (1, vec![3, 2]));
-        let (next, page) = walk(next, 2, items.len(), |i| items.get(i).copied());
+        // Another collection's cursor (or garbage) starts the walk over.
+        let (next, page) = walk(u64::MAX, TAG, 2, items.len(), |i| items.get(i).copied());
+        assert_eq!(page, vec![3, 2]);
+        // This collection's cursor past its end walks what there is.
+        let past = (7 << 48) | 1000;
+        let (again, page) = walk(past, TAG, 2, items.len(), |i| items.get(i).copied());
+        assert_eq!((again, page), (next, vec![3, 2]));
+        let (next, page) = walk(next, TAG, 2, items.len(), |i| items.get(i).copied());
         assert_eq!((next, page), (0, vec![1]));
     }
 }

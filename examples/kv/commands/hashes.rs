@@ -224,7 +224,12 @@ fn hash_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let (next, page) = if small {
                 scan.all(hash.iter().collect(), |(k, _)| k.as_slice())
             } else {
-                scan.walk(hash.len(), |i| hash.get_index(i), |(k, _)| k.as_slice())
+                scan.walk(
+                    hash.scan_tag(),
+                    hash.len(),
+                    |i| hash.get_index(i),
+                    |(k, _)| k.as_slice(),
+                )
             };
             let items = page
                 .into_iter()

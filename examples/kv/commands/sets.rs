@@ -223,7 +223,12 @@ fn set_command(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
             let (next, page) = if small {
                 scan.all(redis_order(set.iter().collect()), |m| m.as_slice())
             } else {
-                scan.walk(set.len(), |i| set.get_index(i), |m| m.as_slice())
+                scan.walk(
+                    set.scan_tag(),
+                    set.len(),
+                    |i| set.get_index(i),
+                    |m| m.as_slice(),
+                )
             };
             Ok(element_scan::reply(
                 next,

@@ -140,7 +140,9 @@ pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (next, items) = if zset.is_listpack() {
         (0, zset.iter().collect())
     } else {
-        super::element_scan::walk(cursor, count, zset.scan_slots(), |i| zset.at_scan_slot(i))
+        super::element_scan::walk(cursor, zset.scan_tag(), count, zset.scan_slots(), |i| {
+            zset.at_scan_slot(i)
+        })
     };
     let mut out = Vec::new();
     for (member, score) in items {
