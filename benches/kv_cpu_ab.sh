@@ -14,6 +14,8 @@
 # itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/kv_server.sh
+. benches/kv_server.sh
 [ $# -ge 4 ] || { sed -n '2,8p' "$0" >&2; exit 2; }
 rounds=$1; workload=$2; pipeline=$3; shift 3
 E=target/release/examples
@@ -24,13 +26,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 port=17400
 for round in $(seq 1 "$rounds"); do
   for server in "$@"; do
-    if [ "$server" = redis ]; then
-      redis-server --port $port --save "" --appendonly no >/dev/null 2>&1 &
-    else
-      "$server" --port $port --tls-port 0 >/dev/null 2>&1 &
-    fi
-    pid=$!
-    for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    start_kv_server "$server" $port
     $E/loadgen -p $port -w set -c 50 -P 16 --seconds 1 --warmup 0 --progress never >/dev/null 2>&1
     (sleep 1; perf stat -x, -e task-clock -p $pid -o "$out/stat" -- sleep 2 >/dev/null 2>&1) &
     watcher=$!

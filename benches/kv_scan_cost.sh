@@ -14,6 +14,8 @@
 # Bounded: each redis-benchmark run stops after CALLS calls or 60 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/kv_server.sh
+. benches/kv_server.sh
 [ $# -ge 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 rounds=$1; calls=$2; shift 2
 command -v redis-benchmark >/dev/null || { echo "redis-tools is missing (benches/setup.sh installs it)" >&2; exit 1; }
@@ -22,13 +24,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 port=17600
 for round in $(seq 1 "$rounds"); do
   for server in "$@"; do
-    if [ "$server" = redis ]; then
-      redis-server --port $port --save "" --appendonly no >/dev/null 2>&1 &
-    else
-      "$server" --port $port --tls-port 0 >/dev/null 2>&1 &
-    fi
-    pid=$!
-    for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+    start_kv_server "$server" $port
     seq 1 200000 | awk '{ print "SADD s m" $1; print "HSET h f" $1 " v"; print "ZADD z " $1 " m" $1 }' |
       redis-cli -p $port --pipe >/dev/null
     for command in SSCAN:s HSCAN:h ZSCAN:z; do

@@ -881,17 +881,9 @@ fn scans_of_large_collections_return_every_member() {
                     c.call(&[remove, key, victim]);
                     removed.insert(victim.as_bytes().to_vec());
                 }
-                let reply = call(&mut c, &[command, key, &cursor, "COUNT", count]);
-                let Resp::Many(_, parts) = &reply else {
-                    panic!("{reply:?}")
-                };
-                let Resp::Line(b'$', next) = &parts[0] else {
-                    panic!("{reply:?}")
-                };
-                let items = bulks(&parts[1]);
-                let step = if command == "HSCAN" { 2 } else { 1 };
-                seen.extend(items.iter().step_by(step).cloned());
-                cursor = String::from_utf8(next.clone()).unwrap();
+                let (next, names) = scan_page(&mut c, command, key, &cursor, count);
+                seen.extend(names);
+                cursor = next;
                 if cursor == "0" {
                     break;
                 }
@@ -906,6 +898,27 @@ fn scans_of_large_collections_return_every_member() {
             assert!(calls > 1, "port {port}: {command} {key} came in one reply");
         }
     }
+}
+
+/// One SSCAN/HSCAN/ZSCAN call: the next cursor, and the members (or
+/// fields) of the page, without HSCAN's values or ZSCAN's scores.
+fn scan_page(
+    c: &mut Raw,
+    command: &str,
+    key: &str,
+    cursor: &str,
+    count: &str,
+) -> (String, Vec<Vec<u8>>) {
+    let reply = call(c, &[command, key, cursor, "COUNT", count]);
+    let Resp::Many(_, parts) = &reply else {
+        panic!("{reply:?}")
+    };
+    let Resp::Line(b'$', next) = &parts[0] else {
+        panic!("{reply:?}")
+    };
+    let step = if command == "SSCAN" { 1 } else { 2 };
+    let names = bulks(&parts[1]).into_iter().step_by(step).collect();
+    (String::from_utf8(next.clone()).unwrap(), names)
 }
 
 /// A scan across a command that replaces the scanned key with the same
@@ -949,17 +962,9 @@ fn a_scan_across_a_rebuild_of_its_key_returns_every_member() {
                 if calls == 10 {
                     c.call(&rebuild);
                 }
-                let reply = call(&mut c, &[command, key, &cursor, "COUNT", "20"]);
-                let Resp::Many(_, parts) = &reply else {
-                    panic!("{reply:?}")
-                };
-                let Resp::Line(b'$', next) = &parts[0] else {
-                    panic!("{reply:?}")
-                };
-                let items = bulks(&parts[1]);
-                let step = if command == "SSCAN" { 1 } else { 2 };
-                seen.extend(items.iter().step_by(step).cloned());
-                cursor = String::from_utf8(next.clone()).unwrap();
+                let (next, names) = scan_page(&mut c, command, key, &cursor, "20");
+                seen.extend(names);
+                cursor = next;
                 if cursor == "0" {
                     break;
                 }
