@@ -23,15 +23,19 @@ out=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 port=17600
 for round in $(seq 1 "$rounds"); do
+  index=0
   for server in "$@"; do
+    index=$((index + 1))
+    # Named by position too: two builds may both be called `kv`.
+    name="$index:$(basename "$server")"
     start_kv_server "$server" $port
     seq 1 200000 | awk '{ print "SADD s m" $1; print "HSET h f" $1 " v"; print "ZADD z " $1 " m" $1 }' |
       redis-cli -p $port --pipe >/dev/null
     for command in SSCAN:s HSCAN:h ZSCAN:z; do
       rate=$(timeout 60 redis-benchmark -p $port -c 1 -n "$calls" -q "${command%:*}" "${command#*:}" 0 COUNT 10 2>&1 |
         tr '\r' '\n' | grep -o '[0-9.]* requests per second' | tail -1 | cut -d' ' -f1)
-      echo "round $round $(basename "$server") ${command%:*}: ${rate:-0} calls/s"
-      echo "$(basename "$server") ${command%:*} ${rate:-0}" >>"$out/runs"
+      echo "round $round $name ${command%:*}: ${rate:-0} calls/s"
+      echo "$name ${command%:*} ${rate:-0}" >>"$out/runs"
     done
     kill -TERM $pid; wait $pid 2>/dev/null || true
   done

@@ -948,10 +948,10 @@ fn a_scan_across_a_rebuild_of_its_key_returns_every_member() {
         for add in [&sadd_s, &sadd_t, &zadd, &hset_h, &hset_g] {
             c.call(add);
         }
-        for (command, key, rebuild) in [
-            ("SSCAN", "s", vec!["SINTERSTORE", "s", "t", "s"]),
-            ("ZSCAN", "z", vec!["ZUNIONSTORE", "z", "1", "z"]),
-            ("HSCAN", "h", vec!["COPY", "g", "h", "REPLACE"]),
+        for (command, key, rebuild, rebuilt) in [
+            ("SSCAN", "s", vec!["SINTERSTORE", "s", "t", "s"], ":1000"),
+            ("ZSCAN", "z", vec!["ZUNIONSTORE", "z", "1", "z"], ":1000"),
+            ("HSCAN", "h", vec!["COPY", "g", "h", "REPLACE"], ":1"),
         ] {
             let mut seen = BTreeSet::new();
             let mut cursor = "0".to_string();
@@ -960,7 +960,8 @@ fn a_scan_across_a_rebuild_of_its_key_returns_every_member() {
                 calls += 1;
                 assert!(calls < 10_000, "{command} never ended");
                 if calls == 10 {
-                    c.call(&rebuild);
+                    let reply = c.call(&rebuild);
+                    assert_eq!(reply, format!("{rebuilt}\r\n").into_bytes(), "{rebuild:?}");
                 }
                 let (next, names) = scan_page(&mut c, command, key, &cursor, "20");
                 seen.extend(names);

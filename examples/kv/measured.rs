@@ -11,46 +11,34 @@
 //! drift from the contents.
 
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::ops::{Deref, RangeBounds};
-use std::sync::atomic::{AtomicU16, Ordering};
 
 use indexmap::{IndexMap, IndexSet};
 
 /// A collection and the total length of the byte strings it holds.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Measured<C> {
     items: C,
     payload: usize,
-    scan_tag: ScanTag,
 }
 
 /// Names one collection in its SSCAN/HSCAN/ZSCAN cursors, so a cursor
 /// handed out by a collection that a command has since replaced under the
-/// same key (`SINTERSTORE s t s` rebuilds `s` in another order) starts the
-/// walk over instead of resuming at a position that now means something
-/// else (`commands::element_scan::walk`). Every new collection, a clone
-/// included, takes the next value of a counter: two collections share a
-/// tag only 65,536 creations apart.
+/// same key with the same members in another order (`SINTERSTORE s t s`)
+/// starts the walk over instead of resuming at positions that now hold
+/// other members (`commands::element_scan::walk`). Taken from the
+/// collection's own hasher, whose keys every new map or set draws afresh
+/// (std's `RandomState`), so it costs no field: a rebuilt collection gets
+/// another tag but for one chance in 65,536, and a clone keeps its
+/// original's tag along with its order, which is what a cursor needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanTag(pub u16);
 
-static NEXT_SCAN_TAG: AtomicU16 = AtomicU16::new(1);
-
-impl Default for ScanTag {
-    fn default() -> Self {
-        // One counter for every thread that builds collections; the order
-        // of increments does not matter, only that successive ones differ.
-        Self(NEXT_SCAN_TAG.fetch_add(1, Ordering::Relaxed))
-    }
-}
-
-impl<C: Clone> Clone for Measured<C> {
-    fn clone(&self) -> Self {
-        Self {
-            items: self.items.clone(),
-            payload: self.payload,
-            scan_tag: ScanTag::default(),
-        }
+impl ScanTag {
+    pub fn of(hasher: &impl BuildHasher) -> Self {
+        // The low 16 bits of a keyed hash of a constant.
+        Self(hasher.hash_one(0u8) as u16)
     }
 }
 
@@ -58,11 +46,6 @@ impl<C> Measured<C> {
     /// Bytes of all elements (for hashes, fields and values).
     pub fn payload(&self) -> usize {
         self.payload
-    }
-
-    /// This collection's name in scan cursors.
-    pub fn scan_tag(&self) -> ScanTag {
-        self.scan_tag
     }
 }
 
@@ -87,7 +70,6 @@ impl List {
         Self {
             items: VecDeque::with_capacity(n),
             payload: 0,
-            scan_tag: ScanTag::default(),
         }
     }
 
@@ -161,6 +143,11 @@ impl List {
 }
 
 impl Set {
+    /// This set's name in scan cursors.
+    pub fn scan_tag(&self) -> ScanTag {
+        ScanTag::of(self.items.hasher())
+    }
+
     /// `true` if `member` is new.
     pub fn insert(&mut self, member: Vec<u8>) -> bool {
         let len = member.len();
@@ -196,11 +183,7 @@ impl Set {
 impl From<IndexSet<Vec<u8>>> for Set {
     fn from(items: IndexSet<Vec<u8>>) -> Self {
         let payload = total(items.iter());
-        Self {
-            items,
-            payload,
-            scan_tag: ScanTag::default(),
-        }
+        Self { items, payload }
     }
 }
 
@@ -211,6 +194,11 @@ impl FromIterator<Vec<u8>> for Set {
 }
 
 impl Hash {
+    /// This hash's name in scan cursors.
+    pub fn scan_tag(&self) -> ScanTag {
+        ScanTag::of(self.items.hasher())
+    }
+
     /// Sets `field`; the previous value, if any.
     pub fn insert(&mut self, field: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
         let (flen, vlen) = (field.len(), value.len());

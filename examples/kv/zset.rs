@@ -141,8 +141,6 @@ pub struct ZSet {
     rng: u64,
     /// Whether Redis would still hold this set as a listpack.
     listpack: bool,
-    /// This set's name in ZSCAN cursors.
-    scan_tag: ScanTag,
     /// Bytes of all members (for `memory.rs`).
     payload: usize,
 }
@@ -164,7 +162,6 @@ impl Default for ZSet {
             level: 1,
             rng: RandomState::new().hash_one(0u8) | 1,
             listpack: true,
-            scan_tag: ScanTag::default(),
             payload: 0,
         }
     }
@@ -451,9 +448,10 @@ impl ZSet {
         self.nodes.len() - 1
     }
 
-    /// This set's name in ZSCAN cursors (see `ScanTag`).
+    /// This set's name in ZSCAN cursors (see `ScanTag`): from its member
+    /// map's hasher, drawn afresh for every new set.
     pub fn scan_tag(&self) -> ScanTag {
-        self.scan_tag
+        ScanTag::of(self.scores.hasher())
     }
 
     /// The member and score in scan slot `i`, or `None` for a free slot.

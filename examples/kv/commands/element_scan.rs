@@ -86,9 +86,12 @@ impl ScanArgs<'_> {
     }
 }
 
-/// Cursor bits below this count positions still to walk; the bits above
-/// carry the collection's [`ScanTag`].
-const TAG_SHIFT: u32 = 48;
+/// A cursor's low bits carry the collection's [`ScanTag`], the bits above
+/// the positions still to walk: cursors stay below 2^53 (exact in a
+/// JavaScript or JSON number) for collections of up to 2^37 positions,
+/// and below 2^63 (positive for clients that parse a signed 64-bit
+/// integer) for any.
+const TAG_BITS: u32 = 16;
 
 /// One page of a walk over positions `0..len` of the collection named by
 /// `tag`, from the last position toward the first: `count` items a call,
@@ -118,11 +121,11 @@ pub fn walk<T>(
     len: usize,
     at: impl Fn(usize) -> Option<T>,
 ) -> (u64, Vec<T>) {
-    let tag_bits = u64::from(tag.0) << TAG_SHIFT;
-    let unwalked = if cursor == 0 || cursor & !position_mask() != tag_bits {
+    let tag = u64::from(tag.0);
+    let unwalked = if cursor == 0 || cursor & tag_mask() != tag {
         len
     } else {
-        usize::try_from(cursor & position_mask())
+        usize::try_from(cursor >> TAG_BITS)
             .unwrap_or(usize::MAX)
             .min(len)
     };
@@ -134,12 +137,16 @@ pub fn walk<T>(
         pos -= 1;
         page.extend(at(pos));
     }
-    let next = if pos == 0 { 0 } else { tag_bits | pos as u64 };
+    let next = if pos == 0 {
+        0
+    } else {
+        (pos as u64) << TAG_BITS | tag
+    };
     (next, page)
 }
 
-fn position_mask() -> u64 {
-    (1 << TAG_SHIFT) - 1
+fn tag_mask() -> u64 {
+    (1 << TAG_BITS) - 1
 }
 
 /// The reply: `[cursor, [items...]]`.
@@ -274,14 +281,25 @@ mod tests {
     #[test]
     fn a_cursor_past_the_end_walks_what_there_is() {
         let items = [1, 2, 3];
-        // Another collection's cursor (or garbage) starts the walk over.
-        let (next, page) = walk(u64::MAX, TAG, 2, items.len(), |i| items.get(i).copied());
-        assert_eq!(page, vec![3, 2]);
+        let at = |i: usize| items.get(i).copied();
         // This collection's cursor past its end walks what there is.
-        let past = (7 << 48) | 1000;
-        let (again, page) = walk(past, TAG, 2, items.len(), |i| items.get(i).copied());
-        assert_eq!((again, page), (next, vec![3, 2]));
-        let (next, page) = walk(next, TAG, 2, items.len(), |i| items.get(i).copied());
+        let past = 1000 << 16 | 7;
+        let (next, page) = walk(past, TAG, 2, items.len(), at);
+        assert_eq!(page, vec![3, 2]);
+        assert_eq!(next, 1 << 16 | 7);
+        let (next, page) = walk(next, TAG, 2, items.len(), at);
         assert_eq!((next, page), (0, vec![1]));
+    }
+
+    #[test]
+    fn another_collection_s_cursor_starts_the_walk_over() {
+        let items = [1, 2, 3];
+        let at = |i: usize| items.get(i).copied();
+        // One position left, but named by tag 8: this is tag 7's walk.
+        let (_, page) = walk(1 << 16 | 8, TAG, 2, items.len(), at);
+        assert_eq!(page, vec![3, 2]);
+        // A cursor at most 2^53 for a collection of 2^37 positions.
+        let (next, _) = walk(0, ScanTag(u16::MAX), 1, 1 << 37, |i| Some(i));
+        assert!(next < 1 << 53, "{next}");
     }
 }
