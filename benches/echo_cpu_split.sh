@@ -39,7 +39,7 @@ for round in $(seq 1 "$rounds"); do
     for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
     # Another process on the port would answer the probe for a server that
     # failed to start (and is now a zombie): check it is ours and alive.
-    if ! grep -q '^State:[[:space:]]*[RS]' /proc/$pid/status 2>/dev/null; then
+    if ! [ -e /proc/$pid/status ] || grep -q '^State:[[:space:]]*Z' /proc/$pid/status; then
       echo "$who did not start (port $port taken?)" >&2; exit 1
     fi
     # utime and stime are fields 14 and 15 of /proc/PID/stat.

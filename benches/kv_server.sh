@@ -15,7 +15,8 @@ start_kv_server() {
   fi
   pid=$!
   for _ in $(seq 1 100); do
-    if ! grep -q '^State:[[:space:]]*[RS]' /proc/$pid/status 2>/dev/null; then
+    # Gone, or a zombie: it exited (another process holds the port?).
+    if ! [ -e /proc/$pid/status ] || grep -q '^State:[[:space:]]*Z' /proc/$pid/status; then
       echo "$1 did not start (port $2 taken?)" >&2; exit 1
     fi
     (echo >/dev/tcp/127.0.0.1/"$2") 2>/dev/null && return 0

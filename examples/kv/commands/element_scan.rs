@@ -299,7 +299,7 @@ mod tests {
         let (_, page) = walk(1 << 16 | 8, TAG, 2, items.len(), at);
         assert_eq!(page, vec![3, 2]);
         // A cursor at most 2^53 for a collection of 2^37 positions.
-        let (next, _) = walk(0, ScanTag(u16::MAX), 1, 1 << 37, |i| Some(i));
+        let (next, _) = walk(0, ScanTag(u16::MAX), 1, 1 << 37, Some);
         assert!(next < 1 << 53, "{next}");
     }
 }
