@@ -25,9 +25,9 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 
 use crate::measured::ScanTag;
-use std::hash::BuildHasher;
 
 /// Redis's `ZSKIPLIST_MAXLEVEL`: enough for 2^64 members at p = 1/4.
 const MAX_LEVEL: usize = 32;

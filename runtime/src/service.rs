@@ -232,18 +232,18 @@ pub trait Service: Sized + 'static {
         frame: <Self::Codec as Codec>::In,
     );
 
-    /// The next frames of a connection, in order, seen before the first
-    /// of them reaches [`on_frame`](Self::on_frame) whenever more than one
-    /// is waiting: up to 16 at a time (a long pipeline is shown window by
-    /// window, as its frames are delivered). A frame is shown once while
-    /// delivery runs on; when it keeps stopping (the output limit), up to
-    /// 16 times, so keep the work per frame small and bounded. A hint, for
-    /// starting what the batch will need: the KV example prefetches the
-    /// keys' hash buckets, so sixteen pipelined lookups wait on memory
-    /// together, not one after another. A frame seen here may be held back (a close, a pause, the
-    /// output limit); it is seen again before it is delivered. It runs on
-    /// the loop, with no `Ctx`: it cannot send, close or change what is
-    /// delivered. A panic here closes the connection, as in `on_frame`.
+    /// The next frames of a connection, in order, seen before the first of them
+    /// reaches [`on_frame`](Self::on_frame) whenever more than one is waiting:
+    /// up to 16 at a time (a long pipeline is shown window by window, as its
+    /// frames are delivered). A frame is shown once while delivery runs on;
+    /// when it keeps stopping (the output limit), up to 16 times, so keep the
+    /// work per frame small and bounded. A hint, for starting what the batch
+    /// will need: the KV example prefetches the keys' hash buckets, so sixteen
+    /// pipelined lookups wait on memory together, not one after another. A
+    /// frame seen here may be held back (a close, a pause, the output limit);
+    /// it is seen again before it is delivered. It runs on the loop, with no
+    /// `Ctx`: it cannot send, close or change what is delivered. A panic here
+    /// closes the connection, as in `on_frame`.
     fn frames_ahead(
         &mut self,
         state: &Self::ConnState,

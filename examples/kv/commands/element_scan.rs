@@ -1,6 +1,7 @@
-//! SSCAN and HSCAN: cursors over the members of one set or hash.
+//! SSCAN, HSCAN and ZSCAN: cursors over the members of one set, hash or
+//! sorted set.
 //!
-//! Redis answers a small collection (an intset, or a listpack hash) in one
+//! Redis answers a small collection (an intset, or a listpack) in one
 //! reply with cursor 0, whatever COUNT says; so does kv. A larger one is
 //! walked by position, from its last item toward its first, COUNT items a
 //! call (see [`walk`]): O(COUNT) a call, as Redis's table walk is, so

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use rand::Rng;
 
 use super::zsets::{score_reply, zset_at};
-use super::{int, Call, SYNTAX};
+use super::{element_scan, int, Call, SYNTAX};
 use crate::commands::zset_args::fmt_score;
 use crate::protocol::Reply;
 use crate::service::Kv;
@@ -115,42 +115,26 @@ fn random_ranks(len: usize, count: i64) -> Result<Vec<usize>, Reply> {
 
 pub fn zscan(kv: &mut Kv, call: &Call<'_>) -> Result<Reply, Reply> {
     let (a, now) = (call.args, call.now);
-    let cursor =
-        super::keys::scan_cursor(&a[1]).ok_or_else(|| Reply::error("ERR invalid cursor"))?;
-    let empty = || Reply::Array(vec![Reply::bulk(b"0".to_vec()), Reply::Array(Vec::new())]);
+    let cursor = element_scan::cursor(&a[1])?;
     let Some(zset) = zset_at(kv, &a[0], now)? else {
-        return Ok(empty());
+        return Ok(element_scan::empty());
     };
-    let (mut pattern, mut count) = (None, 10usize);
-    let mut i = 2;
-    while i < a.len() {
-        let has_value = a.len() - i >= 2;
-        if has_value && a[i].eq_ignore_ascii_case(b"count") {
-            count = usize::try_from(int(&a[i + 1])?)
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| Reply::error(SYNTAX))?;
-        } else if has_value && a[i].eq_ignore_ascii_case(b"match") {
-            pattern = Some(&a[i + 1]).filter(|p| p.as_slice() != b"*");
-        } else {
-            return Err(Reply::error(SYNTAX));
-        }
-        i += 2;
-    }
+    let scan = element_scan::options(cursor, &a[2..])?;
     let (next, items) = if zset.is_listpack() {
-        (0, zset.iter().collect())
+        scan.all(zset.iter().collect(), |(member, _)| member)
     } else {
-        super::element_scan::walk(cursor, zset.scan_tag(), count, zset.scan_slots(), |i| {
-            zset.at_scan_slot(i)
-        })
+        scan.walk(
+            zset.scan_tag(),
+            zset.scan_slots(),
+            |i| zset.at_scan_slot(i),
+            |(member, _)| member,
+        )
     };
     let mut out = Vec::new();
     for (member, score) in items {
-        if pattern.is_none_or(|p| crate::glob::matches(p, member)) {
-            out.push(Reply::Bulk(member.to_vec()));
-            // As `d2string`: -0 (only a skiplist holds one) prints as -0.
-            out.push(Reply::Bulk(fmt_score(score)));
-        }
+        out.push(Reply::Bulk(member.to_vec()));
+        // As `d2string`: -0 (only a skiplist holds one) prints as -0.
+        out.push(Reply::Bulk(fmt_score(score)));
     }
     Ok(Reply::Array(vec![
         Reply::bulk(next.to_string().into_bytes()),
