@@ -162,6 +162,13 @@ impl<C: Codec> Conn<C> {
         })
     }
 
+    /// Whether [`failure`](Self::failure) has a reason, without cloning it
+    /// (asked for every step's plan).
+    fn has_failed(&self) -> bool {
+        self.failed.is_some()
+            || (self.read_error.is_some() && self.peer_eof && self.input_delivered())
+    }
+
     /// Whether a socket error ended the connection's IO (what the peer sent
     /// before it may still be delivered): it takes no more output.
     pub(crate) fn is_dead(&self) -> bool {
@@ -202,7 +209,7 @@ impl<C: Codec> Conn<C> {
             peer_eof: self.peer_eof,
             keep_open: false,
             closing: false,
-            failed: self.failure().is_some(),
+            failed: self.has_failed(),
         }
     }
 
