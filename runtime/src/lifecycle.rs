@@ -4,7 +4,7 @@
 
 use baton_io_threads::IoPool;
 
-use crate::conn::{Conn, Edges, IoLimits, StepReport};
+use crate::conn::{Conn, Edges, StepReport};
 use crate::conn_timers::ConnTimer;
 use crate::connect;
 use crate::core::{catch, run_job, Done, Job};
@@ -371,35 +371,18 @@ impl<S: Service> Server<S> {
             .get_mut(id)
             .and_then(|e| e.home_mut())
             .expect("scheduled connections are home");
-        let report = run_inline(conn, step, limits);
-        self.after_step(id, report);
-        if step.read {
-            self.write_replies(id);
-        }
-    }
-
-    /// Writes the replies the service just queued to the input an inline
-    /// step read, in that step: a request and its reply cost one step, as
-    /// a task-per-connection runtime writes right after its read, instead
-    /// of a second step (with its planning and bookkeeping) in the
-    /// write-only pass. That pass still looks at the connection (`after_step`
-    /// scheduled it) and acts on whatever is left: output the socket did not
-    /// take, a close, a drain notification. Inline only: on an IO thread the
-    /// write is a step of its own, so encryption stays off the loop.
-    fn write_replies(&mut self, id: ConnId) {
-        let limits = self.core.limits;
-        let stats = &self.core.stats;
-        let Some(conn) = self.core.table.get_mut(id).and_then(Entry::home_mut) else {
-            return;
+        // A panic outside the step's own catch (a tracing layer entering the
+        // span) closes this connection, as on an IO thread, instead of
+        // unwinding the loop.
+        let report = match catch(|| conn.run_step(step, limits)) {
+            Some(report) => report,
+            None => {
+                conn.output.discard();
+                conn.failed = Some(CloseReason::CodecPanic);
+                StepReport::default()
+            }
         };
-        if !plan::writes_now(conn.facts()) {
-            return;
-        }
-        if conn.output_bytes() == 0 {
-            stats.tls_write_steps.add(1);
-        }
-        let report = run_inline(conn, plan::WRITE, limits);
-        stats.bytes_out.add(report.bytes_out);
+        self.after_step(id, report);
     }
 
     /// The one close path for an open connection: remove it from the table,
@@ -443,17 +426,6 @@ impl<S: Service> Server<S> {
             self.call_service(None, |s, ctx| s.on_connect_failed(ctx, id, reason));
         }
     }
-}
-
-/// Runs a step on the loop's thread. A panic outside the step's own catch
-/// (a tracing layer entering the span) closes this connection, as on an IO
-/// thread, instead of unwinding the loop.
-fn run_inline<C: crate::Codec>(conn: &mut Conn<C>, step: Step, limits: IoLimits) -> StepReport {
-    catch(|| conn.run_step(step, limits)).unwrap_or_else(|| {
-        conn.output.discard();
-        conn.failed = Some(CloseReason::CodecPanic);
-        StepReport::default()
-    })
 }
 
 #[cfg(test)]

@@ -50,20 +50,6 @@ pub(crate) enum Next {
     Close,
 }
 
-/// A write-only step.
-pub(crate) const WRITE: Step = Step {
-    read: false,
-    write: true,
-};
-
-/// Whether a write step would run now: output is waiting and the socket
-/// can take it, on a connection that has not failed. The write half of
-/// [`next`], for the reply written right after the step that read its
-/// request.
-pub(crate) fn writes_now(f: ConnFacts) -> bool {
-    !f.failed && f.has_output && f.writable
-}
-
 pub(crate) fn next(f: ConnFacts) -> Next {
     if f.failed {
         return Next::Close;
@@ -260,29 +246,5 @@ mod tests {
             Next::Close,
             "a requested close drops them"
         );
-    }
-
-    #[test]
-    fn a_reply_is_written_now_exactly_when_the_plan_would_write() {
-        // Every combination of the facts: the write after a read step must
-        // never write what the plan would hold (a failed connection, a
-        // socket that blocked) nor skip what it would write.
-        for bits in 0u16..1 << 10 {
-            let bit = |n: u16| bits & (1 << n) != 0;
-            let f = ConnFacts {
-                readable: bit(0),
-                writable: bit(1),
-                has_output: bit(2),
-                undecoded: bit(3),
-                hold_input: bit(4),
-                pending_frames: bit(5),
-                peer_eof: bit(6),
-                keep_open: bit(7),
-                closing: bit(8),
-                failed: bit(9),
-            };
-            let plan_writes = matches!(next(f), Next::Io(Step { write: true, .. }));
-            assert_eq!(writes_now(f), plan_writes, "{f:?}");
-        }
     }
 }
