@@ -4,9 +4,12 @@
 # load (64 connections), contenders alternating, medians of ROUNDS.
 #
 #   cargo build --release --examples
-#   benches/echo_cpu_split.sh ROUNDS SIZE PIPELINE [tls]
+#   benches/echo_cpu_split.sh ROUNDS SIZE PIPELINE [tls|plain] [ECHO_BINARY...]
 #   benches/echo_cpu_split.sh 5 4096 1
+#   benches/echo_cpu_split.sh 3 64 1 plain /tmp/echo-abc123   # another build too
 #
+# An ECHO_BINARY (the echo example of another build) runs as one more
+# contender in every round, reported by its path against tokio.
 # Each run: a fresh server, `loadgen -w echo -c 64 -d SIZE -P PIPELINE
 # --seconds 5 --warmup 1`; the server's user and system time are read from
 # /proc/PID/stat 1 s after the load generator starts (its warm-up) and 5 s
@@ -20,8 +23,12 @@
 # time. Bounded: the load generator stops by itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,9p' "$0" >&2; exit 2; }
-rounds=$1; size=$2; pipeline=$3; tls=${4:-}
+[ $# -ge 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+rounds=$1; size=$2; pipeline=$3; tls=${4:-}; shift 3; [ $# -gt 0 ] && shift
+[ "$tls" = plain ] && tls=
+for other in "$@"; do
+  [ -x "$other" ] || { echo "$other is not an executable" >&2; exit 2; }
+done
 E=target/release/examples
 for b in echo tokio_echo loadgen; do
   [ -x $E/$b ] || { echo "build first: cargo build --release --examples" >&2; exit 1; }
@@ -32,8 +39,12 @@ port=17300; tls_port=17301; extra=()
 [ "$tls" = tls ] && { port=$tls_port; extra=(--tls --insecure); }
 tick=$(getconf CLK_TCK)
 for round in $(seq 1 "$rounds"); do
-  for who in baton tokio; do
-    server=$E/echo; [ $who = tokio ] && server=$E/tokio_echo
+  for who in baton tokio "$@"; do
+    case $who in
+      baton) server=$E/echo ;;
+      tokio) server=$E/tokio_echo ;;
+      *) server=$who ;;
+    esac
     "$server" --port 17300 --tls-port $tls_port >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
@@ -73,4 +84,7 @@ awk -v tick="$tick" -v size="$size" -v p="$pipeline" -v tls="${tls:-plain}" '
     printf "%s %s B x %s, medians of %d: baton %.0f msg/s, user %.3f, kernel %.3f, CPU %.3f us/msg; tokio %.0f msg/s, user %.3f, kernel %.3f, CPU %.3f us/msg; baton/tokio: %.2fx messages, %.2fx CPU, %.2fx kernel\n",
       tls, size, p, n["baton"], mr["baton"], mu["baton"], ms["baton"], mt["baton"], mr["tokio"], mu["tokio"], ms["tokio"], mt["tokio"],
       mr["baton"] / mr["tokio"], mt["baton"] / mt["tokio"], ms["baton"] / ms["tokio"]
+    for (w in n) if (w != "baton" && w != "tokio")
+      printf "%s: %.0f msg/s, user %.3f, kernel %.3f, CPU %.3f us/msg; /tokio: %.2fx messages, %.2fx CPU; /baton: %.2fx messages, %.2fx CPU\n",
+        w, mr[w], mu[w], ms[w], mt[w], mr[w] / mr["tokio"], mt[w] / mt["tokio"], mr[w] / mr["baton"], mt[w] / mt["baton"]
   }' "$out/runs"

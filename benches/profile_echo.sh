@@ -7,6 +7,7 @@
 #   benches/profile_echo.sh baton 64 16            # perf record: shares by DSO, top symbols
 #   benches/profile_echo.sh tokio 4096 16 tls
 #   MODE=syscalls benches/profile_echo.sh baton 64 1   # system calls per message
+#   MODE=syscalls benches/profile_echo.sh /tmp/echo-abc123 64 1   # another build's echo
 #
 # The server runs fresh; after the load generator's 1 s of warm-up, perf
 # watches the server for the 2 s the load generator measures (`perf record
@@ -15,13 +16,14 @@
 # stops after 1 s of warm-up and 2 s measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 who=$1; size=$2; pipeline=$3; tls=${4:-}
 E=target/release/examples
 case $who in
   baton) server=$E/echo ;;
   tokio) server=$E/tokio_echo ;;
-  *) echo "baton or tokio" >&2; exit 2 ;;
+  */*) server=$who ;;
+  *) echo "baton, tokio or the path of an echo example's binary" >&2; exit 2 ;;
 esac
 [ -x "$server" ] && [ -x $E/loadgen ] || { echo "build first: cargo build --release --examples" >&2; exit 1; }
 command -v perf >/dev/null || { echo "perf is missing (benches/setup.sh installs it)" >&2; exit 1; }
