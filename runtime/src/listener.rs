@@ -59,6 +59,7 @@ pub(crate) fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     /// The kernel behaviour `fixed_local_addr` relies on: a connection
     /// accepted on a listener bound to one address has exactly that
@@ -85,6 +86,51 @@ mod tests {
             };
             assert_eq!(accepted.local_addr().unwrap(), fixed, "{bind_to}");
         }
+    }
+
+    /// The loop never blocks on a socket and no child process inherits
+    /// one: an accepted socket is non-blocking and close-on-exec from the
+    /// `accept4` that made it, with `TCP_NODELAY` and the send buffer the
+    /// configuration asks for.
+    #[test]
+    fn an_accepted_socket_is_non_blocking_close_on_exec_and_unbuffered() {
+        use std::os::fd::AsRawFd;
+        let listener = bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (accepted, _) = loop {
+            match accept(&listener, Some(64 * 1024)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    assert!(std::time::Instant::now() < deadline, "nothing to accept");
+                    std::thread::yield_now();
+                }
+                other => break other.unwrap(),
+            }
+        };
+        let fd = accepted.as_raw_fd();
+        // SAFETY: `fd` is an open descriptor owned by `accepted`, alive for
+        // both calls; F_GETFL and F_GETFD only read its flags.
+        let (status, descriptor) = unsafe {
+            (
+                libc::fcntl(fd, libc::F_GETFL),
+                libc::fcntl(fd, libc::F_GETFD),
+            )
+        };
+        assert!(
+            status >= 0 && descriptor >= 0,
+            "{}",
+            io::Error::last_os_error()
+        );
+        assert_ne!(status & libc::O_NONBLOCK, 0, "non-blocking");
+        assert_ne!(descriptor & libc::FD_CLOEXEC, 0, "close-on-exec");
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(socket.tcp_nodelay().unwrap());
+        // Linux doubles the size asked for (its bookkeeping overhead).
+        assert!(socket.send_buffer_size().unwrap() >= 64 * 1024);
+        // Non-blocking for real: a read of an empty socket returns at once.
+        let mut byte = [0u8];
+        let read = (&accepted).read(&mut byte);
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
