@@ -256,7 +256,11 @@ fn mtls_accepts_a_good_client_certificate_and_refuses_none_or_a_wrong_one() {
 
 /// One TLS echo round trip on a fresh connection, through baton's own client.
 fn tls_roundtrip(mode: &ClientMode, addr: SocketAddr, msg: &[u8]) -> Result<(), String> {
-    let mut t = mode.connect(addr);
+    roundtrip_on(&mut mode.connect(addr), msg)
+}
+
+/// Sends `msg` on `t` (handshaking first if it must) and reads its echo.
+fn roundtrip_on(t: &mut baton::tls::Transport, msg: &[u8]) -> Result<(), String> {
     let mut buf = RecvBuf::new();
     let mut sent = false;
     let start = Instant::now();
@@ -333,6 +337,42 @@ fn bad_handshakes_close_only_their_connection_with_a_counted_reason() {
     let stats = server.handle.stats();
     assert_eq!(stats.handshakes_failed, 4, "{stats:?}");
     assert_eq!(stats.handshakes_ok, 2);
+}
+
+/// An open connection keeps no deadline of its handshake: it would wake
+/// the loop for nothing when it fell due (and, for a connection on an IO
+/// thread then, again every 10 ms until it came home). Inline and on IO
+/// threads, since the handshake completes on either.
+#[test]
+fn an_open_connection_holds_no_handshake_deadline() {
+    let cert = TestCert::new("no-stale-deadline");
+    for config in [
+        Config::default().io_threads(0),
+        Config::default()
+            .io_threads(2)
+            .io_activation(IoActivation::Always),
+    ] {
+        let config = config.handshake_timeout(Duration::from_secs(600));
+        assert_eq!(config.idle_timeout, None, "no idle deadline either");
+        let server = spawn_tls_server(config, cert.settings().build().unwrap(), || echo::Echo);
+        let client = cert.client(None);
+        let mut open = Vec::new();
+        for i in 0..3 {
+            let mut t = client.connect(server.addr);
+            roundtrip_on(&mut t, format!("hello {i}").as_bytes()).unwrap();
+            open.push(t);
+        }
+        // The gauge is refreshed at the end of each loop iteration, which
+        // may come just after the client has its reply.
+        server.wait_for("no timer pending", Duration::from_secs(10), |s| {
+            s.connections_open == 3 && s.timers_pending == 0
+        });
+        // Still served: nothing about the connection depended on it.
+        for t in &mut open {
+            roundtrip_on(t, b"again").unwrap();
+        }
+        assert_eq!(server.handle.stats().handshakes_ok, 3);
+    }
 }
 
 /// A certificate for localhost padded with many extra names, so the

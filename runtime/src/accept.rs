@@ -150,6 +150,11 @@ impl<S: Service> Server<S> {
         conn.install_codec(codec);
         tracing::debug!(parent: &conn.span, "connection opened");
         entry.opened = true;
+        // Its handshake is over: the deadline would only wake the loop (and
+        // re-arm every 10 ms while the connection is on an IO thread).
+        if let Some(timer) = entry.deadlines.take(ConnTimer::Handshake) {
+            self.core.timers.cancel(timer);
+        }
         let mut state = None;
         self.call_service(Some(id), |s, ctx| state = Some(s.on_open(ctx, id)));
         if let Some(entry) = self.core.table.get_mut(id) {

@@ -303,6 +303,10 @@ impl<S: Service> Server<S> {
             self.fire_timers();
             self.advance_scheduled();
             self.release_pool_when_idle();
+            self.core
+                .stats
+                .timers
+                .set(self.core.timers.pending() as u64);
             if self.shutdown_finished() {
                 return Ok(());
             }

@@ -27,6 +27,10 @@ impl Counter {
             Ordering::Relaxed,
         );
     }
+    /// For a gauge the loop recomputes instead of counting.
+    pub(crate) fn set(&self, n: u64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
     pub(crate) fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -150,6 +154,11 @@ stats! {
         io_trials => io_trials,
         /// Iterations of the main loop.
         loop_iterations => loop_iterations,
+        /// Timers waiting to fire, as of the end of the loop's last
+        /// iteration: the service's, and each connection's own deadlines
+        /// (idle, TLS handshake, connect, close flush). A connection holds
+        /// none of its own once it is open, apart from the idle timeout.
+        timers => timers_pending,
         /// Service callbacks that panicked.
         service_panics => service_panics,
     }
@@ -320,6 +329,7 @@ mod tests {
         stats.service_panics.add(7);
         stats.io_offloading.add(1);
         stats.closed[CloseReason::Shutdown.index()].add(8);
+        stats.timers.set(9);
         let snapshot = source(stats).snapshot();
         assert_eq!(snapshot.connections_open, 1);
         assert_eq!(snapshot.connections_accepted, 2);
@@ -331,6 +341,7 @@ mod tests {
         assert!(snapshot.io_offloading);
         assert_eq!(snapshot.closed_for(&CloseReason::Shutdown), 8);
         assert_eq!(snapshot.closed_total(), 8);
+        assert_eq!(snapshot.timers_pending, 9);
         assert_eq!(snapshot.frames_in, 0);
         assert!(snapshot.io_threads.is_empty());
     }

@@ -66,6 +66,11 @@ impl<K> Timers<K> {
         true
     }
 
+    /// Timers neither fired nor cancelled.
+    pub(crate) fn pending(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether `id` has neither fired nor been cancelled.
     pub(crate) fn is_pending(&self, id: TimerId) -> bool {
         self.is_live(id.key, id.generation)
