@@ -142,6 +142,13 @@ impl<C: Codec> Conn<C> {
         self.undecoded = !self.recv.is_empty();
     }
 
+    /// The service changed the codec: input received but not decoded yet
+    /// (held back by the codec until the change, or a partial frame) is
+    /// decoded by the next step, before it reads.
+    pub(crate) fn codec_changed(&mut self) {
+        self.undecoded = !self.recv.is_empty();
+    }
+
     /// The peer's end was read and every frame before it was handed over:
     /// nothing it sent is left to decode or deliver.
     pub(crate) fn input_finished(&self) -> bool {

@@ -42,6 +42,30 @@ impl<S: Service> Ctx<'_, S> {
         self.core.send(conn, frame)
     }
 
+    /// Changes `conn`'s codec: `change` runs on the loop's thread with the
+    /// codec, at once if the connection is home (as it always is while its
+    /// own frames are delivered), else as soon as its IO step returns,
+    /// before the frames that step decoded are delivered (those were
+    /// decoded by the codec as it was). Input received but not decoded yet
+    /// is then decoded by the changed codec, before anything more is read.
+    ///
+    /// So a codec can stop at a frame whose answer changes how the rest
+    /// must be read (a login that lifts the limits on requests, a switch of
+    /// protocol): it returns `Ok(None)` for what follows until the service
+    /// has handled that frame and changed it. A codec that does so must be
+    /// changed after every such frame, or the connection waits for ever.
+    ///
+    /// A panic in `change` closes the connection (`CodecPanic`). `Err(Gone)`
+    /// if `conn` is closed, stale, or not open yet (a TLS connection has no
+    /// codec before its handshake completes).
+    pub fn update_codec(
+        &mut self,
+        conn: ConnId,
+        change: impl FnOnce(&mut S::Codec) + 'static,
+    ) -> Result<(), SendError> {
+        self.core.update_codec(conn, change)
+    }
+
     /// Closes `conn` after its queued output is flushed (bounded by the
     /// close flush timeout). No further frames from it are delivered.
     /// `Err(Gone)` if it is already closed.

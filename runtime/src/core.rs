@@ -218,6 +218,29 @@ impl<S: Service> Core<S> {
     }
 
     /// Closes `id` at once with `reason` (its output is dropped), home or away.
+    /// See [`Ctx::update_codec`](crate::Ctx::update_codec).
+    pub(crate) fn update_codec(
+        &mut self,
+        id: ConnId,
+        change: impl FnOnce(&mut S::Codec) + 'static,
+    ) -> Result<(), SendError> {
+        let entry = self.table.get_mut(id).ok_or(SendError::Gone)?;
+        if !entry.opened {
+            return Err(SendError::Gone);
+        }
+        match entry.home_mut() {
+            Some(conn) => {
+                let changed = apply_codec_changes(conn, std::iter::once(change));
+                if !changed {
+                    self.abort(id, CloseReason::CodecPanic);
+                }
+            }
+            None => entry.codec_changes.push(Box::new(change)),
+        }
+        self.schedule(id);
+        Ok(())
+    }
+
     pub(crate) fn abort(&mut self, id: ConnId, reason: CloseReason) {
         if let Some(entry) = self.table.get_mut(id) {
             entry.abort(reason);
@@ -266,4 +289,27 @@ fn unspecified_like(addr: std::net::SocketAddr) -> std::net::SocketAddr {
         std::net::SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
         std::net::SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     }
+}
+
+/// Applies codec changes, in order, to a connection that is home and open;
+/// `false` if one panicked (the rest are dropped, and the caller closes
+/// the connection). A failed connection's codec is left alone.
+pub(crate) fn apply_codec_changes<C: Codec, F: FnOnce(&mut C)>(
+    conn: &mut Conn<C>,
+    changes: impl IntoIterator<Item = F>,
+) -> bool {
+    if conn.failed.is_some() {
+        return true;
+    }
+    let Some(codec) = conn.codec.as_mut() else {
+        return true;
+    };
+    for change in changes {
+        if catch(|| change(codec)).is_none() {
+            tracing::error!(parent: &conn.span, "a codec change panicked; closing the connection");
+            return false;
+        }
+    }
+    conn.codec_changed();
+    true
 }

@@ -7,7 +7,7 @@ use baton_io_threads::IoPool;
 use crate::conn::{Conn, Edges, StepReport};
 use crate::conn_timers::ConnTimer;
 use crate::connect;
-use crate::core::{catch, run_job, Done, Job};
+use crate::core::{apply_codec_changes, catch, run_job, Done, Job};
 use crate::plan::{self, Next, Step};
 use crate::reactor::Readiness;
 use crate::table::{Entry, WriteShutdown};
@@ -73,7 +73,25 @@ impl<S: Service> Server<S> {
             tracing::warn!(parent: &job.conn.span, "IO step panicked on an IO thread; closing the connection");
         }
         let id = self.core.table.restore(job.conn, panicked);
+        self.apply_codec_changes_made_away(id);
         self.after_step(id, job.report);
+    }
+
+    /// Codec changes the service asked for while the connection was away
+    /// are applied as it comes back, before the frames its step decoded
+    /// are delivered.
+    fn apply_codec_changes_made_away(&mut self, id: ConnId) {
+        let Some(entry) = self.core.table.get_mut(id) else {
+            return;
+        };
+        if entry.codec_changes.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut entry.codec_changes);
+        let conn = entry.home_mut().expect("restored");
+        if !apply_codec_changes(conn, changes) {
+            self.core.abort(id, CloseReason::CodecPanic);
+        }
     }
 
     /// Counts, opens a TLS connection whose handshake just completed,
@@ -399,6 +417,12 @@ impl<S: Service> Server<S> {
         }
         for timer in entry.user_timers.drain(..) {
             core.timers.cancel(timer);
+        }
+        // Codec changes never applied (it closed while away): user code,
+        // dropped under the same guard as the codec below.
+        let changes = std::mem::take(&mut entry.codec_changes);
+        if catch(|| drop(changes)).is_none() {
+            tracing::error!(conn = ?id, "dropping a codec change panicked");
         }
         if let Err(e) = core.reactor.deregister(conn.transport.socket()) {
             tracing::warn!(parent: &conn.span, error = %e, "poller delete failed");

@@ -23,6 +23,12 @@ use crate::{AfterEof, CloseReason, Codec, ConnId, ConnInfo, Service, TimerId};
 /// A frame the service sends.
 pub(crate) type Out<S> = <<S as Service>::Codec as Codec>::Out;
 
+/// A change the service asked for of a connection's codec
+/// ([`Ctx::update_codec`](crate::Ctx::update_codec)) while the connection
+/// was on an IO thread. It never leaves the loop's thread, so it need not
+/// be `Send`.
+pub(crate) type CodecChange<C> = Box<dyn FnOnce(&mut C)>;
+
 /// What the loop records about a connection while it is on an IO thread;
 /// [`Away::join`] applies it, in order, when the connection comes back.
 pub(crate) struct Away<O> {
@@ -155,6 +161,9 @@ pub(crate) struct Entry<S: Service> {
     pub(crate) after_eof: AfterEof,
     /// Where the service's `shutdown_write` stands.
     pub(crate) write_shutdown: WriteShutdown,
+    /// Codec changes asked for while away, applied in order when the
+    /// connection comes back (`Server::complete`).
+    pub(crate) codec_changes: Vec<CodecChange<S::Codec>>,
 }
 
 /// The service's half-close of a connection's sending side
@@ -192,6 +201,7 @@ impl<S: Service> Entry<S> {
             eof_told: false,
             after_eof: AfterEof::Close,
             write_shutdown: WriteShutdown::Open,
+            codec_changes: Vec::new(),
         }
     }
 
