@@ -35,6 +35,12 @@ const MAX_INLINE: usize = 64 * 1024;
 /// Argument slots reserved up front at most, whatever the count claims (as
 /// Redis's `argv_len`): a header alone allocates no more.
 const RESERVE_ARGS: usize = 1024;
+/// Redis's limits on a request from a client that must still AUTH: at
+/// most 10 arguments, each at most 16 KB, so a client without the
+/// password cannot make the server hold up to `proto-max-bulk-len` per
+/// argument.
+const MAX_ARGS_BEFORE_AUTH: i64 = 10;
+const MAX_BULK_BEFORE_AUTH: usize = 16 * 1024;
 
 /// One request: the command name and its arguments, as sent.
 pub type Request = Vec<Vec<u8>>;
@@ -110,10 +116,37 @@ impl Reply {
     }
 }
 
+/// What a connection's codec enforces beyond RESP's grammar: kv's
+/// `proto-max-bulk-len`, and Redis's limits for a client that must still
+/// AUTH. The service keeps each connection's codec in step with them
+/// (`Ctx::update_codec`): after AUTH, HELLO and RESET, and after CONFIG SET.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bulk_len: usize,
+    /// `requirepass` is set.
+    pub password_set: bool,
+    /// The connection has authenticated (or had no password to give).
+    pub authenticated: bool,
+}
+
+impl Limits {
+    /// Redis's `authRequired`: the requests are limited.
+    fn before_auth(self) -> bool {
+        self.password_set && !self.authenticated
+    }
+}
+
 /// The RESP2 codec of one connection.
 #[derive(Debug)]
 pub struct Resp {
-    max_bulk_len: usize,
+    limits: Limits,
+    /// With a password set, a request that may change the connection's
+    /// AUTH state (AUTH, HELLO, RESET) was decoded: nothing after it is
+    /// decoded until the service has run it and set the limits again
+    /// ([`set_limits`](Resp::set_limits)), so the next request is held to
+    /// the limits that apply once it has run, as Redis parses each request
+    /// only after running the one before.
+    held: bool,
     /// Progress through the request at the front of the receive buffer.
     partial: Partial,
 }
@@ -161,12 +194,42 @@ enum Parsed {
 }
 
 impl Resp {
+    /// A codec for a server without a password.
+    #[allow(dead_code)] // the codec's tests and benches/resp_parse.rs
     pub fn new(max_bulk_len: usize) -> Self {
-        Self {
+        Self::with_limits(Limits {
             max_bulk_len,
+            password_set: false,
+            authenticated: true,
+        })
+    }
+
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            limits,
+            held: false,
             partial: Partial::default(),
         }
     }
+
+    /// New limits, from the request after the one being parsed on (a
+    /// request half parsed keeps the argument lengths it has); decoding
+    /// goes on if a login held it.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.held = false;
+    }
+}
+
+/// Whether `request` may change a connection's AUTH state (see
+/// `Resp::held`). The service releases the codec after the same commands
+/// (`Kv::run_request`).
+fn changes_auth(request: &Request) -> bool {
+    request.first().is_some_and(|name| {
+        [b"auth".as_slice(), b"hello", b"reset"]
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    })
 }
 
 fn malformed(what: impl std::fmt::Display) -> ProtocolError {
@@ -268,6 +331,9 @@ impl Resp {
             let count = string2ll(&buf[1..cr])
                 .filter(|&n| n <= MAX_ARRAY_LEN)
                 .ok_or_else(|| malformed("invalid multibulk length"))?;
+            if count > MAX_ARGS_BEFORE_AUTH && self.limits.before_auth() {
+                return Err(malformed("unauthenticated multibulk length"));
+            }
             st.pos = cr + 2;
             if count <= 0 {
                 return Ok(Some(st.pos));
@@ -299,8 +365,11 @@ impl Resp {
                     }
                     let len = string2ll(&buf[st.pos + 1..cr])
                         .and_then(|n| usize::try_from(n).ok())
-                        .filter(|&n| n <= self.max_bulk_len)
+                        .filter(|&n| n <= self.limits.max_bulk_len)
                         .ok_or_else(|| malformed("invalid bulk length"))?;
+                    if len > MAX_BULK_BEFORE_AUTH && self.limits.before_auth() {
+                        return Err(malformed("unauthenticated bulk length"));
+                    }
                     st.pos = cr + 2;
                     st.bulk = Some(len);
                     len
@@ -445,6 +514,9 @@ impl Codec for Resp {
     type Out = Reply;
 
     fn decode(&mut self, src: &mut RecvBuf) -> Result<Option<Request>, ProtocolError> {
+        if self.held {
+            return Ok(None);
+        }
         loop {
             let buf = src.as_slice();
             let (request, used) = match self.parse(buf)? {
@@ -456,6 +528,7 @@ impl Codec for Resp {
             self.partial.reset();
             // Empty lines and `*0` are skipped, as Redis does.
             if !request.is_empty() {
+                self.held = self.limits.password_set && changes_auth(&request);
                 return Ok(Some(request));
             }
         }
@@ -592,6 +665,147 @@ mod tests {
 
     fn err(bytes: &[u8]) -> String {
         decode_all(bytes).unwrap_err().message
+    }
+
+    const BEFORE_AUTH: Limits = Limits {
+        max_bulk_len: 512 << 20,
+        password_set: true,
+        authenticated: false,
+    };
+    const AUTHENTICATED: Limits = Limits {
+        authenticated: true,
+        ..BEFORE_AUTH
+    };
+
+    /// Decodes what `codec` gives for `bytes`, until it gives nothing more.
+    fn decode_with(codec: &mut Resp, buf: &mut RecvBuf) -> Result<Vec<Request>, ProtocolError> {
+        let mut out = Vec::new();
+        while let Some(request) = codec.decode(buf)? {
+            out.push(request);
+        }
+        Ok(out)
+    }
+
+    fn before_auth(bytes: &[u8]) -> Result<Vec<Request>, ProtocolError> {
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(bytes);
+        decode_with(&mut Resp::with_limits(BEFORE_AUTH), &mut buf)
+    }
+
+    fn request_of(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            bulk(&mut out, arg);
+        }
+        out
+    }
+
+    #[test]
+    fn before_auth_requests_are_limited_to_ten_arguments_of_16_kb() {
+        let ten: Vec<&[u8]> = vec![b"x"; 10];
+        assert_eq!(before_auth(&request_of(&ten)).unwrap().len(), 1);
+        let eleven: Vec<&[u8]> = vec![b"x"; 11];
+        assert_eq!(
+            before_auth(&request_of(&eleven)).unwrap_err().message,
+            "Protocol error: unauthenticated multibulk length"
+        );
+        // Refused at the header: the arguments need not arrive.
+        assert_eq!(
+            before_auth(b"*1000000\r\n").unwrap_err().message,
+            "Protocol error: unauthenticated multibulk length"
+        );
+        let big = vec![b'v'; MAX_BULK_BEFORE_AUTH];
+        assert_eq!(before_auth(&request_of(&[b"ECHO", &big])).unwrap().len(), 1);
+        assert_eq!(
+            before_auth(b"*2\r\n$4\r\nECHO\r\n$16385\r\n")
+                .unwrap_err()
+                .message,
+            "Protocol error: unauthenticated bulk length"
+        );
+        // Redis's order: a length over proto-max-bulk-len is invalid first.
+        assert_eq!(
+            before_auth(b"*1\r\n$9999999999\r\n").unwrap_err().message,
+            "Protocol error: invalid bulk length"
+        );
+        // Inline requests keep only their own 64 KB limit, as in Redis.
+        let inline = [b"ECHO ".as_slice(), &vec![b'v'; 20_000], b"\r\n"].concat();
+        assert_eq!(before_auth(&inline).unwrap().len(), 1);
+        // Authenticated, the same requests pass.
+        assert_eq!(decode_all(&request_of(&eleven)).unwrap().len(), 1);
+        assert_eq!(
+            decode_all(&request_of(&[b"ECHO", &[b'v'; 20_000]]))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn before_auth_decoding_stops_after_a_login_until_the_limits_are_set() {
+        let big = vec![b'v'; 20_000];
+        for login in [
+            request_of(&[b"AUTH", b"secret"]),
+            request_of(&[b"hello", b"3", b"AUTH", b"default", b"secret"]),
+            b"auth secret\r\n".to_vec(),
+        ] {
+            let after = request_of(&[b"SET", b"k", &big]);
+            let mut buf = RecvBuf::new();
+            buf.extend_from_slice(&[login.as_slice(), &after].concat());
+            let mut codec = Resp::with_limits(BEFORE_AUTH);
+            let first = decode_with(&mut codec, &mut buf).unwrap();
+            assert_eq!(first.len(), 1, "only the login");
+            assert_eq!(buf.len(), after.len(), "the rest waits, undecoded");
+            // The login succeeded: the next request is read without the
+            // limits (a failed one would keep them, and refuse it).
+            codec.set_limits(AUTHENTICATED);
+            assert_eq!(
+                decode_with(&mut codec, &mut buf).unwrap(),
+                vec![args(&["SET", "k"])
+                    .into_iter()
+                    .chain([big.clone()])
+                    .collect::<Request>()]
+            );
+        }
+        // Any other command does not stop decoding (before AUTH it gets
+        // NOAUTH), nor does anything without a password set.
+        let two = [request_of(&[b"PING"]), request_of(&[b"PING"])].concat();
+        assert_eq!(before_auth(&two).unwrap().len(), 2);
+        let logins = [request_of(&[b"AUTH", b"x"]), request_of(&[b"RESET"])].concat();
+        assert_eq!(
+            decode_all(&[logins.as_slice(), &logins].concat())
+                .unwrap()
+                .len(),
+            4
+        );
+        // Authenticated with a password set, RESET (which logs out) holds
+        // too: the request after it is read with the limits back.
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(&[request_of(&[b"reset"]), request_of(&[b"ECHO", &big])].concat());
+        let mut codec = Resp::with_limits(AUTHENTICATED);
+        assert_eq!(
+            decode_with(&mut codec, &mut buf).unwrap(),
+            vec![args(&["reset"])]
+        );
+        codec.set_limits(BEFORE_AUTH);
+        assert_eq!(
+            decode_with(&mut codec, &mut buf).unwrap_err().message,
+            "Protocol error: unauthenticated bulk length"
+        );
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(
+            &[
+                request_of(&[b"AUTH", b"wrong"]),
+                request_of(&[b"ECHO", &big]),
+            ]
+            .concat(),
+        );
+        let mut codec = Resp::with_limits(BEFORE_AUTH);
+        assert_eq!(decode_with(&mut codec, &mut buf).unwrap().len(), 1);
+        codec.set_limits(BEFORE_AUTH);
+        assert_eq!(
+            decode_with(&mut codec, &mut buf).unwrap_err().message,
+            "Protocol error: unauthenticated bulk length"
+        );
     }
 
     #[test]

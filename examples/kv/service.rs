@@ -16,7 +16,7 @@ use baton::{CloseReason, ConnId, ConnInfo, Ctx, Service, TimerId};
 use crate::clock::WallClock;
 use crate::commands;
 use crate::keyspace::Db;
-use crate::protocol::{Request, Resp};
+use crate::protocol::{Limits, Request, Resp};
 use crate::pubsub::{self, Channels};
 
 /// How often the active expiry cycle runs, and how many keys it may remove
@@ -56,6 +56,9 @@ pub struct Client {
     /// frees a killed client at once; here its state lives until the
     /// connection's close).
     pub closing: bool,
+    /// The limits this connection's codec was last given (its own copy
+    /// travels with the connection, maybe on an IO thread).
+    pub codec_limits: Limits,
 }
 
 /// Settings the service needs (and reports through CONFIG GET and INFO).
@@ -161,6 +164,43 @@ impl Kv {
         client.session.last_ms = now;
         self.commands_processed += 1;
         crate::session::handle(self, ctx, conn, client, spec, now, request);
+        // With a password set, AUTH, HELLO and RESET held the codec
+        // (`Resp::held`): it is released whatever they did. Otherwise only a
+        // change (CONFIG SET of the running connection) reaches the codec.
+        let held = client.codec_limits.password_set
+            && spec.is_some_and(|s| matches!(s.name, "auth" | "hello" | "reset"));
+        let limits = self.codec_limits(client.authenticated);
+        if held || limits != client.codec_limits {
+            client.codec_limits = limits;
+            let _ = ctx.update_codec(conn, move |codec| codec.set_limits(limits));
+        }
+    }
+
+    /// What a connection's codec must enforce now.
+    pub fn codec_limits(&self, authenticated: bool) -> Limits {
+        Limits {
+            max_bulk_len: self.proto_max_bulk_len,
+            password_set: self.requirepass.is_some(),
+            authenticated,
+        }
+    }
+
+    /// Brings every other connection's codec in step with the settings
+    /// (after CONFIG SET); the running one's follows its request.
+    pub fn update_codecs(&mut self, ctx: &mut Ctx<'_, Self>) {
+        let changed: Vec<(ConnId, Limits)> = ctx
+            .states()
+            .filter_map(|(id, client)| {
+                let limits = self.codec_limits(client.authenticated);
+                (limits != client.codec_limits).then(|| {
+                    client.codec_limits = limits;
+                    (id, limits)
+                })
+            })
+            .collect();
+        for (id, limits) in changed {
+            let _ = ctx.update_codec(id, move |codec| codec.set_limits(limits));
+        }
     }
 }
 
@@ -231,7 +271,8 @@ impl Service for Kv {
     type Command = ();
 
     fn codec(&mut self, _: &ConnInfo) -> Resp {
-        Resp::new(self.proto_max_bulk_len)
+        // `on_open` follows at once, with the same settings.
+        Resp::with_limits(self.codec_limits(self.requirepass.is_none()))
     }
 
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
@@ -252,6 +293,7 @@ impl Service for Kv {
             blocked: None,
             pending: crate::blocking::Pending::default(),
             closing: false,
+            codec_limits: self.codec_limits(self.requirepass.is_none()),
         })
     }
 

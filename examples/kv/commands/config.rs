@@ -21,7 +21,17 @@ pub fn run(
 ) -> Option<Reply> {
     let a = call.args;
     let reply = match call.name {
-        "config" => config(kv, call),
+        "config" => {
+            let before = kv.codec_limits(false);
+            let reply = config(kv, call);
+            if kv.codec_limits(false) != before {
+                // requirepass set or cleared, or proto-max-bulk-len: every
+                // open connection's codec follows at once, as Redis reads
+                // the settings at each request.
+                kv.update_codecs(ctx);
+            }
+            reply
+        }
         "function" => function(call),
         "script" => script(call),
         "eval" | "evalsha" | "eval_ro" | "evalsha_ro" if a.len() < 2 => call.wrong_arity(),
