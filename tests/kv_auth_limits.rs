@@ -17,21 +17,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use util::real_redis::RealRedis;
+use util::workloads::resp as request;
 use util::TestServer;
 
 const PASSWORD: &str = "s3cret";
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A request as RESP: an array of bulk strings.
-fn request(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
 
 fn big() -> Vec<u8> {
     vec![b'v'; 20_000]
