@@ -57,7 +57,9 @@ impl<S: Service> Ctx<'_, S> {
     ///
     /// A panic in `change` closes the connection (`CodecPanic`). `Err(Gone)`
     /// if `conn` is closed, stale, or not open yet (a TLS connection has no
-    /// codec before its handshake completes).
+    /// codec before its handshake completes). `Ok` does not promise that
+    /// `change` runs: a connection that fails or is closed before it comes
+    /// back from an IO thread drops it.
     pub fn update_codec(
         &mut self,
         conn: ConnId,
@@ -71,6 +73,18 @@ impl<S: Service> Ctx<'_, S> {
     /// `Err(Gone)` if it is already closed.
     pub fn close(&mut self, conn: ConnId) -> Result<(), SendError> {
         self.core.request_close(conn, crate::CloseReason::ByService)
+    }
+
+    /// Closes `conn` at once: its queued output is dropped, no further frame
+    /// from it is delivered, and `on_close` follows with `reason` (counted
+    /// under it). For a peer that must not get what was queued for it (a
+    /// limit it broke). `Err(Gone)` if it is already closed.
+    pub fn abort(&mut self, conn: ConnId, reason: crate::CloseReason) -> Result<(), SendError> {
+        if !self.core.is_live(conn) {
+            return Err(SendError::Gone);
+        }
+        self.core.abort(conn, reason);
+        Ok(())
     }
 
     /// Shuts down the sending side of `conn` once the output queued so far is

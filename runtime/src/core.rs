@@ -217,7 +217,6 @@ impl<S: Service> Core<S> {
         }
     }
 
-    /// Closes `id` at once with `reason` (its output is dropped), home or away.
     /// See [`Ctx::update_codec`](crate::Ctx::update_codec).
     pub(crate) fn update_codec(
         &mut self,
@@ -241,6 +240,7 @@ impl<S: Service> Core<S> {
         Ok(())
     }
 
+    /// Closes `id` at once with `reason` (its output is dropped), home or away.
     pub(crate) fn abort(&mut self, id: ConnId, reason: CloseReason) {
         if let Some(entry) = self.table.get_mut(id) {
             entry.abort(reason);
@@ -293,20 +293,22 @@ fn unspecified_like(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 
 /// Applies codec changes, in order, to a connection that is home and open;
 /// `false` if one panicked (the rest are dropped, and the caller closes
-/// the connection). A failed connection's codec is left alone.
+/// the connection). A failed connection's codec is left alone and the
+/// changes are dropped. Changes are user code, and so are the values they
+/// hold: a panic while dropping one is caught too.
 pub(crate) fn apply_codec_changes<C: Codec, F: FnOnce(&mut C)>(
     conn: &mut Conn<C>,
     changes: impl IntoIterator<Item = F>,
 ) -> bool {
-    if conn.failed.is_some() {
-        return true;
-    }
-    let Some(codec) = conn.codec.as_mut() else {
-        return true;
+    let mut changes = changes.into_iter();
+    let codec = match conn.codec.as_mut() {
+        Some(codec) if conn.failed.is_none() => codec,
+        _ => return catch(|| drop(changes)).is_some(),
     };
-    for change in changes {
+    for change in changes.by_ref() {
         if catch(|| change(codec)).is_none() {
             tracing::error!(parent: &conn.span, "a codec change panicked; closing the connection");
+            let _ = catch(|| drop(changes));
             return false;
         }
     }
