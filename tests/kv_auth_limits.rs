@@ -69,7 +69,22 @@ fn command(stream: &mut TcpStream, args: &[&[u8]]) -> String {
 /// kv and redis, both with `PASSWORD` set (redis through CONFIG SET, as
 /// its readiness check needs no password).
 fn servers() -> (TestServer<()>, RealRedis) {
-    let kv = kv_test_server(Some(PASSWORD));
+    with_kv(kv_test_server(Some(PASSWORD)))
+}
+
+/// [`servers`] with kv's IO on its loop: a CONFIG SET from one connection
+/// reaches another's codec before its next read only when that one is not
+/// in the middle of an IO step on an IO thread (the KV README says so), so
+/// the test of it runs where no step ever is.
+fn servers_inline() -> (TestServer<()>, RealRedis) {
+    let kv = kv_test_config(Some(PASSWORD));
+    with_kv(util::spawn_server(
+        baton::Config::default().io_threads(0),
+        move || service::Kv::new(kv),
+    ))
+}
+
+fn with_kv(kv: TestServer<()>) -> (TestServer<()>, RealRedis) {
     let redis = RealRedis::start();
     let mut admin = connect(redis.addr);
     assert_eq!(
@@ -143,6 +158,31 @@ fn before_auth_requests_are_limited_as_redis_limits_them() {
             ]
             .concat(),
         ),
+        (
+            "pipelined failed logins, then a command",
+            [
+                request(&[b"AUTH", b"wrong"]).repeat(20),
+                request(&[b"PING"]),
+                quit.clone(),
+            ]
+            .concat(),
+        ),
+        (
+            "AUTH with too many arguments",
+            [request(&[b"AUTH", b"a", b"b", b"c"]), quit.clone()].concat(),
+        ),
+        (
+            "RESET needs no AUTH",
+            [request(&[b"RESET"]), request(&[b"PING"]), quit.clone()].concat(),
+        ),
+        (
+            "replies a client that has not authenticated does not read pass 16 KB",
+            request(&[b"PING"]).repeat(520),
+        ),
+        (
+            "just under 16 KB of them is fine",
+            [request(&[b"PING"]).repeat(480), quit.clone()].concat(),
+        ),
     ];
     for (what, bytes) in &cases {
         same(kv, redis, bytes, what);
@@ -188,7 +228,7 @@ fn a_hello_login_lifts_the_limits_for_the_next_request() {
 /// next large argument of a connection opened before.
 #[test]
 fn config_set_reaches_open_connections() {
-    let (kv, redis) = servers();
+    let (kv, redis) = servers_inline();
     let big = big();
     let mut transcripts = Vec::new();
     for addr in [kv.addr, redis.addr] {
@@ -243,4 +283,45 @@ fn config_set_reaches_open_connections() {
         known,
         "$5\r\nhello\r\n-ERR Protocol error: invalid bulk length\r\n"
     );
+}
+
+/// A CONFIG SET is run before the request after it is read, as in Redis:
+/// a lower proto-max-bulk-len refuses the next argument of the same
+/// pipeline, a higher one admits it.
+#[test]
+fn config_set_applies_to_the_next_request_of_its_own_pipeline() {
+    let (kv, redis) = servers();
+    let login = request(&[b"AUTH", PASSWORD.as_bytes()]);
+    let header = b"*2\r\n$4\r\nECHO\r\n$1048577\r\n".to_vec();
+    let lower = [
+        login.clone(),
+        request(&[b"CONFIG", b"SET", b"proto-max-bulk-len", b"1048576"]),
+        header.clone(),
+    ]
+    .concat();
+    let got = same(
+        kv.addr,
+        redis.addr,
+        &lower,
+        "lowered, then a larger argument",
+    );
+    assert!(
+        got.ends_with("-ERR Protocol error: invalid bulk length\r\n"),
+        "{got:?}"
+    );
+    let value = vec![b'v'; 1_048_577];
+    let raise = [
+        login,
+        request(&[b"CONFIG", b"SET", b"proto-max-bulk-len", b"536870912"]),
+        request(&[b"STRLEN", &value]),
+        request(&[b"QUIT"]),
+    ]
+    .concat();
+    let got = same(
+        kv.addr,
+        redis.addr,
+        &raise,
+        "raised back, then the larger argument",
+    );
+    assert!(got.ends_with(":0\r\n+OK\r\n"), "{got:?}");
 }

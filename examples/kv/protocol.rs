@@ -131,7 +131,7 @@ pub struct Limits {
 
 impl Limits {
     /// Redis's `authRequired`: the requests are limited.
-    fn before_auth(self) -> bool {
+    pub fn before_auth(self) -> bool {
         self.password_set && !self.authenticated
     }
 }
@@ -140,12 +140,16 @@ impl Limits {
 #[derive(Debug)]
 pub struct Resp {
     limits: Limits,
-    /// With a password set, a request that may change the connection's
-    /// AUTH state (AUTH, HELLO, RESET) was decoded: nothing after it is
-    /// decoded until the service has run it and set the limits again
-    /// ([`set_limits`](Resp::set_limits)), so the next request is held to
-    /// the limits that apply once it has run, as Redis parses each request
-    /// only after running the one before.
+    /// Before AUTH, a login (AUTH, HELLO) was decoded and the service has
+    /// not said how it went ([`set_limits`](Resp::set_limits)). What
+    /// follows is decoded with the limits meanwhile; a request that breaks
+    /// them is not refused but waits (`held`), as the login may lift them.
+    login_pending: bool,
+    /// Nothing more is decoded until the service sets the limits again:
+    /// a request broke them while a login was pending, or a CONFIG SET
+    /// (which may change them) was decoded. So each request is read with
+    /// the limits that hold once the ones before it have run, as Redis
+    /// parses each request only after running the one before.
     held: bool,
     /// Progress through the request at the front of the receive buffer.
     partial: Partial,
@@ -207,29 +211,52 @@ impl Resp {
     pub fn with_limits(limits: Limits) -> Self {
         Self {
             limits,
+            login_pending: false,
             held: false,
             partial: Partial::default(),
         }
     }
 
-    /// New limits, from the request after the one being parsed on (a
-    /// request half parsed keeps the argument lengths it has); decoding
-    /// goes on if a login held it.
+    /// The limits as of the request the service just ran (a request half
+    /// parsed keeps the argument lengths it has); decoding goes on if it
+    /// waited for them. The service calls it after every login before
+    /// AUTH and every CONFIG, and whenever the limits change.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+        self.login_pending = false;
         self.held = false;
     }
-}
 
-/// Whether `request` may change a connection's AUTH state (see
-/// `Resp::held`). The service releases the codec after the same commands
-/// (`Kv::run_request`).
-fn changes_auth(request: &Request) -> bool {
-    request.first().is_some_and(|name| {
-        [b"auth".as_slice(), b"hello", b"reset"]
-            .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
-    })
+    /// Notes what `request`, just decoded, does to the limits of the
+    /// requests after it, before the service runs it.
+    fn decoded(&mut self, request: &Request) {
+        let is = |name: &[u8]| request[0].eq_ignore_ascii_case(name);
+        if is(b"config") {
+            if request
+                .get(1)
+                .is_some_and(|sub| sub.eq_ignore_ascii_case(b"set"))
+            {
+                self.held = true;
+            }
+        } else if self.limits.password_set && is(b"reset") {
+            // RESET logs out whenever a password is set.
+            self.limits.authenticated = false;
+        } else if self.limits.before_auth() && (is(b"auth") || is(b"hello")) {
+            self.login_pending = true;
+        }
+    }
+
+    /// A request breaks the limits before AUTH: refused, unless a login
+    /// decoded before it may lift them (then it waits, re-parsed from its
+    /// line once the service has set the limits).
+    fn over_limit<T>(&mut self, what: &str) -> Result<Option<T>, ProtocolError> {
+        if self.login_pending {
+            self.held = true;
+            Ok(None)
+        } else {
+            Err(malformed(what))
+        }
+    }
 }
 
 fn malformed(what: impl std::fmt::Display) -> ProtocolError {
@@ -332,7 +359,7 @@ impl Resp {
                 .filter(|&n| n <= MAX_ARRAY_LEN)
                 .ok_or_else(|| malformed("invalid multibulk length"))?;
             if count > MAX_ARGS_BEFORE_AUTH && self.limits.before_auth() {
-                return Err(malformed("unauthenticated multibulk length"));
+                return self.over_limit("unauthenticated multibulk length");
             }
             st.pos = cr + 2;
             if count <= 0 {
@@ -368,7 +395,7 @@ impl Resp {
                         .filter(|&n| n <= self.limits.max_bulk_len)
                         .ok_or_else(|| malformed("invalid bulk length"))?;
                     if len > MAX_BULK_BEFORE_AUTH && self.limits.before_auth() {
-                        return Err(malformed("unauthenticated bulk length"));
+                        return self.over_limit("unauthenticated bulk length");
                     }
                     st.pos = cr + 2;
                     st.bulk = Some(len);
@@ -528,7 +555,7 @@ impl Codec for Resp {
             self.partial.reset();
             // Empty lines and `*0` are skipped, as Redis does.
             if !request.is_empty() {
-                self.held = self.limits.password_set && changes_auth(&request);
+                self.decoded(&request);
                 return Ok(Some(request));
             }
         }
@@ -741,7 +768,7 @@ mod tests {
     }
 
     #[test]
-    fn before_auth_decoding_stops_after_a_login_until_the_limits_are_set() {
+    fn a_request_over_the_limits_after_a_login_waits_for_its_outcome() {
         let big = vec![b'v'; 20_000];
         for login in [
             request_of(&[b"AUTH", b"secret"]),
@@ -777,19 +804,60 @@ mod tests {
                 .len(),
             4
         );
-        // Authenticated with a password set, RESET (which logs out) holds
-        // too: the request after it is read with the limits back.
-        let mut buf = RecvBuf::new();
-        buf.extend_from_slice(&[request_of(&[b"reset"]), request_of(&[b"ECHO", &big])].concat());
+        // With a password set, RESET logs out: the request after it is
+        // read with the limits back, without waiting for the service.
         let mut codec = Resp::with_limits(AUTHENTICATED);
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(&request_of(&[b"reset"]));
         assert_eq!(
             decode_with(&mut codec, &mut buf).unwrap(),
             vec![args(&["reset"])]
         );
-        codec.set_limits(BEFORE_AUTH);
+        buf.extend_from_slice(&request_of(&[b"ECHO", &big]));
         assert_eq!(
             decode_with(&mut codec, &mut buf).unwrap_err().message,
             "Protocol error: unauthenticated bulk length"
+        );
+        // Requests within the limits after a login are decoded at once: a
+        // pipeline of logins costs no wait for the service.
+        let logins: Vec<u8> = (0..100)
+            .flat_map(|_| request_of(&[b"AUTH", b"wrong"]))
+            .chain(request_of(&[b"PING"]))
+            .collect();
+        assert_eq!(before_auth(&logins).unwrap().len(), 101);
+        // CONFIG SET may change the limits: nothing after it is decoded
+        // until the service has run it, whoever asks.
+        for limits in [BEFORE_AUTH, AUTHENTICATED] {
+            let mut codec = Resp::with_limits(limits);
+            let mut buf = RecvBuf::new();
+            buf.extend_from_slice(
+                &[
+                    request_of(&[b"config", b"SET", b"proto-max-bulk-len", b"1048576"]),
+                    request_of(&[b"PING"]),
+                ]
+                .concat(),
+            );
+            assert_eq!(decode_with(&mut codec, &mut buf).unwrap().len(), 1);
+            assert_eq!(decode_with(&mut codec, &mut buf).unwrap().len(), 0, "held");
+            codec.set_limits(limits);
+            assert_eq!(
+                decode_with(&mut codec, &mut buf).unwrap(),
+                vec![args(&["PING"])]
+            );
+        }
+        let mut codec = Resp::with_limits(AUTHENTICATED);
+        let mut buf = RecvBuf::new();
+        buf.extend_from_slice(
+            &[
+                request_of(&[b"CONFIG", b"GET", b"x"]),
+                request_of(&[b"PING"]),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            decode_with(&mut codec, &mut buf).unwrap().len(),
+            2,
+            "CONFIG GET changes nothing"
         );
         let mut buf = RecvBuf::new();
         buf.extend_from_slice(

@@ -29,6 +29,11 @@ const EXPIRY_BUDGET: usize = 1000;
 /// timer has its wait's sequence number, from 1 up.
 pub const RESUME: u64 = 0;
 
+/// Unsent reply bytes a client that must still AUTH may have: Redis's
+/// static reply buffer (`PROTO_REPLY_CHUNK_BYTES`), past which it closes
+/// such a client.
+const UNAUTHENTICATED_OUTPUT: usize = 16 * 1024;
+
 /// Per-connection state: the loop owns it (`Service::ConnState`, boxed so
 /// that handing it to a callback moves a pointer). It exists from
 /// `on_open` to `on_close`, so every request runs with its connection's
@@ -164,15 +169,29 @@ impl Kv {
         client.session.last_ms = now;
         self.commands_processed += 1;
         crate::session::handle(self, ctx, conn, client, spec, now, request);
-        // With a password set, AUTH, HELLO and RESET held the codec
-        // (`Resp::held`): it is released whatever they did. Otherwise only a
-        // change (CONFIG SET of the running connection) reaches the codec.
-        let held = client.codec_limits.password_set
-            && spec.is_some_and(|s| matches!(s.name, "auth" | "hello" | "reset"));
+        // The codec may wait for the limits after a login before AUTH and
+        // after CONFIG SET (`Resp::held`): it is told them whatever those
+        // did. Otherwise only a change reaches it.
+        let waits = match spec.map(|s| s.name) {
+            Some("auth" | "hello") => client.codec_limits.before_auth(),
+            Some("config") => true,
+            _ => false,
+        };
         let limits = self.codec_limits(client.authenticated);
-        if held || limits != client.codec_limits {
+        if waits || limits != client.codec_limits {
             client.codec_limits = limits;
             let _ = ctx.update_codec(conn, move |codec| codec.set_limits(limits));
+        }
+        // Redis closes a client that must still AUTH once its unsent
+        // replies pass its 16 KB reply buffer (CVE-2025-21605), dropping
+        // them: it cannot make the server hold replies it never reads.
+        if limits.before_auth() && ctx.output_len(conn).unwrap_or(0) > UNAUTHENTICATED_OUTPUT {
+            tracing::info!(
+                ?conn,
+                "closing a client that has not authenticated: its replies pass 16 KB"
+            );
+            self.mark_closing(client);
+            let _ = ctx.abort(conn, CloseReason::OutputLimit);
         }
     }
 

@@ -14,7 +14,8 @@ use crate::service::{Client, Kv};
 pub fn gate(kv: &Kv, client: &Client, call: &Call<'_>) -> Option<Reply> {
     if kv.requirepass.is_some()
         && !client.authenticated
-        && !matches!(call.name, "auth" | "hello" | "quit")
+        // Redis 7.0's `no-auth` commands.
+        && !matches!(call.name, "auth" | "hello" | "quit" | "reset")
     {
         return Some(Reply::error("NOAUTH Authentication required."));
     }
@@ -73,7 +74,9 @@ pub fn run(
         "auth" => match a.len() {
             1 => auth(kv, client, None, &a[0]),
             2 => auth(kv, client, Some(&a[0]), &a[1]),
-            _ => call.wrong_arity(),
+            0 => call.wrong_arity(),
+            // Redis's authCommand: more than two arguments is a syntax error.
+            _ => Reply::error("ERR syntax error"),
         },
         "info" => Reply::Bulk(crate::info::render(kv, ctx, client, a.first()).into_bytes()),
         _ => unreachable!("dispatched here"),
